@@ -1,0 +1,90 @@
+"""One exception hierarchy for the whole project.
+
+Every error we raise derives from :class:`SegmentationError`, so a caller can catch
+ours apart from library errors. The split below maps directly onto what happens
+next:
+
+* :class:`ConfigError` and :class:`InputError` are *whole-run* problems: the process
+  stops at once with a message that says what to fix.
+* :class:`RecordError` subclasses are *one-record* problems: the record goes to the
+  dead-letter topic with ``kind`` as its reason code, and processing goes on.
+* :class:`ServiceUnavailableError` is transient: callers retry with backoff.
+"""
+
+from __future__ import annotations
+
+
+class SegmentationError(Exception):
+    """Base of every error this project raises on purpose."""
+
+
+class ConfigError(SegmentationError):
+    """A setting is missing or wrong; the message names the variable to fix."""
+
+
+class InputError(SegmentationError):
+    """A whole input file cannot be used (layout, emptiness, corruption, encoding)."""
+
+
+class UnknownLayoutError(InputError):
+    """The file's columns match neither Online Retail nor Online Retail II."""
+
+
+class EmptyInputError(InputError):
+    """The file (or the selected window) holds no rows."""
+
+
+class CorruptInputError(InputError):
+    """The file cannot be read to the end: truncated archive, wrong encoding, bad sheet."""
+
+
+class RecordError(SegmentationError):
+    """One record is unusable; it is dead-lettered with ``kind`` as the reason code."""
+
+    kind = "invalid_record"
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class MissingFieldError(RecordError):
+    """A required field is absent or empty."""
+
+    kind = "missing_field"
+
+
+class InvalidNumberError(RecordError):
+    """A numeric field does not parse as a number."""
+
+    kind = "invalid_number"
+
+
+class InvalidTimestampError(RecordError):
+    """The event time does not parse."""
+
+    kind = "invalid_timestamp"
+
+
+class OutOfRangeError(RecordError):
+    """A value parses but is impossible or absurd (negative price, huge quantity)."""
+
+    kind = "out_of_range"
+
+
+class DecodeError(RecordError):
+    """A Kafka message is not valid JSON or does not match its contract."""
+
+    kind = "decode_error"
+
+
+class ServiceUnavailableError(SegmentationError):
+    """Kafka or Redis does not answer; the caller retries with backoff."""
+
+
+class ModelError(SegmentationError):
+    """The model cannot be fitted, stored or switched as asked."""
+
+
+class LiveModelExistsError(ModelError):
+    """A live model is already in Redis and ``--force`` was not given."""

@@ -1,0 +1,150 @@
+"""Per-customer aggregates, updated in O(1) per invoice line.
+
+This is the worker's incremental update function. The bootstrapper computes the
+same numbers with vectorised pandas; a test folds the real data through
+:func:`apply_line` and checks both agree for every customer. Deduplication is the
+caller's job (by event id): this function counts what it is given.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from shared.contracts.invoice import InvoiceLine
+from shared.features.catalog import is_product
+
+LineKind = Literal["guest", "invalid_price", "non_product", "purchase", "cancellation"]
+
+
+def classify(line: InvoiceLine) -> LineKind:
+    """The cleaning rule that decides what a line feeds, in the order it is applied."""
+    if line.customer_id is None:
+        return "guest"
+    if line.unit_price <= 0:
+        return "invalid_price"
+    if not is_product(line.stock_code):
+        return "non_product"
+    return "cancellation" if line.is_cancellation else "purchase"
+
+
+def month_of(moment: datetime) -> str:
+    return f"{moment.year:04d}-{moment.month:02d}"
+
+
+@dataclass
+class CustomerAggregates:
+    """Everything the features need, kept exactly (no sketches) so batch and stream agree."""
+
+    customer_id: str
+    country: str = ""
+    lines: int = 0
+    purchase_lines: int = 0
+    cancel_lines: int = 0
+    non_product_lines: int = 0
+    units: int = 0
+    gross_spend: float = 0.0
+    cancel_amount: float = 0.0
+    non_product_amount: float = 0.0
+    first_seen: datetime | None = None
+    last_seen: datetime | None = None
+    first_purchase: datetime | None = None
+    last_purchase: datetime | None = None
+    invoices: set[str] = field(default_factory=set)
+    cancel_invoices: set[str] = field(default_factory=set)
+    products: set[str] = field(default_factory=set)
+    month_spend: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def net_spend(self) -> float:
+        return self.gross_spend - self.cancel_amount
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form: sets become sorted lists, times ISO strings."""
+        out: dict[str, Any] = {}
+        for name, value in self.__dict__.items():
+            if isinstance(value, set):
+                value = sorted(value)
+            elif isinstance(value, datetime):
+                value = value.isoformat()
+            elif isinstance(value, dict):
+                value = dict(sorted(value.items()))
+            out[name] = value
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CustomerAggregates:
+        values = dict(data)
+        for name in ("invoices", "cancel_invoices", "products"):
+            values[name] = set(values.get(name, ()))
+        for name in ("first_seen", "last_seen", "first_purchase", "last_purchase"):
+            if values.get(name) is not None:
+                values[name] = datetime.fromisoformat(values[name])
+        return cls(**values)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str) -> CustomerAggregates:
+        return cls.from_dict(json.loads(text))
+
+
+@dataclass
+class GuestStats:
+    """Lines without a customer id: counted for the shop's totals, never clustered."""
+
+    lines: int = 0
+    amount: float = 0.0
+    invoices: set[str] = field(default_factory=set)
+
+
+def apply_line(aggregates: CustomerAggregates, line: InvoiceLine) -> LineKind:
+    """Fold one customer line into its aggregates and say what it counted as.
+
+    Guest lines are refused (they have no customer); lines with a price of zero or
+    less are counted nowhere, as in the batch cleaning.
+    """
+    kind = classify(line)
+    if kind == "guest":
+        raise ValueError("guest lines feed GuestStats, not customer aggregates")
+    if kind == "invalid_price":
+        return kind
+    moment = line.invoice_date
+    amount = line.amount
+    aggregates.lines += 1
+    aggregates.country = line.country
+    if aggregates.first_seen is None or moment < aggregates.first_seen:
+        aggregates.first_seen = moment
+    if aggregates.last_seen is None or moment > aggregates.last_seen:
+        aggregates.last_seen = moment
+    if kind == "non_product":
+        aggregates.non_product_lines += 1
+        aggregates.non_product_amount += amount
+        return kind
+    month = month_of(moment)
+    aggregates.month_spend[month] = aggregates.month_spend.get(month, 0.0) + amount
+    if kind == "cancellation":
+        aggregates.cancel_lines += 1
+        aggregates.cancel_amount -= amount
+        aggregates.cancel_invoices.add(line.invoice_no)
+        return kind
+    aggregates.purchase_lines += 1
+    aggregates.units += line.quantity
+    aggregates.gross_spend += amount
+    aggregates.invoices.add(line.invoice_no)
+    aggregates.products.add(line.stock_code)
+    if aggregates.first_purchase is None or moment < aggregates.first_purchase:
+        aggregates.first_purchase = moment
+    if aggregates.last_purchase is None or moment > aggregates.last_purchase:
+        aggregates.last_purchase = moment
+    return kind
+
+
+def apply_guest_line(stats: GuestStats, line: InvoiceLine) -> None:
+    """Fold one guest line into the shop-wide guest statistics."""
+    stats.lines += 1
+    stats.amount += line.amount
+    stats.invoices.add(line.invoice_no)

