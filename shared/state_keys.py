@@ -1,0 +1,78 @@
+"""The Redis keyspace, in one place, so bootstrapper, worker and tools agree.
+
+Every key starts with the configured prefix (``SEG_REDIS__KEY_PREFIX``).
+
+================================  ======  ===================================================
+key                               type    holds
+================================  ======  ===================================================
+``customer:{id}``                 hash    ``agg`` (aggregates JSON), ``features`` (JSON),
+                                          ``as_of`` (ISO event time of ``features``),
+                                          ``vector`` (scaled vector counted in the model
+                                          statistics, JSON), ``segment`` (assigned id),
+                                          ``published`` (published id), ``seq`` (last
+                                          segment-change sequence number)
+``customers``                     set     every customer id with a record
+``model:v{n}``                    string  model snapshot JSON, immutable once written
+``model:current``                 string  version number of the live model (atomic switch)
+``model:stats``                   hash    live per-segment ``sum:{id}`` (JSON) and
+                                          ``count:{id}``, updated atomically by workers
+``bootstrap:cutoff``              string  ISO event time where the bootstrap history ends
+``bootstrap:meta``                string  JSON summary of the last bootstrap run
+``guests``                        hash    ``lines``, ``amount`` of guest checkouts
+``guests:invoices``               set     guest invoice numbers
+``offsets:{topic}``               hash    partition -> next offset to consume
+``watermark``                     string  ISO event-time watermark of the stream
+================================  ======  ===================================================
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Keys:
+    """Key names under one prefix."""
+
+    prefix: str
+
+    def customer(self, customer_id: str) -> str:
+        return f"{self.prefix}customer:{customer_id}"
+
+    @property
+    def customers(self) -> str:
+        return f"{self.prefix}customers"
+
+    def model(self, version: int) -> str:
+        return f"{self.prefix}model:v{version}"
+
+    @property
+    def model_current(self) -> str:
+        return f"{self.prefix}model:current"
+
+    @property
+    def model_stats(self) -> str:
+        return f"{self.prefix}model:stats"
+
+    @property
+    def cutoff(self) -> str:
+        return f"{self.prefix}bootstrap:cutoff"
+
+    @property
+    def bootstrap_meta(self) -> str:
+        return f"{self.prefix}bootstrap:meta"
+
+    @property
+    def guests(self) -> str:
+        return f"{self.prefix}guests"
+
+    @property
+    def guest_invoices(self) -> str:
+        return f"{self.prefix}guests:invoices"
+
+    def offsets(self, topic: str) -> str:
+        return f"{self.prefix}offsets:{topic}"
+
+    @property
+    def watermark(self) -> str:
+        return f"{self.prefix}watermark"
