@@ -1,0 +1,84 @@
+"""The customers a worker owns, held in memory while it owns their partitions.
+
+Why in memory: the worker is the only writer of its partitions' customers (the
+batch commit fences others out), so the copy is authoritative; reads cost no
+round trip, and the inactivity sweep can re-score every idle customer at once.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+import redis
+from kafka.partitioner.default import murmur2
+
+from shared.features.aggregates import CustomerAggregates
+from shared.state_keys import Keys
+
+
+def partition_of(customer_key: str, partitions: int) -> int:
+    """The partition kafka-python's default partitioner sends a key to."""
+    return (murmur2(customer_key.encode()) & 0x7FFFFFFF) % partitions
+
+
+@dataclass
+class CustomerState:
+    """A customer's record; ``vector`` is what the model statistics count it as."""
+
+    aggregates: CustomerAggregates
+    features: dict[str, float] | None = None
+    as_of: datetime | None = None
+    vector: np.ndarray | None = None
+    segment: int | None = None
+    published: int | None = None
+    seq: int = 0
+
+    def fields(self) -> dict[str, str]:
+        """The Redis hash fields of this record (empty strings where unset)."""
+        return {
+            "agg": self.aggregates.to_json(),
+            "features": json.dumps(self.features) if self.features is not None else "",
+            "as_of": self.as_of.isoformat() if self.as_of else "",
+            "vector": json.dumps([float(v) for v in self.vector]) if self.vector is not None else "",
+            "segment": "" if self.segment is None else str(self.segment),
+            "published": "" if self.published is None else str(self.published),
+            "seq": str(self.seq),
+        }
+
+    @classmethod
+    def from_fields(cls, fields: dict[str, str]) -> CustomerState:
+        def optional_int(name: str) -> int | None:
+            value = fields.get(name, "")
+            return int(value) if value else None
+
+        return cls(
+            aggregates=CustomerAggregates.from_json(fields["agg"]),
+            features=json.loads(fields["features"]) if fields.get("features") else None,
+            as_of=datetime.fromisoformat(fields["as_of"]) if fields.get("as_of") else None,
+            vector=np.array(json.loads(fields["vector"])) if fields.get("vector") else None,
+            segment=optional_int("segment"),
+            published=optional_int("published"),
+            seq=int(fields.get("seq") or 0),
+        )
+
+
+def load_customers(
+    client: redis.Redis, keys: Keys, partitions: Iterable[int], partition_count: int, chunk: int = 1_000
+) -> dict[str, CustomerState]:
+    """Every stored customer whose key falls in ``partitions``; pipelined by chunks."""
+    wanted = set(partitions)
+    ids = [cid for cid in client.smembers(keys.customers) if partition_of(cid, partition_count) in wanted]
+    loaded: dict[str, CustomerState] = {}
+    for start in range(0, len(ids), chunk):
+        part = ids[start : start + chunk]
+        pipe = client.pipeline(transaction=False)
+        for cid in part:
+            pipe.hgetall(keys.customer(cid))
+        for cid, fields in zip(part, pipe.execute(), strict=True):
+            if fields:
+                loaded[cid] = CustomerState.from_fields(fields)
+    return loaded

@@ -1,0 +1,285 @@
+"""The consume loop: poll a batch, read what it needs in one pipeline, apply, commit once.
+
+Order per batch, and why:
+
+1. poll up to ``batch_max_records`` records;
+2. one Redis pipeline: model statistics, live model version, and the dedup
+   check of every event id in the batch;
+3. apply lines and score customers in memory (:mod:`worker.stream.processor`);
+4. flush dead letters (so none is lost once the offsets move);
+5. one Lua script writes state, model deltas, the outbox of segment changes and
+   the new offsets atomically (:mod:`worker.stream.commit`);
+6. publish the outbox to Kafka, then commit offsets to Kafka for lag tooling.
+
+A crash between 5 and 6 republishes the outbox on restart: consumers drop the
+repeats by (customer, sequence). Nothing is ever applied twice, because the
+offsets that say where to resume are written in the same step as the state.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import time
+from collections import defaultdict
+from datetime import datetime
+from types import FrameType
+
+import redis
+from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.structs import OffsetAndMetadata
+
+from shared.contracts.invoice import InvoiceLine
+from shared.contracts.model_snapshot import ModelSnapshot
+from shared.exceptions import ModelError, RecordError
+from shared.kafka_clients import ensure_topics, make_consumer, make_producer
+from shared.redis_client import make_redis
+from shared.settings import Settings
+from shared.state_keys import Keys
+from worker.stream.commit import BatchCommit, Committer, FencedError
+from worker.stream.customers import load_customers, partition_of
+from worker.stream.dead_letter import dead_letter_record, send_dead_letter
+from worker.stream.decode import decode_line
+from worker.stream.model import LocalModel
+from worker.stream.processor import Processor, dedup_drop_keys, dedup_key
+from worker.stream.settings import WorkerSettings
+
+log = logging.getLogger("worker")
+
+
+def load_live_model(client: redis.Redis, keys: Keys) -> ModelSnapshot:
+    """The snapshot ``model:current`` points at; the worker cannot start without one."""
+    version = client.get(keys.model_current)
+    if version is None:
+        raise ModelError("no live model in Redis: run `python -m worker bootstrap --input FILE` first")
+    text = client.get(keys.model(int(version)))
+    if text is None:
+        raise ModelError(f"model:current points at version {version}, which is missing")
+    return ModelSnapshot.model_validate_json(text)
+
+
+class _Rebalance(ConsumerRebalanceListener):
+    def __init__(self, worker: Worker) -> None:
+        self.worker = worker
+
+    def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        self.worker.on_revoked({tp.partition for tp in revoked})
+
+    def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        self.worker.on_assigned({tp.partition for tp in assigned})
+
+
+class Worker:
+    """One member of the worker group; owns the customers of its assigned partitions."""
+
+    def __init__(self, settings: Settings, worker_settings: WorkerSettings) -> None:
+        self.settings = settings
+        self.options = worker_settings
+        self.topic = settings.topics.invoices
+        self.keys = Keys(settings.redis.key_prefix)
+        self.redis = make_redis(settings.redis)
+        snapshot = load_live_model(self.redis, self.keys)
+        cutoff = self.redis.get(self.keys.cutoff)
+        self.processor = Processor(
+            model=LocalModel(snapshot),
+            publish_margin=worker_settings.publish_margin,
+            cutoff=datetime.fromisoformat(cutoff) if cutoff else None,
+        )
+        stored_watermark = self.redis.get(self.keys.watermark)
+        self.watermark = datetime.fromisoformat(stored_watermark) if stored_watermark else None
+        if self.watermark is not None:
+            self.processor.last_sweep_day = datetime(self.watermark.year, self.watermark.month, self.watermark.day)
+        self.committer = Committer(self.redis, self.keys, self.topic)
+        ensure_topics(
+            settings.kafka,
+            [self.topic, settings.topics.segment_changes, settings.topics.dead_letter],
+            settings.topics.partitions,
+            settings.topics.replication_factor,
+        )
+        self.producer: KafkaProducer = make_producer(settings.kafka)
+        self.consumer: KafkaConsumer = make_consumer(
+            settings.kafka, worker_settings.group_id, max_poll_records=worker_settings.batch_max_records
+        )
+        self.partition_count = 0
+        self.stored_offsets: dict[int, int] = {}
+        self.published_pending: dict[int, int] = {}
+        self.batches = 0
+        self.stopping = False
+
+    # -- partition ownership -------------------------------------------------------------
+    def on_assigned(self, partitions: set[int]) -> None:
+        self.partition_count = len(self.consumer.partitions_for_topic(self.topic) or ())
+        stored = self.redis.hgetall(self.keys.offsets(self.topic))
+        for partition in partitions:
+            offset = int(stored[str(partition)]) if str(partition) in stored else -1
+            self.stored_offsets[partition] = offset
+            tp = TopicPartition(self.topic, partition)
+            if offset >= 0:
+                self.consumer.seek(tp, offset)
+            else:
+                self.consumer.seek_to_beginning(tp)
+        customers = load_customers(self.redis, self.keys, partitions, self.partition_count)
+        self.processor.adopt(customers, {cid: partition_of(cid, self.partition_count) for cid in customers})
+        for partition in partitions:
+            self._drain_outbox(partition)
+        log.info("assigned partitions %s: %d customers loaded", sorted(partitions), len(customers))
+
+    def on_revoked(self, partitions: set[int]) -> None:
+        self.processor.release(partitions)
+        for partition in partitions:
+            self.stored_offsets.pop(partition, None)
+            self.published_pending.pop(partition, None)
+        log.info("revoked partitions %s", sorted(partitions))
+
+    def _drain_outbox(self, partition: int) -> None:
+        """Publish what a previous owner committed but may not have sent."""
+        pending = self.redis.lrange(self.committer.outbox_key(partition), 0, -1)
+        for payload in pending:
+            customer = json.loads(payload)["customer_id"]
+            self.producer.send(self.settings.topics.segment_changes, key=customer.encode(), value=payload.encode())
+        self.producer.flush()
+        self.published_pending[partition] = len(pending)
+
+    # -- the loop -------------------------------------------------------------------------
+    def stop(self, signum: int = 0, frame: FrameType | None = None) -> None:
+        """Finish the current batch, commit, leave the group."""
+        self.stopping = True
+
+    def run(self, max_idle_polls: int | None = None) -> None:
+        """Consume until stopped (or, for tests and benchmarks, until idle that many polls)."""
+        signal.signal(signal.SIGTERM, self.stop)
+        signal.signal(signal.SIGINT, self.stop)
+        self.consumer.subscribe([self.topic], listener=_Rebalance(self))
+        idle = 0
+        try:
+            while not self.stopping:
+                polled = self.consumer.poll(timeout_ms=self.options.poll_timeout_ms)
+                if not polled:
+                    idle += 1
+                    if max_idle_polls is not None and idle >= max_idle_polls and self.consumer.assignment():
+                        break
+                    continue
+                idle = 0
+                self._with_retry(lambda polled=polled: self.process(polled))
+        finally:
+            self.consumer.close()
+            self.producer.flush()
+            self.producer.close()
+            log.info("worker stopped after %d batches", self.batches)
+
+    def _with_retry(self, step: callable) -> None:  # type: ignore[valid-type]
+        delay = self.options.retry_initial_s
+        while True:
+            try:
+                step()
+                return
+            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+                log.warning("Redis unavailable (%s); retrying in %.1f s", exc, delay)
+            if self.stopping:
+                raise SystemExit(1)
+            time.sleep(delay)
+            delay = min(delay * 2, self.options.retry_max_s)
+
+    def process(self, polled: dict[TopicPartition, list]) -> None:
+        """Apply one polled batch exactly once."""
+        batch = BatchCommit(expect={})
+        decoded: list[tuple[int, InvoiceLine, str]] = []
+        dead = 0
+        for tp, records in sorted(polled.items(), key=lambda item: item[0].partition):
+            partition = tp.partition
+            if partition not in self.stored_offsets:
+                continue
+            start = self.stored_offsets[partition]
+            fresh = [r for r in records if r.offset >= start]
+            if not fresh:
+                continue
+            batch.expect[partition] = start
+            batch.offsets[partition] = fresh[-1].offset + 1
+            batch.count("redelivered_skipped", len(records) - len(fresh))
+            for record in fresh:
+                try:
+                    line = decode_line(record.value)
+                except RecordError as error:
+                    send_dead_letter(
+                        self.producer, self.settings.topics.dead_letter, dead_letter_record(record, error), record.key
+                    )
+                    dead += 1
+                    continue
+                if self.processor.cutoff is not None and line.invoice_date < self.processor.cutoff:
+                    batch.count("before_cutoff")
+                    continue
+                decoded.append((partition, line, dedup_key(self.keys.prefix, line.invoice_date)))
+        if not batch.offsets:
+            return
+        batch.count("dead_lettered", dead)
+        by_day: dict[str, list[str]] = defaultdict(list)
+        for _, line, day in decoded:
+            by_day[day].append(line.event_id)
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hgetall(self.keys.model_stats)
+        pipe.get(self.keys.model_current)
+        days = list(by_day)
+        for day in days:
+            pipe.smismember(day, by_day[day])
+        stats, current_version, *seen_lists = pipe.execute()
+        seen = {
+            eid
+            for day, flags in zip(days, seen_lists, strict=True)
+            for eid, f in zip(by_day[day], flags, strict=True)
+            if f
+        }
+        if current_version is not None and int(current_version) != self.processor.model.version:
+            self.processor.model = LocalModel(load_live_model(self.redis, self.keys))
+        self.processor.model.load_stats(stats)
+        fresh_lines = []
+        for partition, line, day in decoded:
+            if line.event_id in seen:
+                batch.count("duplicates_dropped")
+                continue
+            seen.add(line.event_id)
+            batch.dedup.setdefault(day, []).append(line.event_id)
+            fresh_lines.append((partition, line))
+        previous_watermark = self.watermark
+        if fresh_lines:
+            latest = max(line.invoice_date for _, line in fresh_lines)
+            self.watermark = latest if self.watermark is None else max(self.watermark, latest)
+        if self.watermark is not None:
+            batch.watermark = self.watermark.isoformat()
+            if previous_watermark is not None:
+                batch.dedup_drop = dedup_drop_keys(
+                    self.keys.prefix, previous_watermark, self.watermark, self.options.dedup_retention_days
+                )
+        changes = self.processor.apply(batch, fresh_lines, self.watermark) if self.watermark else []
+        by_partition: dict[int, list[str]] = defaultdict(list)
+        for change in changes:
+            by_partition[change.partition].append(change.payload)
+        for partition in batch.offsets:
+            batch.outbox[partition] = (self.published_pending.get(partition, 0), by_partition.get(partition, []))
+        if dead:
+            self.producer.flush()
+        try:
+            self.committer.commit(batch)
+        except FencedError as exc:
+            log.warning("%s; reloading ownership", exc)
+            self._reload()
+            return
+        for partition, offset in batch.offsets.items():
+            self.stored_offsets[partition] = offset
+        for change in changes:
+            self.producer.send(
+                self.settings.topics.segment_changes, key=change.customer_id.encode(), value=change.payload.encode()
+            )
+        self.producer.flush()
+        for partition in batch.offsets:
+            self.published_pending[partition] = len(by_partition.get(partition, []))
+        self.consumer.commit_async(
+            {TopicPartition(self.topic, p): OffsetAndMetadata(o, "", -1) for p, o in batch.offsets.items()}
+        )
+        self.batches += 1
+
+    def _reload(self) -> None:
+        """Drop in-memory state of every partition and take it again from Redis."""
+        partitions = set(self.stored_offsets)
+        self.on_revoked(partitions)
+        self.on_assigned(partitions)

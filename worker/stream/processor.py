@@ -1,0 +1,212 @@
+"""What one batch does to state: pure logic between the read and the commit.
+
+The loop reads, this module decides, the committer writes. Keeping the decisions
+free of I/O lets tests drive them directly and keeps the hot path visible.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import numpy as np
+
+from shared.contracts.invoice import InvoiceLine
+from shared.contracts.segment_change import ChangeReason, SegmentChange, SegmentRef
+from shared.features.aggregates import CustomerAggregates, apply_line
+from shared.features.vector import FEATURE_NAMES, compute_features
+from worker.stream.commit import BatchCommit
+from worker.stream.customers import CustomerState
+from worker.stream.model import LocalModel
+from worker.stream.sweep import IdleIndex
+
+
+def dedup_key(prefix: str, moment: datetime) -> str:
+    """Event ids are remembered per event day: a duplicate has the same content, so the same day."""
+    return f"{prefix}seen:{moment:%Y-%m-%d}"
+
+
+@dataclass
+class Change:
+    """A segment change to publish on a partition."""
+
+    partition: int
+    customer_id: str
+    payload: str
+
+
+@dataclass
+class Processor:
+    """Applies lines to owned customers, scores them, sweeps idle ones, and gathers the commit."""
+
+    model: LocalModel
+    publish_margin: float
+    cutoff: datetime | None
+    customers: dict[str, CustomerState] = field(default_factory=dict)
+    idle: IdleIndex = field(default_factory=IdleIndex)
+    partition_of_customer: dict[str, int] = field(default_factory=dict)
+    last_sweep_day: datetime | None = None
+
+    def adopt(self, customers: dict[str, CustomerState], partition_of: dict[str, int]) -> None:
+        """Take ownership of loaded customers (on partition assignment)."""
+        for cid, state in customers.items():
+            self.customers[cid] = state
+            self.partition_of_customer[cid] = partition_of[cid]
+            if state.features is not None:
+                self.idle.update(cid, state.aggregates, state.features)
+
+    def release(self, partitions: set[int]) -> None:
+        """Forget customers of revoked partitions; the next owner reloads them from Redis."""
+        gone = [cid for cid, p in self.partition_of_customer.items() if p in partitions]
+        for cid in gone:
+            del self.customers[cid]
+            del self.partition_of_customer[cid]
+        if gone:
+            kept = self.idle
+            self.idle = IdleIndex()
+            for cid in kept.ids:
+                state = self.customers.get(cid)
+                if state is not None and state.features is not None:
+                    self.idle.update(cid, state.aggregates, state.features)
+
+    def apply(self, batch: BatchCommit, lines: Iterable[tuple[int, InvoiceLine]], watermark: datetime) -> list[Change]:
+        """Fold the batch's new lines into state and score every customer they touched."""
+        touched: dict[str, tuple[int, InvoiceLine]] = {}
+        for partition, line in lines:
+            if line.customer_id is None:
+                batch.guest_lines += 1
+                batch.guest_amount += line.amount
+                batch.guest_invoices.add(line.invoice_no)
+                continue
+            state = self.customers.get(line.customer_id)
+            if state is None:
+                state = CustomerState(CustomerAggregates(line.customer_id))
+                self.customers[line.customer_id] = state
+                self.partition_of_customer[line.customer_id] = partition
+                batch.new_customers.add(line.customer_id)
+            kind = apply_line(state.aggregates, line)
+            batch.count(f"lines_{kind}")
+            touched[line.customer_id] = (partition, line)
+        changes = self._score(batch, touched, watermark)
+        changes += self._sweep(batch, set(touched), watermark)
+        return changes
+
+    def _score(
+        self,
+        batch: BatchCommit,
+        touched: dict[str, tuple[int, InvoiceLine | None]],
+        as_of: datetime,
+        sweep: bool = False,
+    ) -> list[Change]:
+        scored: list[tuple[str, dict[str, float]]] = []
+        for cid in touched:
+            state = self.customers[cid]
+            features = compute_features(state.aggregates, as_of)
+            if features is None:
+                batch.customers[cid] = state.fields()
+            else:
+                scored.append((cid, features))
+        if not scored:
+            return []
+        vectors = self.model.vectors(np.array([[f[name] for name in FEATURE_NAMES] for _, f in scored]))
+        distances = self.model.distances(vectors)
+        nearest = distances.argmin(axis=1)
+        changes = []
+        for row, (cid, features) in enumerate(scored):
+            state = self.customers[cid]
+            partition, line = touched[cid]
+            segment = self.model.segment_ids[nearest[row]]
+            self.model.move(state.segment, state.vector, segment, vectors[row], batch.stats_int, batch.stats_float)
+            state.features, state.as_of, state.vector, state.segment = features, as_of, vectors[row], segment
+            change = self._publish_decision(state, distances[row], line, sweep)
+            if change is not None:
+                changes.append(Change(partition, cid, change))
+            batch.customers[cid] = state.fields()
+            self.idle.update(cid, state.aggregates, features)
+        self.model.recentre()
+        return changes
+
+    def _publish_decision(
+        self, state: CustomerState, distances: np.ndarray, line: InvoiceLine | None, sweep: bool
+    ) -> str | None:
+        """Switch the published segment only when the new centroid is clearly closer."""
+        assert state.segment is not None and state.features is not None and state.as_of is not None
+        new_row = self.model.row_of[state.segment]
+        previous = state.published
+        if previous == state.segment:
+            return None
+        if previous is not None and previous in self.model.row_of:
+            margin = float(distances[self.model.row_of[previous]] - distances[new_row])
+            if margin <= self.publish_margin:
+                return None
+        else:
+            margin = float("inf") if previous is not None else 0.0
+        reason: ChangeReason
+        if sweep:
+            reason = "inactivity"
+        elif previous is None:
+            reason = "first_purchase"
+        else:
+            reason = "cancellation" if line is not None and line.is_cancellation else "purchase"
+        state.published = state.segment
+        state.seq += 1
+        change = SegmentChange(
+            customer_id=state.aggregates.customer_id,
+            previous=None if previous is None else SegmentRef(id=previous, name=self.model.names.get(previous, "")),
+            current=SegmentRef(id=state.segment, name=self.model.names[state.segment]),
+            model_version=self.model.version,
+            event_time=line.invoice_date if line is not None else state.as_of,
+            reason=reason,
+            features=state.features,
+            distance_margin=margin if margin != float("inf") else 0.0,
+            sequence=state.seq,
+        )
+        return change.model_dump_json()
+
+    def _sweep(self, batch: BatchCommit, touched: set[str], watermark: datetime) -> list[Change]:
+        """At each new event day, re-score idle customers whose segment would change."""
+        day = datetime(watermark.year, watermark.month, watermark.day)
+        if self.last_sweep_day is None:
+            self.last_sweep_day = day
+            return []
+        if day <= self.last_sweep_day:
+            return []
+        self.last_sweep_day = day
+        n = len(self.idle.ids)
+        if n == 0:
+            return []
+        distances = self.model.distances(self.model.vectors(self.idle.features_at(day)))
+        nearest = distances.argmin(axis=1)
+        assigned, published = self._segment_rows()
+        rows = np.arange(n)
+        safe_published = np.where(published >= 0, published, nearest)
+        would_publish = distances[rows, safe_published] - distances[rows, nearest] > self.publish_margin
+        candidates: dict[str, tuple[int, InvoiceLine | None]] = {}
+        for row in np.flatnonzero((nearest != assigned) | would_publish):
+            cid = self.idle.ids[row]
+            if cid not in touched:
+                candidates[cid] = (self.partition_of_customer[cid], None)
+        batch.count("sweeps")
+        batch.count("sweep_rescored", len(candidates))
+        return self._score(batch, candidates, day, sweep=True)
+
+    def _segment_rows(self) -> tuple[np.ndarray, np.ndarray]:
+        """Centroid rows of each indexed customer's assigned and published segments (-1: none)."""
+        assigned = np.full(len(self.idle.ids), -1)
+        published = np.full(len(self.idle.ids), -1)
+        for row, cid in enumerate(self.idle.ids):
+            state = self.customers[cid]
+            assigned[row] = self.model.row_of.get(state.segment, -1) if state.segment is not None else -1
+            published[row] = self.model.row_of.get(state.published, -1) if state.published is not None else -1
+        return assigned, published
+
+
+def dedup_drop_keys(prefix: str, before: datetime, after: datetime, retention_days: int) -> list[str]:
+    """Day keys that fell out of the dedup retention as the watermark moved."""
+    keys = []
+    day = before - timedelta(days=retention_days)
+    while day < after - timedelta(days=retention_days):
+        keys.append(dedup_key(prefix, day))
+        day += timedelta(days=1)
+    return keys

@@ -1,0 +1,32 @@
+"""Worker settings (``SEG_WORKER_*``)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings
+
+from shared.settings import section_config
+
+
+class WorkerSettings(BaseSettings):
+    """Tuning of the consume loop, debouncing and sweeps; defaults suit the Online Retail data."""
+
+    model_config = section_config("worker")
+
+    group_id: str = Field("segment-workers", min_length=1)
+    batch_max_records: int = Field(5_000, ge=1, le=100_000, description="records per poll and per Redis commit")
+    poll_timeout_ms: int = Field(500, ge=10)
+    publish_margin: float = Field(
+        0.25,
+        ge=0.0,
+        description="a published segment switches only when the new centroid is closer by this much (scaled units)",
+    )
+    sweep_days: float = Field(1.0, gt=0, description="re-score idle customers each time event time crosses this")
+    dedup_retention_days: int = Field(
+        400, ge=1, description="event ids are remembered this many event-days for dropping duplicates"
+    )
+    rebuild_every_batches: int = Field(
+        500, ge=1, description="recompute the model sums from customer vectors this often (clears float drift)"
+    )
+    retry_initial_s: float = Field(0.5, gt=0)
+    retry_max_s: float = Field(30.0, gt=0)
