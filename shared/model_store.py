@@ -1,0 +1,92 @@
+"""Model snapshots in Redis and on disk: immutable versions, one atomic pointer.
+
+Why here (shared): the bootstrapper installs the first model and the worker reads
+it, and later installs re-fitted versions the same way.
+
+* ``model:v{n}`` is written once (SET NX) and never overwritten.
+* ``model:current`` switches in the same MULTI/EXEC as ``model:stats`` is reset to
+  the new model's per-segment sums and counts (fields of :mod:`shared.model_stats`),
+  so a reader never pairs a model with another model's statistics.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import redis
+
+from shared.contracts.model_snapshot import ModelSnapshot
+from shared.exceptions import LiveModelExistsError, ModelError
+from shared.model_stats import stats_mapping
+from shared.state_keys import Keys
+
+
+def current_version(client: redis.Redis, keys: Keys) -> int | None:
+    """The live model's version, or None before the first bootstrap."""
+    value = client.get(keys.model_current)
+    return None if value is None else int(value)
+
+
+def load_version(client: redis.Redis, keys: Keys, version: int) -> ModelSnapshot:
+    text = client.get(keys.model(version))
+    if text is None:
+        raise ModelError(f"model:current points at v{version} but {keys.model(version)} does not exist")
+    return ModelSnapshot.model_validate_json(text)
+
+
+def load_current(client: redis.Redis, keys: Keys) -> ModelSnapshot | None:
+    """The live model, or None before the first bootstrap."""
+    version = current_version(client, keys)
+    return None if version is None else load_version(client, keys, version)
+
+
+def write_version(client: redis.Redis, keys: Keys, snapshot: ModelSnapshot) -> None:
+    """Store ``model:v{n}`` once; writing the identical JSON again is a no-op, anything else an error."""
+    text = snapshot.model_dump_json()
+    if not client.set(keys.model(snapshot.version), text, nx=True) and client.get(keys.model(snapshot.version)) != text:
+        raise ModelError(f"{keys.model(snapshot.version)} already holds another model; versions are immutable")
+
+
+def activate(client: redis.Redis, keys: Keys, snapshot: ModelSnapshot, also: Mapping[str, str] | None = None) -> None:
+    """Make ``snapshot`` (already written) live and reset ``model:stats`` to its segments, atomically.
+
+    ``also`` are further string keys set in the same transaction (e.g. the bootstrap cutoff).
+    """
+    stats = stats_mapping(
+        [segment.id for segment in snapshot.segments],
+        np.array([segment.sum for segment in snapshot.segments]),
+        np.array([segment.count for segment in snapshot.segments]),
+    )
+    with client.pipeline(transaction=True) as pipe:
+        pipe.set(keys.model_current, str(snapshot.version))
+        pipe.delete(keys.model_stats)
+        pipe.hset(keys.model_stats, mapping=stats)
+        for key, value in (also or {}).items():
+            pipe.set(key, value)
+        pipe.execute()
+
+
+def write_file(snapshot: ModelSnapshot, path: Path) -> None:
+    """Write the snapshot JSON atomically (temp file in the same directory, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            out.write(snapshot.model_dump_json(indent=2))
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+
+
+def refuse_live(live: ModelSnapshot | None, force: bool) -> None:
+    """Raise unless there is no live model or the caller explicitly replaces it."""
+    if live is not None and not force:
+        raise LiveModelExistsError(
+            f"model v{live.version} (data {live.data_fingerprint[:12]}) is live in Redis; pass --force to replace it"
+        )

@@ -1,0 +1,68 @@
+"""Fit on the real window to 2011-06-01: round trips, idempotence, scores."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+import redis
+
+from shared.contracts.model_snapshot import ModelSnapshot
+from shared.exceptions import LiveModelExistsError
+from shared.model_store import load_current
+from shared.settings import Settings
+from shared.state_keys import Keys
+from worker.bootstrap.pipeline import run_bootstrap
+from worker.bootstrap.settings import BootstrapSettings
+from worker.bootstrap.summary import summary
+
+UNTIL = datetime(2011, 6, 1)
+
+
+def dump(client: redis.Redis, prefix: str) -> dict[str, tuple[str, object]]:
+    """Every key under ``prefix`` with its type and value: the state idempotence is judged on."""
+    readers = {"string": client.get, "hash": client.hgetall, "set": lambda key: sorted(client.smembers(key))}
+    return {
+        key: (kind, readers[kind](key))
+        for key in sorted(client.scan_iter(match=prefix + "*", count=1000))
+        for kind in [client.type(key)]
+    }
+
+
+def test_real_window_fit_round_trips_and_is_idempotent(
+    dataset: Path, settings: Settings, redis_client: redis.Redis, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    keys = Keys(settings.redis.key_prefix)
+    options = BootstrapSettings(model_file=tmp_path / "model.json")
+    result = run_bootstrap(dataset, UNTIL, redis_client, keys, options)
+    snapshot = result.snapshot
+    with capsys.disabled():
+        print("\n" + summary(result))
+
+    assert result.outcome == "installed" and snapshot.version == 1
+    assert ModelSnapshot.model_validate_json(snapshot.model_dump_json()) == snapshot
+    assert ModelSnapshot.model_validate_json((tmp_path / "model.json").read_text()) == snapshot
+    assert load_current(redis_client, keys) == snapshot
+    assert options.k_min <= snapshot.k <= options.k_max
+    assert [segment.id for segment in snapshot.segments] == list(range(snapshot.k))
+    assert len({segment.name for segment in snapshot.segments}) == snapshot.k
+    assert sum(segment.count for segment in snapshot.segments) == snapshot.customers == len(result.features)
+    assert snapshot.training_window == (datetime(2010, 12, 1, 8, 26), UNTIL)
+    assert redis_client.scard(keys.customers) == result.cleaning.customers
+
+    before = dump(redis_client, keys.prefix)
+    again = run_bootstrap(dataset, UNTIL, redis_client, keys, options)
+    assert again.outcome == "unchanged"
+    assert dump(redis_client, keys.prefix) == before
+    forced = run_bootstrap(dataset, UNTIL, redis_client, keys, options, force=True)
+    assert forced.outcome == "reseeded" and forced.snapshot == snapshot
+    assert dump(redis_client, keys.prefix) == before
+
+    other = BootstrapSettings(k=4, model_file=tmp_path / "model.json")
+    with pytest.raises(LiveModelExistsError, match="--force"):
+        run_bootstrap(dataset, UNTIL, redis_client, keys, other)
+    replaced = run_bootstrap(dataset, UNTIL, redis_client, keys, other, force=True)
+    assert replaced.outcome == "installed" and replaced.snapshot.version == 2 and replaced.snapshot.k == 4
+    assert load_current(redis_client, keys) == replaced.snapshot
+    assert ModelSnapshot.model_validate_json(redis_client.get(keys.model(1)) or "") == snapshot

@@ -1,0 +1,1 @@
+"""The segmentation worker: bootstraps state from history, then (``run``) consumes the invoice stream."""

@@ -1,0 +1,172 @@
+"""The bootstrap run, stage by stage: load, clean, aggregate, fit, store, seed, switch.
+
+Idempotence: a run is identified by its data fingerprint and its parameters. When
+the live model came from the same identity, a run without ``--force`` changes
+nothing, and one with ``--force`` re-seeds the customer state from the live model
+(undoing stream updates) without creating a new version. A different identity
+needs ``--force`` and installs version n+1.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+import redis
+
+from shared.contracts.model_snapshot import ModelSnapshot
+from shared.exceptions import EmptyInputError
+from shared.features.scaling import transform_matrix
+from shared.model_store import activate, load_current, refuse_live, write_file, write_version
+from shared.state_keys import Keys
+from worker.bootstrap.batch_aggregates import batch_aggregates, feature_frame, guest_stats
+from worker.bootstrap.cleaning import CleaningReport, clean
+from worker.bootstrap.loading import load_history
+from worker.bootstrap.model_fit import fit_model, nearest_centroid
+from worker.bootstrap.naming import name_segments
+from worker.bootstrap.seeding import SeedReport, seed_customers, seed_guests
+from worker.bootstrap.settings import BootstrapSettings
+from worker.bootstrap.snapshot import build_snapshot, data_fingerprint, segment_ids
+
+log = logging.getLogger("worker.bootstrap")
+
+Outcome = Literal["installed", "reseeded", "unchanged"]
+
+
+@dataclass
+class BootstrapResult:
+    """What a run did, for the summary."""
+
+    outcome: Outcome
+    snapshot: ModelSnapshot
+    cleaning: CleaningReport
+    features: pd.DataFrame
+    segments: np.ndarray
+    seed: SeedReport | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+@contextmanager
+def _stage(name: str, timings: dict[str, float]) -> Iterator[None]:
+    log.info("%s ...", name)
+    started = time.perf_counter()
+    yield
+    timings[name] = time.perf_counter() - started
+    log.info("%s done in %.2f s", name, timings[name])
+
+
+def run_identity(fingerprint: str, until: datetime, settings: BootstrapSettings) -> str:
+    """Hash of everything that determines the model: data, cutoff and fit parameters."""
+    parameters = {
+        "data": fingerprint,
+        "until": until.isoformat(),
+        "k_values": settings.k_values,
+        "seed": settings.seed,
+        "n_init": settings.n_init,
+        "silhouette_sample": settings.silhouette_sample,
+    }
+    return hashlib.sha256(json.dumps(parameters, sort_keys=True).encode()).hexdigest()
+
+
+def _live_identity(client: redis.Redis, keys: Keys, live: ModelSnapshot | None) -> str | None:
+    meta = client.get(keys.bootstrap_meta)
+    if live is None or meta is None:
+        return None
+    parsed = json.loads(meta)
+    return parsed.get("identity") if parsed.get("model_version") == live.version else None
+
+
+def _next_version(client: redis.Redis, keys: Keys, live: ModelSnapshot | None) -> int:
+    version = (live.version if live else 0) + 1
+    while client.exists(keys.model(version)):
+        version += 1
+    return version
+
+
+def _live_segments(snapshot: ModelSnapshot, vectors: np.ndarray) -> np.ndarray:
+    centroids = np.array([segment.centroid for segment in snapshot.segments])
+    ids = np.array([segment.id for segment in snapshot.segments])
+    return ids[nearest_centroid(vectors, centroids)]
+
+
+def run_bootstrap(
+    input_path: Path,
+    until: datetime,
+    client: redis.Redis,
+    keys: Keys,
+    settings: BootstrapSettings,
+    force: bool = False,
+) -> BootstrapResult:
+    """Bootstrap Redis (and the model file) from the history before ``until``."""
+    timings: dict[str, float] = {}
+    with _stage("load", timings):
+        history = load_history(input_path, until)
+    if history.empty:
+        raise EmptyInputError(f"{input_path}: no rows before {until.isoformat()}")
+    with _stage("clean", timings):
+        cleaned = clean(history)
+    if cleaned.customers.empty:
+        raise EmptyInputError(f"{input_path}: only guest rows before {until.isoformat()}; no customer to cluster")
+    with _stage("aggregate", timings):
+        aggregates = batch_aggregates(cleaned.customers)
+        features = feature_frame(aggregates, until)
+        guests = guest_stats(cleaned.guests)
+        fingerprint = data_fingerprint(cleaned)
+    if features.empty:
+        raise EmptyInputError(f"{input_path}: no customer purchased before {until.isoformat()}")
+    identity = run_identity(fingerprint, until, settings)
+    live = load_current(client, keys)
+    same = _live_identity(client, keys, live) == identity
+    if same and live is not None:
+        snapshot = live
+        vectors = transform_matrix(features.to_numpy(), live.transform, live.feature_names)
+        segments = _live_segments(live, vectors)
+        if not force:
+            log.info("model v%d is live with the same data and parameters: nothing to do", live.version)
+            write_file(snapshot, settings.model_file)
+            return BootstrapResult("unchanged", snapshot, cleaned.report, features, segments, timings=timings)
+    else:
+        refuse_live(live, force)
+        with _stage("fit", timings):
+            fit = fit_model(features, settings)
+            named = name_segments(features, fit.labels)
+            snapshot = build_snapshot(
+                version=_next_version(client, keys, live),
+                cleaned=cleaned,
+                features=features,
+                fit=fit,
+                named=named,
+                cutoff=until,
+                fingerprint=fingerprint,
+            )
+            vectors, segments = fit.vectors, segment_ids(fit, named)
+    with _stage("store", timings):
+        write_version(client, keys, snapshot)
+        seed = seed_customers(client, keys, aggregates, features, vectors, segments, until, settings.batch_size)
+        seed_guests(client, keys, guests)
+        meta = {
+            "identity": identity,
+            "model_version": snapshot.version,
+            "cutoff": until.isoformat(),
+            "input": Path(input_path).name,
+            "data_fingerprint": fingerprint,
+            "settings": settings.model_dump(mode="json", exclude={"model_file", "batch_size"}),
+            "cleaning": asdict(cleaned.report),
+            "customers": seed.customers_written,
+            "scored": seed.scored,
+            "guest_lines": guests.lines,
+        }
+        activate(client, keys, snapshot, {keys.cutoff: until.isoformat(), keys.bootstrap_meta: json.dumps(meta)})
+        write_file(snapshot, settings.model_file)
+    outcome: Outcome = "reseeded" if same else "installed"
+    return BootstrapResult(outcome, snapshot, cleaned.report, features, segments, seed, timings)

@@ -1,0 +1,89 @@
+"""Command line of the worker: one function and one parser block per subcommand.
+
+Our own errors (:class:`SegmentationError`) end the process with exit code 2 and
+a one-line message; anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from pathlib import Path
+
+from shared.exceptions import SegmentationError
+from shared.redis_client import make_redis
+from shared.settings import Settings, load
+from shared.state_keys import Keys
+from worker.bootstrap.settings import BootstrapSettings
+
+Command = Callable[[argparse.Namespace], int]
+
+
+def _date(text: str) -> datetime:
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not an ISO date such as 2011-06-01") from None
+
+
+def bootstrap(args: argparse.Namespace) -> int:
+    """Fit the first model on history and seed Redis with it."""
+    from worker.bootstrap.pipeline import run_bootstrap
+    from worker.bootstrap.summary import summary
+
+    overrides = {
+        name: getattr(args, name)
+        for name in ("k", "k_min", "k_max", "seed", "model_file")
+        if getattr(args, name) is not None
+    }
+    options = load(BootstrapSettings, **overrides)
+    settings = load(Settings)
+    client = make_redis(settings.redis)
+    result = run_bootstrap(args.input, args.until, client, Keys(settings.redis.key_prefix), options, force=args.force)
+    print(summary(result))
+    print(f"\nmodel file: {options.model_file}")
+    return 0
+
+
+def _add_bootstrap(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "bootstrap",
+        help="fit the initial model on history and seed Redis",
+        description="Clean the history before --until, compute every customer's aggregates and features, fit "
+        "k-means, store the model (Redis model:v{n} + --model-file) and seed the customer state. Redis and "
+        "defaults come from SEG_REDIS__* and SEG_BOOTSTRAP_* variables.",
+    )
+    parser.add_argument("--input", type=Path, required=True, help="history file (Online Retail .csv[.xz], .xlsx)")
+    parser.add_argument(
+        "--until", type=_date, required=True, help="cutoff (ISO date/time): only events before it are used"
+    )
+    parser.add_argument("--k", type=int, help="fixed number of segments (skips the silhouette search)")
+    parser.add_argument("--k-min", type=int, help="smallest k tried by the silhouette search (default 3)")
+    parser.add_argument("--k-max", type=int, help="largest k tried by the silhouette search (default 8)")
+    parser.add_argument("--seed", type=int, help="random seed of k-means and the silhouette sample (default 42)")
+    parser.add_argument(
+        "--force", action="store_true", help="replace a live model (or re-seed state from the same model)"
+    )
+    parser.add_argument("--model-file", type=Path, help="where the model JSON is written (default out/model.json)")
+    parser.set_defaults(command=bootstrap)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m worker", description="Customer segmentation worker.")
+    subparsers = parser.add_subparsers(title="commands", required=True)
+    _add_bootstrap(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
+    command: Command = args.command
+    try:
+        return command(args)
+    except SegmentationError as exc:
+        print(f"error: {exc}".splitlines()[0] if "\n" not in str(exc) else f"error: {exc}", file=sys.stderr)
+        return 2
