@@ -95,3 +95,22 @@ def test_batch_and_stream_agree_for_every_customer(dataset: Path) -> None:
         for name in FEATURE_NAMES:
             assert _close(float(actual[name]), expected[name]), f"customer {customer}, {name}"
     assert scored == len(features)
+
+
+def test_country_is_the_latest_lines_whatever_the_arrival_order() -> None:
+    def line(day: int, country: str) -> InvoiceLine:
+        return InvoiceLine.create(
+            invoice_no=f"53636{day}",
+            stock_code="85123A",
+            description=None,
+            quantity=1,
+            invoice_date=datetime(2011, 1, day),
+            unit_price=2.55,
+            customer_id="17850",
+            country=country,
+        )
+
+    aggregates = CustomerAggregates(customer_id="17850")
+    apply_line(aggregates, line(2, "France"))
+    apply_line(aggregates, line(1, "United Kingdom"))  # arrives late
+    assert aggregates.country == "France"

@@ -85,5 +85,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return command(args)
     except SegmentationError as exc:
-        print(f"error: {exc}".splitlines()[0] if "\n" not in str(exc) else f"error: {exc}", file=sys.stderr)
+        print(f"error: {exc}", file=sys.stderr)
         return 2

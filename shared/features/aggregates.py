@@ -115,10 +115,12 @@ def apply_line(aggregates: CustomerAggregates, line: InvoiceLine) -> LineKind:
     moment = line.invoice_date
     amount = line.amount
     aggregates.lines += 1
-    aggregates.country = line.country
     if aggregates.first_seen is None or moment < aggregates.first_seen:
         aggregates.first_seen = moment
-    if aggregates.last_seen is None or moment > aggregates.last_seen:
+    if aggregates.last_seen is None or moment >= aggregates.last_seen:
+        # The country of the latest line by event time (ties: the later arrival), so a
+        # late-arriving old line does not overwrite it; the batch path takes the same.
+        aggregates.country = line.country
         aggregates.last_seen = moment
     if kind == "non_product":
         aggregates.non_product_lines += 1
