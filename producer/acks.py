@@ -1,0 +1,44 @@
+"""Broker acknowledgements -> the contiguous prefix of delivered sequence numbers.
+
+Why a prefix: sends to different partitions complete out of order, and a resume
+may only skip rows that are *all* known delivered. Futures are kept in send order
+and popped from the left while done, so the watermark never jumps over a gap.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+from kafka.producer.future import FutureRecordMetadata
+
+from shared.exceptions import ServiceUnavailableError
+
+
+class AckTracker:
+    """``acked`` = how many sequence numbers from 0 up are delivered."""
+
+    def __init__(self, acked: int = 0) -> None:
+        self.acked = acked
+        self._pending: deque[FutureRecordMetadata] = deque()
+
+    def track(self, future: FutureRecordMetadata) -> None:
+        """Record the send of the next sequence number (``acked + pending``)."""
+        self._pending.append(future)
+
+    def skip(self) -> None:
+        """Count a sequence number that needs no send (already delivered before a resume)."""
+        if self._pending:
+            raise RuntimeError("skip() after a send would break the contiguous prefix")
+        self.acked += 1
+
+    def advance(self) -> int:
+        """Move the watermark over every finished send at the front; raise if one failed."""
+        pending = self._pending
+        while pending and pending[0].is_done:
+            future = pending.popleft()
+            if future.exception is not None:
+                raise ServiceUnavailableError(
+                    f"the broker did not accept message {self.acked}: {future.exception}"
+                ) from future.exception
+            self.acked += 1
+        return self.acked

@@ -1,0 +1,142 @@
+"""Command line: ``python -m producer replay FILE [options]``.
+
+Exit codes: 0 done, 2 configuration or input error (one-line message, no
+traceback), 3 broker unreachable, 130 interrupted by SIGINT, 143 by SIGTERM (in
+both cases after flushing and saving the checkpoint, so a rerun resumes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from datetime import datetime
+from pathlib import Path
+from types import FrameType
+
+from producer.replay import ReplayOptions, replay
+from producer.settings import ProducerSettings
+from shared.exceptions import ConfigError, InputError, ServiceUnavailableError
+from shared.settings import Settings, load
+
+log = logging.getLogger("producer")
+
+EXIT_OK, EXIT_INPUT, EXIT_BROKER = 0, 2, 3
+
+
+def _event_time(text: str) -> datetime:
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO date (2011-01-31 or 2011-01-31T12:00)") from None
+
+
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive integer")
+    return int(text)
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m producer",
+        description="Publish Online Retail invoice lines to Kafka. Connection and topic names come from "
+        "SEG_KAFKA__* and SEG_TOPICS__* variables; tuning from SEG_PRODUCER_* (see producer/settings.py).",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    run = commands.add_parser(
+        "replay",
+        help="replay a file in event-time order",
+        description="Replay FILE (.csv, .csv.gz/.xz/.bz2, .xlsx, .parquet; Online Retail or Online Retail II "
+        "columns) to the invoices topic in event-time order. Invalid rows go to the dead-letter topic. "
+        "The run is resumable: a checkpoint records the acknowledged prefix, and a rerun with the same "
+        "arguments continues after it. Exit codes: 0 done, 2 bad config/input, 3 broker unreachable, "
+        "130/143 interrupted (checkpoint saved).",
+    )
+    run.add_argument("file", type=Path, metavar="FILE", help="input file")
+    pace = run.add_mutually_exclusive_group()
+    pace.add_argument(
+        "--speed",
+        type=_positive_float,
+        metavar="N",
+        help="event-time compression: N event-seconds per wall second (86400 = one event-day per second)",
+    )
+    pace.add_argument("--max-speed", action="store_true", help="send as fast as the broker accepts (the default)")
+    run.add_argument("--start", type=_event_time, metavar="DATE", help="first event time to replay (inclusive, ISO)")
+    run.add_argument("--end", type=_event_time, metavar="DATE", help="event time to stop before (exclusive, ISO)")
+    run.add_argument(
+        "--limit", type=_positive_int, metavar="N", help="replay at most N rows of the window (valid + invalid)"
+    )
+    run.add_argument(
+        "--partitions",
+        type=_positive_int,
+        metavar="N",
+        help="partitions for topics this run creates (default SEG_TOPICS__PARTITIONS); existing topics are kept",
+    )
+    run.add_argument("--topic", metavar="NAME", help="invoices topic to publish to (default SEG_TOPICS__INVOICES)")
+    run.add_argument(
+        "--checkpoint",
+        type=Path,
+        metavar="PATH",
+        help="checkpoint file (default: one per input and selection under SEG_PRODUCER_CHECKPOINT_DIR)",
+    )
+    run.add_argument(
+        "--from-scratch", action="store_true", help="ignore an existing checkpoint and replay from the first row"
+    )
+    run.add_argument("--encoding", metavar="NAME", help="text encoding of CSV input (default utf-8; e.g. latin-1)")
+    run.add_argument("--quiet", action="store_true", help="no progress bar and only warnings in the log")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; returns the process exit code."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.WARNING if args.quiet else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    stop = threading.Event()
+    received: list[int] = []
+
+    def request_stop(signum: int, _frame: FrameType | None) -> None:
+        received.append(signum)
+        stop.set()
+        signal.signal(signum, signal.SIG_DFL)  # a second signal ends the process at once
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    options = ReplayOptions(
+        speed=args.speed,
+        start=args.start,
+        end=args.end,
+        limit=args.limit,
+        partitions=args.partitions,
+        topic=args.topic,
+        checkpoint=args.checkpoint,
+        from_scratch=args.from_scratch,
+        encoding=args.encoding,
+        progress=not args.quiet and sys.stderr.isatty(),
+    )
+    try:
+        summary = replay(args.file, load(Settings), options, load(ProducerSettings), stop)
+    except (ConfigError, InputError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_INPUT
+    except ServiceUnavailableError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BROKER
+    for line in summary.lines():
+        print(line)
+    return 128 + received[0] if received else EXIT_OK

@@ -1,0 +1,24 @@
+"""Producer settings (``SEG_PRODUCER_*``): tuning and safety limits, not connection details."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings
+
+from shared.settings import section_config
+
+
+class ProducerSettings(BaseSettings):
+    """What the replay needs beyond :class:`shared.settings.Settings`."""
+
+    model_config = section_config("producer")
+
+    checkpoint_dir: Path = Field(Path(".checkpoints"), description="where resume checkpoints are kept")
+    checkpoint_interval_s: float = Field(1.0, gt=0, description="how often the acked watermark is saved")
+    max_price: float = Field(100_000.0, gt=0, description="unit prices above this are out_of_range")
+    max_quantity: int = Field(1_000_000, gt=0, description="|quantity| above this is out_of_range")
+    chunk_rows: int = Field(50_000, ge=1, description="rows read per chunk (bounds memory)")
+    reorder_buffer: int = Field(10_000, ge=0, description="rows held to sort slightly disordered input")
+    encoding: str = Field("utf-8", description="text encoding of CSV input")
