@@ -14,7 +14,7 @@ key                               type    holds
 ``customers``                     set     every customer id with a record
 ``model:v{n}``                    string  model snapshot JSON, immutable once written
 ``model:current``                 string  version number of the live model (atomic switch)
-``model:stats``                   hash    live per-segment ``sum:{id}`` (JSON) and
+``model:stats``                   hash    live per-segment ``sum:{id}:{dim}`` and
                                           ``count:{id}``, updated atomically by workers
 ``bootstrap:cutoff``              string  ISO event time where the bootstrap history ends
 ``bootstrap:meta``                string  JSON summary of the last bootstrap run

@@ -71,10 +71,41 @@ def _add_bootstrap(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(command=bootstrap)
 
 
+def run(args: argparse.Namespace) -> int:
+    """Consume the invoices topic as a member of the worker group."""
+    from worker.stream.loop import Worker
+    from worker.stream.settings import WorkerSettings
+
+    overrides = {"group_id": args.group} if args.group else {}
+    worker = Worker(load(Settings), load(WorkerSettings, **overrides))
+    worker.run(until_caught_up=args.until_caught_up)
+    return 0
+
+
+def _add_run(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "run",
+        help="consume invoices, keep customer state in Redis, publish segment changes",
+        description="Join the worker group on the invoices topic and apply every event exactly once: per batch, "
+        "customer aggregates, model statistics, the outbox of segment changes and the consumed offsets are "
+        "written in one atomic Redis step. Start several to scale out (one per partition at most). SIGTERM or "
+        "Ctrl-C finishes the batch, commits and exits 0. Settings: SEG_KAFKA__*, SEG_REDIS__*, SEG_TOPICS__*, "
+        "SEG_WORKER_* (see README).",
+    )
+    parser.add_argument("--group", help="consumer group id (default SEG_WORKER_GROUP_ID or segment-workers)")
+    parser.add_argument(
+        "--until-caught-up",
+        action="store_true",
+        help="exit once every assigned partition is applied up to its end (catch-up jobs, demos)",
+    )
+    parser.set_defaults(command=run)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m worker", description="Customer segmentation worker.")
     subparsers = parser.add_subparsers(title="commands", required=True)
     _add_bootstrap(subparsers)
+    _add_run(subparsers)
     return parser
 
 

@@ -21,10 +21,10 @@ LineKind = Literal["guest", "invalid_price", "non_product", "purchase", "cancell
 
 def classify(line: InvoiceLine) -> LineKind:
     """The cleaning rule that decides what a line feeds, in the order it is applied."""
-    if line.customer_id is None:
-        return "guest"
     if line.unit_price <= 0:
         return "invalid_price"
+    if line.customer_id is None:
+        return "guest"
     if not is_product(line.stock_code):
         return "non_product"
     return "cancellation" if line.is_cancellation else "purchase"
@@ -104,14 +104,14 @@ class GuestStats:
 def apply_line(aggregates: CustomerAggregates, line: InvoiceLine) -> LineKind:
     """Fold one customer line into its aggregates and say what it counted as.
 
-    Guest lines are refused (they have no customer); lines with a price of zero or
-    less are counted nowhere, as in the batch cleaning.
+    Lines with a price of zero or less are counted nowhere (customers and guests
+    alike), as in the batch cleaning; guest lines are refused (they have no customer).
     """
     kind = classify(line)
-    if kind == "guest":
-        raise ValueError("guest lines feed GuestStats, not customer aggregates")
     if kind == "invalid_price":
         return kind
+    if kind == "guest":
+        raise ValueError("guest lines feed GuestStats, not customer aggregates")
     moment = line.invoice_date
     amount = line.amount
     aggregates.lines += 1

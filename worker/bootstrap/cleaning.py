@@ -2,8 +2,8 @@
 
 1. Exact duplicate rows (all eight fields) are dropped: the stream drops them by
    event id, which is a hash of the same eight fields.
-2. Rows without a customer feed the guest statistics, never customer features.
-3. Customer rows with a unit price of zero or less are excluded.
+2. Rows (customer and guest) with a unit price of zero or less are excluded.
+3. Rows without a customer feed the guest statistics, never customer features.
 4. Non-product codes (:mod:`shared.features.catalog`) stay, as ``non_product``.
 5. Cancellations (invoice starting with ``C``) stay, as ``cancellation``.
 6. Outliers are not deleted: robust scaling handles them. They are only counted.
@@ -44,8 +44,8 @@ class CleaningReport:
         rows = [
             ("rows in", self.rows_in, ""),
             ("exact duplicates", -self.duplicates_dropped, "dropped (same event id in the stream)"),
-            ("guest rows", -self.guest_rows, "no customer id: guest statistics only"),
             ("unit price <= 0", -self.invalid_price_dropped, "excluded"),
+            ("guest rows", -self.guest_rows, "no customer id: guest statistics only"),
             ("customer rows out", self.rows_out, f"{self.customers:,} customers"),
             ("  purchases", self.purchase_rows, ""),
             ("  cancellations", self.cancellation_rows, "kept, reduce spend"),
@@ -65,27 +65,23 @@ class CleanedHistory:
 
 
 def line_kinds(frame: pd.DataFrame) -> pd.Series:
-    """Vectorised :func:`shared.features.classify` for rows that have a customer."""
+    """Vectorised :func:`shared.features.classify` for priced rows that have a customer."""
     product = ~(frame["stock_code"].isin(NON_PRODUCT_CODES) | frame["stock_code"].str.startswith(NON_PRODUCT_PREFIXES))
     cancellation = frame["invoice_no"].str.startswith("C")
-    kinds = np.select(
-        [frame["unit_price"] <= 0, ~product, cancellation],
-        ["invalid_price", "non_product", "cancellation"],
-        default="purchase",
-    )
+    kinds = np.select([~product, cancellation], ["non_product", "cancellation"], default="purchase")
     return pd.Series(kinds, index=frame.index, dtype="str")
 
 
 def clean(history: pd.DataFrame) -> CleanedHistory:
     """Apply the rules above to the output of :func:`~worker.bootstrap.loading.load_history`."""
     unique = history.drop_duplicates(keep="first")
-    is_guest = unique["customer_id"].isna()
-    guests = unique[is_guest].copy()
+    invalid = unique["unit_price"] <= 0
+    priced = unique[~invalid]
+    is_guest = priced["customer_id"].isna()
+    guests = priced[is_guest].copy()
     guests["amount"] = guests["quantity"] * guests["unit_price"]
-    rows = unique[~is_guest].copy()
+    rows = priced[~is_guest].copy()
     rows["kind"] = line_kinds(rows)
-    invalid = rows["kind"] == "invalid_price"
-    rows = rows[~invalid]
     rows["amount"] = rows["quantity"] * rows["unit_price"]
     rows["month"] = rows["invoice_date"].dt.strftime("%Y-%m")
     counts = rows["kind"].value_counts()

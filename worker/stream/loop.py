@@ -146,27 +146,31 @@ class Worker:
         """Finish the current batch, commit, leave the group."""
         self.stopping = True
 
-    def run(self, max_idle_polls: int | None = None) -> None:
-        """Consume until stopped (or, for tests and benchmarks, until idle that many polls)."""
+    def run(self, until_caught_up: bool = False) -> None:
+        """Consume until stopped; with ``until_caught_up`` (tests, benchmarks, one-off catch-up
+        runs), stop once every assigned partition has been applied up to its end offset."""
         signal.signal(signal.SIGTERM, self.stop)
         signal.signal(signal.SIGINT, self.stop)
         self.consumer.subscribe([self.topic], listener=_Rebalance(self))
-        idle = 0
         try:
             while not self.stopping:
                 polled = self.consumer.poll(timeout_ms=self.options.poll_timeout_ms)
-                if not polled:
-                    idle += 1
-                    if max_idle_polls is not None and idle >= max_idle_polls and self.consumer.assignment():
-                        break
-                    continue
-                idle = 0
-                self._with_retry(lambda polled=polled: self.process(polled))
+                if polled:
+                    self._with_retry(lambda polled=polled: self.process(polled))
+                elif until_caught_up and self._caught_up():
+                    break
         finally:
             self.consumer.close()
             self.producer.flush()
             self.producer.close()
             log.info("worker stopped after %d batches", self.batches)
+
+    def _caught_up(self) -> bool:
+        assigned = self.consumer.assignment()
+        if not assigned:
+            return False
+        ends = self.consumer.end_offsets(list(assigned))
+        return all(self.stored_offsets.get(tp.partition, -1) >= end for tp, end in ends.items() if end > 0)
 
     def _with_retry(self, step: callable) -> None:  # type: ignore[valid-type]
         delay = self.options.retry_initial_s

@@ -14,7 +14,7 @@ import numpy as np
 
 from shared.contracts.invoice import InvoiceLine
 from shared.contracts.segment_change import ChangeReason, SegmentChange, SegmentRef
-from shared.features.aggregates import CustomerAggregates, apply_line
+from shared.features.aggregates import CustomerAggregates, apply_line, classify
 from shared.features.vector import FEATURE_NAMES, compute_features
 from worker.stream.commit import BatchCommit
 from worker.stream.customers import CustomerState
@@ -74,7 +74,11 @@ class Processor:
         """Fold the batch's new lines into state and score every customer they touched."""
         touched: dict[str, tuple[int, InvoiceLine]] = {}
         for partition, line in lines:
-            if line.customer_id is None:
+            kind = classify(line)
+            if kind == "invalid_price":
+                batch.count("lines_invalid_price")
+                continue
+            if kind == "guest":
                 batch.guest_lines += 1
                 batch.guest_amount += line.amount
                 batch.guest_invoices.add(line.invoice_no)
@@ -104,6 +108,7 @@ class Processor:
             state = self.customers[cid]
             features = compute_features(state.aggregates, as_of)
             if features is None:
+                state.as_of = as_of
                 batch.customers[cid] = state.fields()
             else:
                 scored.append((cid, features))

@@ -1,0 +1,198 @@
+"""The streaming worker against a real broker, a real Redis and the real data.
+
+Bootstrap up to the cutoff, replay the rest, and the state in Redis must equal
+a pandas computation over the whole file, also when workers are killed.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+import redis
+from kafka import TopicPartition
+
+from producer.replay import ReplayOptions, replay
+from shared.features.aggregates import CustomerAggregates, GuestStats
+from shared.features.vector import compute_features
+from shared.kafka_clients import make_consumer
+from shared.settings import Settings
+from shared.state_keys import Keys
+from worker.bootstrap.batch_aggregates import batch_aggregates, guest_stats
+from worker.bootstrap.cleaning import clean
+from worker.bootstrap.loading import load_history
+from worker.bootstrap.pipeline import run_bootstrap
+from worker.bootstrap.settings import BootstrapSettings
+from worker.stream.loop import Worker
+from worker.stream.settings import WorkerSettings
+
+CUTOFF = datetime(2011, 6, 1)
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def truth(dataset: Path) -> tuple[dict[str, CustomerAggregates], GuestStats]:
+    """The batch answer over the whole file: what the stream must arrive at."""
+    cleaned = clean(load_history(dataset))
+    return batch_aggregates(cleaned.customers), guest_stats(cleaned.guests)
+
+
+def _prepare(settings: Settings, client: redis.Redis, dataset: Path, tmp_path: Path) -> None:
+    options = BootstrapSettings(k=6, model_file=tmp_path / "model.json")
+    run_bootstrap(dataset, CUTOFF, client, Keys(settings.redis.key_prefix), options)
+    replay(dataset, settings, ReplayOptions(start=CUTOFF, checkpoint=tmp_path / "replay.json"))
+
+
+def _close(a: float, b: float) -> bool:
+    return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9)
+
+
+def _assert_matches_batch(
+    client: redis.Redis, keys: Keys, truth: tuple[dict[str, CustomerAggregates], GuestStats]
+) -> dict[str, dict[str, str]]:
+    aggregates, guests = truth
+    assert set(client.smembers(keys.customers)) == set(aggregates)
+    pipe = client.pipeline(transaction=False)
+    ids = sorted(aggregates)
+    for cid in ids:
+        pipe.hgetall(keys.customer(cid))
+    records = dict(zip(ids, pipe.execute(), strict=True))
+    for cid in ids:
+        stored = CustomerAggregates.from_json(records[cid]["agg"]).to_dict()
+        expected = aggregates[cid].to_dict()
+        assert stored.keys() == expected.keys()
+        for name, value in expected.items():
+            if isinstance(value, float):
+                assert _close(stored[name], value), (cid, name, stored[name], value)
+            elif name == "month_spend":
+                assert stored[name].keys() == value.keys(), cid
+                assert all(_close(stored[name][m], v) for m, v in value.items()), cid
+            else:
+                assert stored[name] == value, (cid, name)
+        as_of = records[cid]["as_of"]
+        if records[cid].get("features"):
+            features = json.loads(records[cid]["features"])
+            batch = compute_features(aggregates[cid], datetime.fromisoformat(as_of))
+            assert batch is not None
+            assert all(_close(features[name], batch[name]) for name in batch), cid
+        else:
+            assert compute_features(aggregates[cid], datetime.fromisoformat(as_of)) is None, cid
+    stored_guests = client.hgetall(keys.guests)
+    assert int(stored_guests["lines"]) == guests.lines
+    assert _close(float(stored_guests["amount"]), guests.amount)
+    assert client.scard(keys.guest_invoices) == len(guests.invoices)
+    return records
+
+
+def _last_published(settings: Settings) -> dict[str, dict]:
+    """The segment-change topic, reduced to each customer's latest event (by sequence)."""
+    consumer = make_consumer(settings.kafka, group_id=None)
+    topic = settings.topics.segment_changes
+    partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+    consumer.assign(partitions)
+    consumer.seek_to_beginning()
+    ends = consumer.end_offsets(partitions)
+    latest: dict[str, dict] = {}
+    while any(consumer.position(tp) < end for tp, end in ends.items()):
+        for records in consumer.poll(timeout_ms=1000, max_records=50_000).values():
+            for record in records:
+                event = json.loads(record.value)
+                known = latest.get(event["customer_id"])
+                if known is None or event["sequence"] >= known["sequence"]:
+                    latest[event["customer_id"]] = event
+    consumer.close()
+    return latest
+
+
+def test_stream_equals_batch_and_published_segments_match(
+    settings: Settings, redis_client: redis.Redis, dataset: Path, tmp_path: Path, truth
+) -> None:
+    keys = Keys(settings.redis.key_prefix)
+    _prepare(settings, redis_client, dataset, tmp_path)
+    worker = Worker(settings, WorkerSettings(group_id=f"g-{settings.redis.key_prefix}"))
+    worker.run(until_caught_up=True)
+    records = _assert_matches_batch(redis_client, keys, truth)
+    published = _last_published(settings)
+    assert len(published) > 1000
+    for cid, event in published.items():
+        assert str(event["current"]["id"]) == records[cid]["published"], cid
+        assert int(records[cid]["seq"]) == event["sequence"], cid
+    counters = redis_client.hgetall(f"{keys.prefix}worker:counters")
+    print(f"\nworker counters: {counters}; customers with published changes: {len(published)}")
+
+
+def _worker_process(settings: Settings, group: str, batch: int) -> subprocess.Popen[bytes]:
+    env = os.environ | {
+        "SEG_KAFKA__BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers,
+        "SEG_REDIS__URL": settings.redis.url,
+        "SEG_REDIS__KEY_PREFIX": settings.redis.key_prefix,
+        "SEG_TOPICS__INVOICES": settings.topics.invoices,
+        "SEG_TOPICS__DEAD_LETTER": settings.topics.dead_letter,
+        "SEG_TOPICS__SEGMENT_CHANGES": settings.topics.segment_changes,
+        "SEG_WORKER_BATCH_MAX_RECORDS": str(batch),
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "worker", "run", "--group", group, "--until-caught-up"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def _applied(client: redis.Redis, keys: Keys, topic: str) -> int:
+    return sum(int(v) for v in client.hgetall(keys.offsets(topic)).values())
+
+
+def _wait_for_progress(client: redis.Redis, keys: Keys, topic: str, beyond: int, timeout_s: float = 60) -> int:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        applied = _applied(client, keys, topic)
+        if applied > beyond:
+            return applied
+        time.sleep(0.05)
+    raise AssertionError(f"no progress beyond {beyond} offsets in {timeout_s} s")
+
+
+def test_sigkill_five_times_then_state_equals_batch(
+    settings: Settings, redis_client: redis.Redis, dataset: Path, tmp_path: Path, truth
+) -> None:
+    keys = Keys(settings.redis.key_prefix)
+    _prepare(settings, redis_client, dataset, tmp_path)
+    group = f"crash-{settings.redis.key_prefix}"
+    rng = random.Random(7)
+    applied = 0
+    for _ in range(5):
+        process = _worker_process(settings, group, batch=2_000)
+        applied = _wait_for_progress(redis_client, keys, settings.topics.invoices, applied)
+        time.sleep(rng.uniform(0.0, 0.8))
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        applied = _applied(redis_client, keys, settings.topics.invoices)
+    final = _worker_process(settings, group, batch=2_000)
+    assert final.wait(timeout=300) == 0
+    _assert_matches_batch(redis_client, keys, truth)
+
+
+def test_three_workers_one_killed_state_equals_batch(
+    settings: Settings, redis_client: redis.Redis, dataset: Path, tmp_path: Path, truth
+) -> None:
+    keys = Keys(settings.redis.key_prefix)
+    _prepare(settings, redis_client, dataset, tmp_path)
+    group = f"scale-{settings.redis.key_prefix}"
+    workers = [_worker_process(settings, group, batch=1_000) for _ in range(3)]
+    _wait_for_progress(redis_client, keys, settings.topics.invoices, 30_000)
+    workers[0].send_signal(signal.SIGKILL)
+    workers[0].wait()
+    for process in workers[1:]:
+        assert process.wait(timeout=300) == 0
+    _assert_matches_batch(redis_client, keys, truth)
