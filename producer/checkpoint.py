@@ -18,12 +18,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from shared.exceptions import InputError
+
 log = logging.getLogger(__name__)
 
 
 def fingerprint(path: Path, selection: dict[str, Any]) -> str:
     """Hash of the input's identity (path, size, mtime) and of what is replayed from it."""
-    stat = path.stat()
+    try:
+        stat = path.stat()
+    except OSError as exc:
+        raise InputError(f"{path}: cannot be read ({exc.strerror})") from exc
     identity = {"path": str(path.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns} | selection
     return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()
 

@@ -117,13 +117,19 @@ def replay(
     resume_from = 0 if options.from_scratch else checkpoint.load()
     if resume_from:
         log.info("resuming after %d acknowledged messages (%s)", resume_from, checkpoint.path)
-    ensure_topics(
-        settings.kafka,
-        [topic, settings.topics.dead_letter],
-        options.partitions or settings.topics.partitions,
-        settings.topics.replication_factor,
-    )
-    producer = make_producer(settings.kafka)
+    # The producer first, with the request timeout as bootstrap timeout: an unreachable
+    # broker is reported after SEG_KAFKA__REQUEST_TIMEOUT_MS, not kafka-python's fixed 30 s.
+    producer = make_producer(settings.kafka, bootstrap_timeout_ms=settings.kafka.request_timeout_ms)
+    try:
+        ensure_topics(
+            settings.kafka,
+            [topic, settings.topics.dead_letter],
+            options.partitions or settings.topics.partitions,
+            settings.topics.replication_factor,
+        )
+    except BaseException:
+        producer.close(timeout=1)
+        raise
     tracker = AckTracker()
     counts = EventCounts()
     started = time.monotonic()
