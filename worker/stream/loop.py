@@ -105,6 +105,8 @@ class Worker:
         self.stored_offsets: dict[int, int] = {}
         self.published_pending: dict[int, int] = {}
         self.batches = 0
+        self.records = 0
+        self.first_batch_at: float | None = None
         self.stopping = False
 
     # -- partition ownership -------------------------------------------------------------
@@ -156,6 +158,8 @@ class Worker:
             while not self.stopping:
                 polled = self.consumer.poll(timeout_ms=self.options.poll_timeout_ms)
                 if polled:
+                    if self.first_batch_at is None:
+                        self.first_batch_at = time.monotonic()
                     self._with_retry(lambda polled=polled: self.process(polled))
                 elif until_caught_up and self._caught_up():
                     break
@@ -281,6 +285,7 @@ class Worker:
             {TopicPartition(self.topic, p): OffsetAndMetadata(o, "", -1) for p, o in batch.offsets.items()}
         )
         self.batches += 1
+        self.records += sum(len(records) for records in polled.values())
 
     def _reload(self) -> None:
         """Drop in-memory state of every partition and take it again from Redis."""

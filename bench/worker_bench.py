@@ -1,0 +1,163 @@
+"""Worker figures on the real data: speed against a raw consume loop, memory, and clustering quality.
+
+Bootstrap up to the cutoff, replay the rest into a fresh topic, then in one run:
+
+* the worker's end-to-end rows/s (first poll until lag is zero), in a child
+  process so its peak RSS is its own; beside it a raw kafka-python consume loop
+  over the same topic (the ratio is the figure; goal >= 0.5);
+* SSQ ratio and ARI of the streaming segments against a batch k-means
+  (k-means++, 10 restarts) on the same final feature vectors (goals <= 1.02, >= 0.95);
+* published segment changes per customer and the flip-flop share (A→B→A within
+  7 event-days; goal < 5% of changes).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import multiprocessing
+import resource
+import tempfile
+import time
+import uuid
+from collections import defaultdict
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+from kafka import TopicPartition
+from sklearn.cluster import KMeans
+from sklearn.metrics import adjusted_rand_score
+
+from producer.replay import ReplayOptions, replay
+from shared.features.aggregates import CustomerAggregates
+from shared.features.scaling import transform_matrix
+from shared.features.vector import FEATURE_NAMES, compute_features
+from shared.kafka_clients import make_consumer
+from shared.model_stats import parse_stats
+from shared.model_store import load_current
+from shared.redis_client import make_redis
+from shared.settings import Settings
+from shared.state_keys import Keys
+from worker.bootstrap.pipeline import run_bootstrap
+from worker.bootstrap.settings import BootstrapSettings
+
+CUTOFF = datetime(2011, 6, 1)
+
+
+def _run_worker(settings_json: str, queue: multiprocessing.Queue) -> None:
+    from worker.stream.loop import Worker
+    from worker.stream.settings import WorkerSettings
+
+    worker = Worker(Settings.model_validate_json(settings_json), WorkerSettings(group_id=f"bench-{uuid.uuid4().hex}"))
+    worker.run(until_caught_up=True)
+    elapsed = time.monotonic() - (worker.first_batch_at or time.monotonic())
+    queue.put({"records": worker.records, "elapsed_s": elapsed})
+
+
+def _worker_rate(settings: Settings) -> tuple[float, float, float]:
+    """Records/s from the first poll until caught up, and the child's peak RSS in MB."""
+    queue: multiprocessing.Queue = multiprocessing.get_context("spawn").Queue()
+    child = multiprocessing.get_context("spawn").Process(target=_run_worker, args=(settings.model_dump_json(), queue))
+    child.start()
+    result = queue.get()
+    child.join()
+    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return result["records"] / result["elapsed_s"], float(result["records"]), peak_mb
+
+
+def _raw_consume_rate(settings: Settings, topic: str) -> float:
+    consumer = make_consumer(settings.kafka, group_id=None, max_poll_records=5_000)
+    partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+    consumer.assign(partitions)
+    consumer.seek_to_beginning()
+    ends = consumer.end_offsets(partitions)
+    total, started = 0, None
+    while any(consumer.position(tp) < end for tp, end in ends.items()):
+        for records in consumer.poll(timeout_ms=1000).values():
+            started = started or time.monotonic()
+            total += len(records)
+    elapsed = time.monotonic() - (started or time.monotonic())
+    consumer.close()
+    return total / elapsed
+
+
+def _quality(settings: Settings) -> dict[str, float]:
+    client = make_redis(settings.redis)
+    keys = Keys(settings.redis.key_prefix)
+    snapshot = load_current(client, keys)
+    assert snapshot is not None
+    as_of = datetime.fromisoformat(client.get(keys.watermark))
+    ids = sorted(client.smembers(keys.customers))
+    pipe = client.pipeline(transaction=False)
+    for cid in ids:
+        pipe.hget(keys.customer(cid), "agg")
+    rows = []
+    for text in pipe.execute():
+        features = compute_features(CustomerAggregates.from_json(text), as_of)
+        if features is not None:
+            rows.append([features[name] for name in FEATURE_NAMES])
+    vectors = transform_matrix(np.array(rows), snapshot.transform)
+    segment_ids = [segment.id for segment in snapshot.segments]
+    sums, counts = parse_stats(client.hgetall(keys.model_stats), segment_ids, len(FEATURE_NAMES))
+    centroids = sums[counts > 0] / counts[counts > 0, None]
+    streaming = ((vectors[:, None, :] - centroids[None]) ** 2).sum(axis=2)
+    batch = KMeans(n_clusters=len(centroids), init="k-means++", n_init=10, random_state=0).fit(vectors)
+    return {
+        "ssq_ratio": float(streaming.min(axis=1).sum() / batch.inertia_),
+        "ari": float(adjusted_rand_score(batch.labels_, streaming.argmin(axis=1))),
+        "customers_scored": float(len(rows)),
+    }
+
+
+def _changes(settings: Settings) -> dict[str, float]:
+    consumer = make_consumer(settings.kafka, group_id=None)
+    topic = settings.topics.segment_changes
+    partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+    consumer.assign(partitions)
+    consumer.seek_to_beginning()
+    ends = consumer.end_offsets(partitions)
+    by_customer: dict[str, dict[int, dict]] = defaultdict(dict)
+    while any(consumer.position(tp) < end for tp, end in ends.items()):
+        for records in consumer.poll(timeout_ms=1000, max_records=50_000).values():
+            for record in records:
+                event = json.loads(record.value)
+                by_customer[event["customer_id"]][event["sequence"]] = event
+    consumer.close()
+    moves = flips = 0
+    for events in by_customer.values():
+        ordered = [events[s] for s in sorted(events) if events[s]["previous"] is not None]
+        moves += len(ordered)
+        for first, second in itertools.pairwise(ordered):
+            went_back = second["current"]["id"] == first["previous"]["id"]
+            gap = datetime.fromisoformat(second["event_time"]) - datetime.fromisoformat(first["event_time"])
+            flips += went_back and gap <= timedelta(days=7)
+    return {
+        "changes_per_customer": sum(len(e) for e in by_customer.values()) / max(len(by_customer), 1),
+        "moves": float(moves),
+        "flip_flop_share": flips / max(moves, 1),
+    }
+
+
+def run(settings: Settings, dataset: Path) -> dict[str, float]:
+    """All worker figures on ``dataset``; ``settings`` must point at a fresh key prefix and topics."""
+    client = make_redis(settings.redis)
+    with tempfile.TemporaryDirectory(prefix="worker-bench-") as workdir:
+        options = BootstrapSettings(k=6, model_file=Path(workdir) / "model.json")
+        run_bootstrap(dataset, CUTOFF, client, Keys(settings.redis.key_prefix), options)
+        replay(dataset, settings, ReplayOptions(start=CUTOFF, checkpoint=Path(workdir) / "replay.json"))
+    rate, records, peak_mb = _worker_rate(settings)
+    raw = _raw_consume_rate(settings, settings.topics.invoices)
+    result = {"records": records, "worker_rows_per_s": rate, "raw_consume_rows_per_s": raw}
+    result["ratio"] = rate / raw
+    result["worker_peak_rss_mb"] = peak_mb
+    result |= _quality(settings) | _changes(settings)
+    print(
+        f"worker: {records:,.0f} records, {rate:,.0f} rows/s end to end vs raw consume {raw:,.0f} rows/s "
+        f"(ratio {result['ratio']:.2f}, goal >= 0.5); peak RSS {peak_mb:.0f} MB (goal < 300)\n"
+        f"quality: SSQ ratio {result['ssq_ratio']:.4f} (goal <= 1.02), ARI {result['ari']:.3f} (goal >= 0.95) "
+        f"over {result['customers_scored']:,.0f} customers\n"
+        f"changes: {result['changes_per_customer']:.2f} per customer, {result['moves']:,.0f} moves, "
+        f"flip-flops {100 * result['flip_flop_share']:.2f}% (goal < 5%)"
+    )
+    return result
