@@ -15,13 +15,11 @@ import uuid
 from pathlib import Path
 
 from producer.events import EventCounts, Selection, publishable_events
+from producer.prepare import Message, to_message
 from producer.replay import SEQ_HEADER, ReplayOptions, replay
 from producer.settings import ProducerSettings
-from producer.validation import ParsedLine
 from shared.kafka_clients import ensure_topics, make_producer
 from shared.settings import KafkaSettings, Settings
-
-Message = tuple[bytes | None, bytes, list[tuple[str, bytes]]]
 
 
 def run(settings: Settings, dataset: Path) -> dict[str, float]:
@@ -48,23 +46,17 @@ def run(settings: Settings, dataset: Path) -> dict[str, float]:
 
 def _serialised(dataset: Path, config: ProducerSettings) -> list[Message]:
     """Key, value and headers exactly as the replay sends them, built before timing."""
-    messages: list[Message] = []
     events = publishable_events(dataset, Selection(reorder_buffer=config.reorder_buffer), EventCounts())
-    for seq, event in enumerate(events):
-        headers = [(SEQ_HEADER, str(seq).encode())]
-        if isinstance(event, ParsedLine):
-            messages.append((event.partition_key.encode(), event.to_json(), headers))
-        else:
-            messages.append((None, event.model_dump_json().encode(), [*event.headers(), *headers]))
-    return messages
+    return [to_message(event) for event in events]
 
 
 def _raw_send_rate(settings: Settings, topic: str, messages: list[Message]) -> float:
     ensure_topics(settings.kafka, [topic], settings.topics.partitions, settings.topics.replication_factor)
     producer = make_producer(settings.kafka)
     started = time.monotonic()
-    for key, value, headers in messages:
-        producer.send(topic, key=key, value=value, headers=headers)
+    for seq, message in enumerate(messages):
+        headers = [*message.headers, (SEQ_HEADER, str(seq).encode())]
+        producer.send(topic, key=message.key, value=message.value, headers=headers)
     producer.flush()
     elapsed = time.monotonic() - started
     producer.close()

@@ -23,12 +23,12 @@ from tqdm import tqdm
 
 from producer.acks import AckTracker
 from producer.checkpoint import Checkpoint, fingerprint
-from producer.events import EventCounts, Selection, publishable_events
+from producer.events import EventCounts, Selection
 from producer.pacing import Pacer
 from producer.partitioning import KeyPartitioner
+from producer.prepare import Message, prepared_messages
 from producer.settings import ProducerSettings
-from producer.validation import Limits, ParsedLine
-from shared.contracts.dead_letter import DeadLetter
+from producer.validation import Limits
 from shared.exceptions import EmptyInputError, ServiceUnavailableError
 from shared.kafka_clients import ensure_topics, make_producer
 from shared.settings import Settings
@@ -136,7 +136,7 @@ def replay(
     finished = False
     try:
         _publish(
-            publishable_events(path, selection, counts, config.chunk_rows, options.encoding or config.encoding),
+            prepared_messages(path, selection, counts, config.chunk_rows, options.encoding or config.encoding),
             _Sink(producer, topic, settings.topics.dead_letter, tracker),
             resume_from,
             Pacer(options.speed, stop),
@@ -178,7 +178,7 @@ def _final_acked(tracker: AckTracker) -> int:
 
 
 class _Sink:
-    """Sends one event with its sequence header and tracks the broker's answer."""
+    """Sends one prepared message with its sequence header and tracks the broker's answer."""
 
     def __init__(self, producer: KafkaProducer, topic: str, dead_letter: str, tracker: AckTracker) -> None:
         self.producer = producer
@@ -187,23 +187,15 @@ class _Sink:
         self.tracker = tracker
         self.partition_of = KeyPartitioner(producer.partitions_for(topic))
 
-    def line(self, line: ParsedLine, seq: int) -> None:
-        key = line.partition_key.encode()
-        future = self.producer.send(
-            self.topic,
-            key=key,
-            value=line.to_json(),
-            partition=self.partition_of(key),
-            headers=[(SEQ_HEADER, str(seq).encode())],
-        )
-        self.tracker.track(future)
-
-    def dead(self, letter: DeadLetter, seq: int) -> None:
-        future = self.producer.send(
-            self.dead_letter,
-            value=letter.model_dump_json().encode(),
-            headers=[*letter.headers(), (SEQ_HEADER, str(seq).encode())],
-        )
+    def send(self, message: Message, seq: int) -> None:
+        headers = [*message.headers, (SEQ_HEADER, str(seq).encode())]
+        if message.dead_letter:
+            future = self.producer.send(self.dead_letter, value=message.value, headers=headers)
+        else:
+            partition = self.partition_of(message.key)  # type: ignore[arg-type]
+            future = self.producer.send(
+                self.topic, key=message.key, value=message.value, partition=partition, headers=headers
+            )
         self.tracker.track(future)
 
 
@@ -230,7 +222,7 @@ class _Bookkeeping:
 
 
 def _publish(
-    events: Iterable[ParsedLine | DeadLetter],
+    messages: Iterable[Message],
     sink: _Sink,
     resume_from: int,
     pacer: Pacer,
@@ -241,20 +233,20 @@ def _publish(
     seq = 0
     since_tick = 0
     try:
-        for event in events:
+        for message in messages:
             if stop.is_set():
                 break
             if seq < resume_from:
                 sink.tracker.skip()
                 summary.skipped_by_resume += 1
-            elif isinstance(event, ParsedLine):
-                pacer.wait(event.invoice_date)
-                sink.line(event, seq)
-                summary.sent += 1
-                summary.guests += event.customer_id is None
             else:
-                sink.dead(event, seq)
-                summary.dead_lettered[event.reason] += 1
+                if message.dead_letter:
+                    summary.dead_lettered[message.reason] += 1  # type: ignore[index]
+                else:
+                    pacer.wait(message.at)  # type: ignore[arg-type]
+                    summary.sent += 1
+                    summary.guests += message.guest
+                sink.send(message, seq)
             seq += 1
             since_tick += 1
             if since_tick == _HOUSEKEEPING_EVERY:
