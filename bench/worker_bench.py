@@ -33,7 +33,7 @@ from producer.replay import ReplayOptions, replay
 from shared.features.aggregates import CustomerAggregates
 from shared.features.scaling import transform_matrix
 from shared.features.vector import FEATURE_NAMES, compute_features
-from shared.kafka_clients import make_consumer
+from shared.kafka_clients import make_consumer, read_to_end
 from shared.model_stats import parse_stats
 from shared.model_store import load_current
 from shared.redis_client import make_redis
@@ -111,19 +111,10 @@ def _quality(settings: Settings) -> dict[str, float]:
 
 
 def _changes(settings: Settings) -> dict[str, float]:
-    consumer = make_consumer(settings.kafka, group_id=None)
-    topic = settings.topics.segment_changes
-    partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
-    consumer.assign(partitions)
-    consumer.seek_to_beginning()
-    ends = consumer.end_offsets(partitions)
     by_customer: dict[str, dict[int, dict]] = defaultdict(dict)
-    while any(consumer.position(tp) < end for tp, end in ends.items()):
-        for records in consumer.poll(timeout_ms=1000, max_records=50_000).values():
-            for record in records:
-                event = json.loads(record.value)
-                by_customer[event["customer_id"]][event["sequence"]] = event
-    consumer.close()
+    for record in read_to_end(settings.kafka, settings.topics.segment_changes):
+        event = json.loads(record.value)
+        by_customer[event["customer_id"]][event["sequence"]] = event
     moves = flips = 0
     for events in by_customer.values():
         ordered = [events[s] for s in sorted(events) if events[s]["previous"] is not None]

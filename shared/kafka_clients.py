@@ -6,10 +6,12 @@ secured cluster a matter of environment variables, not code changes.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
+from kafka.consumer.fetcher import ConsumerRecord
 from kafka.errors import KafkaTimeoutError, TopicAlreadyExistsError
 
 from shared.exceptions import ServiceUnavailableError
@@ -96,3 +98,21 @@ def ensure_topics(settings: KafkaSettings, names: list[str], partitions: int, re
         return created
     finally:
         admin.close()
+
+
+def read_to_end(settings: KafkaSettings, topic: str, max_records: int = 50_000) -> Iterator[ConsumerRecord]:
+    """Every record of ``topic`` from the beginning to the end offsets at call time.
+
+    For tools, tests and benchmarks that read a whole topic without joining a group.
+    """
+    consumer = make_consumer(settings, group_id=None)
+    try:
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        consumer.assign(partitions)
+        consumer.seek_to_beginning()
+        ends = consumer.end_offsets(partitions)
+        while any(consumer.position(tp) < end for tp, end in ends.items()):
+            for records in consumer.poll(timeout_ms=1000, max_records=max_records).values():
+                yield from records
+    finally:
+        consumer.close()

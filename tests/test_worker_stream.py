@@ -19,12 +19,11 @@ from pathlib import Path
 
 import pytest
 import redis
-from kafka import TopicPartition
 
 from producer.replay import ReplayOptions, replay
 from shared.features.aggregates import CustomerAggregates, GuestStats
 from shared.features.vector import compute_features
-from shared.kafka_clients import make_consumer
+from shared.kafka_clients import read_to_end
 from shared.settings import Settings
 from shared.state_keys import Keys
 from worker.bootstrap.batch_aggregates import batch_aggregates, guest_stats
@@ -95,21 +94,12 @@ def _assert_matches_batch(
 
 def _last_published(settings: Settings) -> dict[str, dict]:
     """The segment-change topic, reduced to each customer's latest event (by sequence)."""
-    consumer = make_consumer(settings.kafka, group_id=None)
-    topic = settings.topics.segment_changes
-    partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
-    consumer.assign(partitions)
-    consumer.seek_to_beginning()
-    ends = consumer.end_offsets(partitions)
     latest: dict[str, dict] = {}
-    while any(consumer.position(tp) < end for tp, end in ends.items()):
-        for records in consumer.poll(timeout_ms=1000, max_records=50_000).values():
-            for record in records:
-                event = json.loads(record.value)
-                known = latest.get(event["customer_id"])
-                if known is None or event["sequence"] >= known["sequence"]:
-                    latest[event["customer_id"]] = event
-    consumer.close()
+    for record in read_to_end(settings.kafka, settings.topics.segment_changes):
+        event = json.loads(record.value)
+        known = latest.get(event["customer_id"])
+        if known is None or event["sequence"] >= known["sequence"]:
+            latest[event["customer_id"]] = event
     return latest
 
 

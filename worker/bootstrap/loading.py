@@ -8,42 +8,14 @@ from pathlib import Path
 import pandas as pd
 
 from shared.exceptions import InputError
-
-CANONICAL_COLUMNS: tuple[str, ...] = (
-    "invoice_no",
-    "stock_code",
-    "description",
-    "quantity",
-    "invoice_date",
-    "unit_price",
-    "customer_id",
-    "country",
-)
-_ONLINE_RETAIL_COLUMNS = dict(
-    zip(
-        ("InvoiceNo", "StockCode", "Description", "Quantity", "InvoiceDate", "UnitPrice", "CustomerID", "Country"),
-        CANONICAL_COLUMNS,
-        strict=True,
-    )
-)
+from shared.readers import open_rows
+from shared.readers.columns import CANONICAL
 
 
 def _raw_frame(path: Path) -> pd.DataFrame:
-    """Canonical string columns, from the shared readers when they are installed.
-
-    The fallback reads Online Retail CSV only; it goes away once ``shared.readers``
-    is in every checkout.
-    """
-    try:
-        from shared.readers import open_rows  # type: ignore[import-not-found]
-    except ImportError:
-        frame = pd.read_csv(path, dtype=str)
-        missing = set(_ONLINE_RETAIL_COLUMNS) - set(frame.columns)
-        if missing:
-            raise InputError(f"{path}: not an Online Retail file (missing columns {sorted(missing)})") from None
-        return frame.rename(columns=_ONLINE_RETAIL_COLUMNS)[list(CANONICAL_COLUMNS)]
+    """Canonical raw-string columns from the shared readers (any supported format)."""
     chunks = list(open_rows(path))
-    return pd.concat(chunks, ignore_index=True) if chunks else pd.DataFrame(columns=list(CANONICAL_COLUMNS))
+    return pd.concat(chunks, ignore_index=True) if chunks else pd.DataFrame(columns=list(CANONICAL))
 
 
 def load_history(path: Path, until: datetime | None = None) -> pd.DataFrame:

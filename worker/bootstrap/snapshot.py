@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 
 from shared.contracts.model_snapshot import ModelSnapshot, ReferenceStats, Segment
+from shared.readers.columns import CANONICAL
 from worker.bootstrap.cleaning import CleanedHistory
-from worker.bootstrap.loading import CANONICAL_COLUMNS
 from worker.bootstrap.model_fit import FittedModel
 from worker.bootstrap.naming import NamedSegments
 from worker.bootstrap.reference import invoice_statistics, quantile_bins
@@ -21,9 +21,9 @@ def data_fingerprint(cleaned: CleanedHistory) -> str:
 
     Sorted, so the same rows in another file order give the same fingerprint.
     """
-    rows = pd.concat([cleaned.customers[list(CANONICAL_COLUMNS)], cleaned.guests[list(CANONICAL_COLUMNS)]])
+    rows = pd.concat([cleaned.customers[list(CANONICAL)], cleaned.guests[list(CANONICAL)]])
     text = rows["invoice_no"]
-    for column in CANONICAL_COLUMNS[1:]:
+    for column in CANONICAL[1:]:
         values = rows[column]
         if column == "invoice_date":
             values = values.dt.strftime("%Y-%m-%dT%H:%M:%S")
