@@ -107,6 +107,10 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.WARNING if args.quiet else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # kafka-python logs every connection step at INFO, and warns whenever its I/O thread
+    # waited >100 ms for the GIL (routine at full speed; it says nothing about delivery).
+    logging.getLogger("kafka").setLevel(logging.WARNING)
+    logging.getLogger("kafka.net.selector").setLevel(logging.ERROR)
     stop = threading.Event()
     received: list[int] = []
 

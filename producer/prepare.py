@@ -48,6 +48,13 @@ def to_message(event: ParsedLine | DeadLetter) -> Message:
     return Message(True, None, event.model_dump_json().encode(), event.headers(), None, False, event.reason)
 
 
+def local_messages(
+    path: Path, selection: Selection, counts: EventCounts, chunk_rows: int, encoding: str
+) -> Iterator[Message]:
+    """The same messages prepared in this process (one CPU, or no importable ``__main__``)."""
+    return (to_message(event) for event in publishable_events(path, selection, counts, chunk_rows, encoding))
+
+
 def prepared_messages(
     path: Path, selection: Selection, counts: EventCounts, chunk_rows: int, encoding: str
 ) -> Iterator[Message]:
@@ -71,7 +78,8 @@ def prepared_messages(
             if kind == "batch":
                 yield from payload
             elif kind == "done":
-                counts.__dict__.update(payload)
+                for name, value in payload.items():
+                    setattr(counts, name, value)
                 return
             else:
                 raise _rebuild(*payload)

@@ -26,7 +26,7 @@ from producer.checkpoint import Checkpoint, fingerprint
 from producer.events import EventCounts, Selection
 from producer.pacing import Pacer
 from producer.partitioning import KeyPartitioner
-from producer.prepare import Message, prepared_messages
+from producer.prepare import Message, local_messages, prepared_messages
 from producer.settings import ProducerSettings
 from producer.validation import Limits
 from shared.exceptions import EmptyInputError, ServiceUnavailableError
@@ -136,7 +136,9 @@ def replay(
     finished = False
     try:
         _publish(
-            prepared_messages(path, selection, counts, config.chunk_rows, options.encoding or config.encoding),
+            (prepared_messages if config.prepare_process else local_messages)(
+                path, selection, counts, config.chunk_rows, options.encoding or config.encoding
+            ),
             _Sink(producer, topic, settings.topics.dead_letter, tracker),
             resume_from,
             Pacer(options.speed, stop),

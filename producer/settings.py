@@ -22,3 +22,8 @@ class ProducerSettings(BaseSettings):
     chunk_rows: int = Field(50_000, ge=1, description="rows read per chunk (bounds memory)")
     reorder_buffer: int = Field(10_000, ge=0, description="rows held to sort slightly disordered input")
     encoding: str = Field("utf-8", description="text encoding of CSV input")
+    prepare_process: bool = Field(
+        True,
+        description="read/validate/serialise in a child process (faster on 2+ CPUs); "
+        "false for one CPU or when the caller's __main__ cannot be re-imported (python -)",
+    )
