@@ -15,7 +15,11 @@ from shared.exceptions import ServiceUnavailableError
 
 
 class AckTracker:
-    """``acked`` = how many sequence numbers from 0 up are delivered."""
+    """``acked`` = how many sequence numbers from 0 up are delivered.
+
+    Start it at a resume point: sequence numbers below it are known delivered and
+    are not sent again, so the watermark can never fall back behind a checkpoint.
+    """
 
     def __init__(self, acked: int = 0) -> None:
         self.acked = acked
@@ -24,12 +28,6 @@ class AckTracker:
     def track(self, future: FutureRecordMetadata) -> None:
         """Record the send of the next sequence number (``acked + pending``)."""
         self._pending.append(future)
-
-    def skip(self) -> None:
-        """Count a sequence number that needs no send (already delivered before a resume)."""
-        if self._pending:
-            raise RuntimeError("skip() after a send would break the contiguous prefix")
-        self.acked += 1
 
     def advance(self) -> int:
         """Move the watermark over every finished send at the front; raise if one failed."""

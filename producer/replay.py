@@ -117,20 +117,8 @@ def replay(
     resume_from = 0 if options.from_scratch else checkpoint.load()
     if resume_from:
         log.info("resuming after %d acknowledged messages (%s)", resume_from, checkpoint.path)
-    # The producer first, with the request timeout as bootstrap timeout: an unreachable
-    # broker is reported after SEG_KAFKA__REQUEST_TIMEOUT_MS, not kafka-python's fixed 30 s.
-    producer = make_producer(settings.kafka, bootstrap_timeout_ms=settings.kafka.request_timeout_ms)
-    try:
-        ensure_topics(
-            settings.kafka,
-            [topic, settings.topics.dead_letter],
-            options.partitions or settings.topics.partitions,
-            settings.topics.replication_factor,
-        )
-    except BaseException:
-        producer.close(timeout=1)
-        raise
-    tracker = AckTracker()
+    producer = _connect(settings, [topic, settings.topics.dead_letter], options.partitions)
+    tracker = AckTracker(acked=resume_from)
     counts = EventCounts()
     started = time.monotonic()
     finished = False
@@ -161,6 +149,24 @@ def replay(
     if finished and summary.acked == 0:
         raise EmptyInputError(f"{path}: no rows in the selected window")
     return summary
+
+
+def _connect(settings: Settings, topics: list[str], partitions: int | None) -> KafkaProducer:
+    """A producer, once the topics exist.
+
+    The producer comes first, with the request timeout as bootstrap timeout, so an
+    unreachable broker is reported after SEG_KAFKA__REQUEST_TIMEOUT_MS rather than
+    kafka-python's fixed 30 s.
+    """
+    producer = make_producer(settings.kafka, bootstrap_timeout_ms=settings.kafka.request_timeout_ms)
+    try:
+        ensure_topics(
+            settings.kafka, topics, partitions or settings.topics.partitions, settings.topics.replication_factor
+        )
+    except BaseException:
+        producer.close(timeout=1)
+        raise
+    return producer
 
 
 def _checkpoint(
@@ -239,7 +245,6 @@ def _publish(
             if stop.is_set():
                 break
             if seq < resume_from:
-                sink.tracker.skip()
                 summary.skipped_by_resume += 1
             else:
                 if message.dead_letter:
