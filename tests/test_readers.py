@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bz2
 import gzip
 import lzma
 from pathlib import Path
@@ -22,7 +23,7 @@ ROWS = [
 def write_csv(path: Path, header: list[str], rows: list[list[str]], encoding: str = "utf-8") -> Path:
     lines = [",".join(header), *(",".join(row) for row in rows)]
     text = "\n".join(lines) + "\n"
-    opener = {".gz": gzip.open, ".xz": lzma.open}.get(path.suffix, open)
+    opener = {".gz": gzip.open, ".xz": lzma.open, ".bz2": bz2.open}.get(path.suffix, open)
     with opener(path, "wt", encoding=encoding) as handle:
         handle.write(text)
     return path
@@ -38,7 +39,7 @@ def expected_frame() -> pd.DataFrame:
 
 
 @pytest.mark.parametrize("layout", list(LAYOUTS))
-@pytest.mark.parametrize("suffix", [".csv", ".csv.gz", ".csv.xz"])
+@pytest.mark.parametrize("suffix", [".csv", ".csv.gz", ".csv.xz", ".csv.bz2"])
 def test_csv_layouts_and_compression_give_canonical_raw_strings(tmp_path: Path, layout: str, suffix: str) -> None:
     path = write_csv(tmp_path / f"in{suffix}", list(LAYOUTS[layout]), ROWS)
     frame = read_all(path)
