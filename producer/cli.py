@@ -18,6 +18,7 @@ from types import FrameType
 
 from producer.replay import ReplayOptions, replay
 from producer.settings import ProducerSettings
+from producer.simulate import command as simulate_command
 from shared.exceptions import ConfigError, InputError, ServiceUnavailableError
 from shared.settings import Settings, load
 
@@ -97,12 +98,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--encoding", metavar="NAME", help="text encoding of CSV input (default utf-8; e.g. latin-1)")
     run.add_argument("--quiet", action="store_true", help="no progress bar and only warnings in the log")
+    simulate_command.add_parser(commands)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the process exit code."""
     args = build_parser().parse_args(argv)
+    if args.command == "simulate":
+        return simulate_command.run(args)
     logging.basicConfig(
         level=logging.WARNING if args.quiet else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
