@@ -1,0 +1,59 @@
+"""Drift monitor options from ``SEG_DRIFT_*`` variables.
+
+Windows are counted in events (invoices or assignments), not days: a count window
+has the same statistical power in a quiet week and in the pre-Christmas rush, so one
+calibrated threshold fits both, and detection delay is bounded in invoices.
+Every window is stamped with the event-time span it covers.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings
+
+from shared.settings import section_config
+
+
+class DriftSettings(BaseSettings):
+    """Windows, thresholds and incident rules of every drift monitor."""
+
+    model_config = section_config("drift")
+
+    # Per-invoice behaviour: order value (log), lines, days since previous purchase.
+    invoice_window: int = Field(100, ge=20, description="invoices per evaluated window (and per reference chunk)")
+    invoice_step: int = Field(10, ge=1, description="evaluate every this many invoices (sliding window)")
+    min_events: int = Field(30, ge=5, description="a statistic with fewer values in the window is not evaluated")
+    threshold_sigmas: float = Field(3.0, gt=0, description="threshold = mean + this many σ over the null chunks")
+    psi_bins: int = Field(10, ge=3, description="quantile bins of the reference (the snapshot uses deciles)")
+    simulated_chunks: int = Field(200, ge=20, description="null chunks drawn from the snapshot bins without raw values")
+    seed: int = 0
+
+    # Segment structure: shares, transitions, distance of updated customers.
+    segment_window: int = Field(300, ge=50, description="assignments per evaluated window")
+    segment_step: int = Field(30, ge=1, description="evaluate every this many assignments")
+    calibration_windows: int = Field(6, ge=3, description="first stream windows that calibrate the segment family")
+    transition_z: float = Field(
+        5.0, gt=0, description="|z| of a transition rate vs the calibration windows that alerts"
+    )
+    min_segment_size: int = Field(20, ge=1, description="a transition A→B is scored when A has this many updates")
+
+    # Fast tier: ADWIN on standardised signals; bumps severity, never opens.
+    adwin_delta: float = Field(0.002, gt=0, lt=1)
+    adwin_memory: int = Field(4000, ge=100, description="values kept to rebuild ADWIN exactly after a restart")
+    adwin_bump_evaluations: int = Field(10, ge=1, description="a detection bumps severity for this many evaluations")
+
+    # Incidents.
+    open_after: int = Field(3, ge=1, description="consecutive evaluations above threshold that open an incident")
+    close_after: int = Field(5, ge=1, description="consecutive evaluations below close_ratio that close it")
+    close_ratio: float = Field(0.7, gt=0, le=1, description="hysteresis: closing level as a share of the threshold")
+    critical_ratio: float = Field(2.0, gt=1, description="value/threshold from which severity is critical")
+    update_every: int = Field(
+        20, ge=1, description="an open incident sends an update at least this often (evaluations)"
+    )
+    update_min_gap: int = Field(3, ge=1, description="a severity change is sent once this many evaluations passed")
+
+    @model_validator(mode="after")
+    def _steps_fit_windows(self) -> DriftSettings:
+        if self.invoice_step > self.invoice_window or self.segment_step > self.segment_window:
+            raise ValueError("a step must not exceed its window (invoice_step, segment_step)")
+        return self
