@@ -1,0 +1,88 @@
+"""Shared by the ``test_tools_*`` modules: seeded state, published events, in-process commands."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import io
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import redis
+from pydantic import BaseModel
+
+from producer.simulate import SimulationConfig, simulate
+from shared.contracts.drift_alert import DriftAlert, EventWindow
+from shared.contracts.segment_change import SegmentChange, SegmentRef
+from shared.kafka_clients import ensure_topics, make_producer
+from shared.settings import Settings
+from shared.state_keys import Keys
+from worker.bootstrap.pipeline import BootstrapResult, run_bootstrap
+from worker.bootstrap.settings import BootstrapSettings
+from worker.cli import build_parser
+
+START = datetime(2010, 12, 1)
+DAYS = 120
+
+
+def bootstrap_simulated(settings: Settings, client: redis.Redis, tmp_path: Path, k: int = 4) -> BootstrapResult:
+    """A small simulated history bootstrapped into this test's Redis prefix."""
+    result = simulate(SimulationConfig(out=tmp_path / "sim.csv", customers=300, days=DAYS, seed=11))
+    options = BootstrapSettings(k=k, model_file=tmp_path / "model.json")
+    return run_bootstrap(result.path, START + timedelta(days=DAYS), client, Keys(settings.redis.key_prefix), options)
+
+
+def publish(settings: Settings, topic: str, events: Sequence[tuple[str, BaseModel]]) -> None:
+    """Send (key, event) pairs as the worker does: key = customer or monitor, value = contract JSON."""
+    ensure_topics(settings.kafka, [topic], settings.topics.partitions, 1)
+    producer = make_producer(settings.kafka)
+    try:
+        for key, event in events:
+            producer.send(topic, key=key.encode(), value=event.model_dump_json().encode())
+        producer.flush()
+    finally:
+        producer.close()
+
+
+def change(customer: str, sequence: int, previous: tuple[int, str] | None, current: tuple[int, str]) -> SegmentChange:
+    return SegmentChange(
+        customer_id=customer,
+        previous=SegmentRef(id=previous[0], name=previous[1]) if previous else None,
+        current=SegmentRef(id=current[0], name=current[1]),
+        model_version=1,
+        event_time=START + timedelta(days=sequence),
+        reason="first_purchase" if previous is None else "purchase",
+        features={"frequency": float(sequence)},
+        distance_margin=0.5,
+        sequence=sequence,
+    )
+
+
+def alert(alert_id: str, monitor: str, state: str = "open") -> DriftAlert:
+    return DriftAlert(
+        alert_id=alert_id,
+        incident_id=f"inc-{monitor}",
+        state=state,  # type: ignore[arg-type]
+        severity="warning",
+        monitor=monitor,
+        method="psi",
+        statistic="avg_order_value",
+        value=0.31,
+        threshold=0.2,
+        threshold_source="calibrated on the reference period",
+        window=EventWindow(start=START, end=START + timedelta(days=7), events=1200, customers=300),
+        reference_period=(START - timedelta(days=90), START),
+        model_version=1,
+        suggested_action="check prices",
+    )
+
+
+def run_tool(settings: Settings, argv: list[str]) -> tuple[int, str]:
+    """Parse ``argv`` with the worker CLI and run the tool in-process against ``settings``; (code, stdout)."""
+    args = build_parser().parse_args(argv)
+    tool = importlib.import_module(f"worker.tools.{argv[0]}")
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = tool.run(settings, args)
+    return code, out.getvalue()
