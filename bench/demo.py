@@ -20,7 +20,7 @@ from kafka import TopicPartition
 from producer.replay import ReplayOptions, replay
 from shared.kafka_clients import make_consumer
 from shared.local_services import RedisServer, TansuBroker
-from shared.model_stats import parse_stats
+from shared.model_stats import live_stats
 from shared.redis_client import make_redis
 from shared.settings import KafkaSettings, RedisSettings, Settings
 from shared.state_keys import Keys
@@ -69,7 +69,7 @@ def main() -> int:
         worker.run(until_caught_up=True)
         model = result.snapshot
         ids = [segment.id for segment in model.segments]
-        _, counts = parse_stats(client.hgetall(keys.model_stats), ids, len(model.feature_names))
+        _, counts = live_stats(client, keys, ids, len(model.feature_names))
         print(f"applied {worker.records:,} records in {worker.batches} batches")
         print(f"segment changes published on '{settings.topics.segment_changes}': {_published(settings):,}")
         print("segment sizes now (live model):")

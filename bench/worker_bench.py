@@ -34,7 +34,7 @@ from shared.features.aggregates import CustomerAggregates
 from shared.features.scaling import transform_matrix
 from shared.features.vector import FEATURE_NAMES, compute_features
 from shared.kafka_clients import make_consumer, read_to_end
-from shared.model_stats import parse_stats
+from shared.model_stats import live_stats
 from shared.model_store import load_current
 from shared.redis_client import make_redis
 from shared.settings import Settings
@@ -99,7 +99,7 @@ def _quality(settings: Settings) -> dict[str, float]:
             rows.append([features[name] for name in FEATURE_NAMES])
     vectors = transform_matrix(np.array(rows), snapshot.transform)
     segment_ids = [segment.id for segment in snapshot.segments]
-    sums, counts = parse_stats(client.hgetall(keys.model_stats), segment_ids, len(FEATURE_NAMES))
+    sums, counts = live_stats(client, keys, segment_ids, len(FEATURE_NAMES))
     centroids = sums[counts > 0] / counts[counts > 0, None]
     streaming = ((vectors[:, None, :] - centroids[None]) ** 2).sum(axis=2)
     batch = KMeans(n_clusters=len(centroids), init="k-means++", n_init=10, random_state=0).fit(vectors)

@@ -1,10 +1,9 @@
-"""Live model statistics in Redis: per-segment member count and vector sum.
+"""Model statistics in Redis: per-segment member count and vector sum.
 
-Why a Redis hash with one field per number: workers update it with
-``HINCRBY``/``HINCRBYFLOAT`` inside their batch commit, so concurrent workers
-add their deltas without locks and the centroids are always sum / count of the
-vectors the customers are stored with. Fields: ``count:{segment}`` and
-``sum:{segment}:{dimension}``.
+The bootstrap writes them for the whole model (``model:stats``); each worker
+writes them whole for every partition it owns (``model:stats:p{n}``), so the
+live centroids are the sums over all partitions divided by the counts. Fields:
+``count:{segment}`` and ``sum:{segment}:{dimension}``.
 """
 
 from __future__ import annotations
@@ -12,6 +11,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 import numpy as np
+import redis
+
+from shared.state_keys import Keys
 
 
 def count_field(segment: int) -> str:
@@ -41,3 +43,20 @@ def parse_stats(raw: Mapping[str, str], segment_ids: list[int], dimensions: int)
         for dimension in range(dimensions):
             sums[row, dimension] = float(raw.get(sum_field(segment, dimension), 0.0))
     return sums, counts
+
+
+def live_stats(
+    client: redis.Redis, keys: Keys, segment_ids: list[int], dimensions: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Sums and counts of the live model: all partitions' statistics added up.
+
+    Before any worker has written its partitions, the bootstrap's ``model:stats``.
+    """
+    partition_keys = sorted(client.scan_iter(match=keys.partition_stats_pattern, count=1000))
+    if not partition_keys:
+        return parse_stats(client.hgetall(keys.model_stats), segment_ids, dimensions)
+    pipe = client.pipeline(transaction=False)
+    for key in partition_keys:
+        pipe.hgetall(key)
+    parts = [parse_stats(raw, segment_ids, dimensions) for raw in pipe.execute()]
+    return sum(s for s, _ in parts), sum(c for _, c in parts)

@@ -14,8 +14,10 @@ key                               type    holds
 ``customers``                     set     every customer id with a record
 ``model:v{n}``                    string  model snapshot JSON, immutable once written
 ``model:current``                 string  version number of the live model (atomic switch)
-``model:stats``                   hash    live per-segment ``sum:{id}:{dim}`` and
-                                          ``count:{id}``, updated atomically by workers
+``model:stats``                   hash    the bootstrap's per-segment ``sum:{id}:{dim}`` and
+                                          ``count:{id}``
+``model:stats:p{n}``              hash    the same for the customers of partition n, written
+                                          whole by its worker, plus ``as_of`` (last sweep)
 ``bootstrap:cutoff``              string  ISO event time where the bootstrap history ends
 ``bootstrap:meta``                string  JSON summary of the last bootstrap run
 ``guests``                        hash    ``lines``, ``amount`` of guest checkouts
@@ -53,6 +55,13 @@ class Keys:
     @property
     def model_stats(self) -> str:
         return f"{self.prefix}model:stats"
+
+    def partition_stats(self, partition: int) -> str:
+        return f"{self.prefix}model:stats:p{partition}"
+
+    @property
+    def partition_stats_pattern(self) -> str:
+        return f"{self.prefix}model:stats:p*"
 
     @property
     def cutoff(self) -> str:

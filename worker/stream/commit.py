@@ -1,4 +1,4 @@
-"""One atomic Redis step per batch: state, model deltas, outbox and offsets together.
+"""One atomic Redis step per batch: state, model statistics, outbox and offsets together.
 
 Why one Lua script: if the worker dies anywhere, Redis holds either the whole
 batch or none of it, and the stored offsets say exactly where to resume, so no
@@ -40,11 +40,9 @@ end
 for _, key in ipairs(p.dedup_drop) do
   redis.call('DEL', key)
 end
-for name, delta in pairs(p.stats_int) do
-  redis.call('HINCRBY', p.stats_key, name, delta)
-end
-for name, delta in pairs(p.stats_float) do
-  redis.call('HINCRBYFLOAT', p.stats_key, name, delta)
+for _, entry in ipairs(p.stats) do
+  redis.call('DEL', entry[1])
+  redis.call('HSET', entry[1], unpack(entry[2]))
 end
 if p.guest_lines > 0 then
   redis.call('HINCRBY', p.guests_key, 'lines', p.guest_lines)
@@ -85,8 +83,7 @@ class BatchCommit:
     new_customers: set[str] = field(default_factory=set)
     dedup: dict[str, list[str]] = field(default_factory=dict)
     dedup_drop: list[str] = field(default_factory=list)
-    stats_int: dict[str, int] = field(default_factory=dict)
-    stats_float: dict[str, float] = field(default_factory=dict)
+    stats: dict[str, dict[str, str]] = field(default_factory=dict)
     guest_lines: int = 0
     guest_amount: float = 0.0
     guest_invoices: set[str] = field(default_factory=set)
@@ -118,7 +115,6 @@ class Committer:
         payload = {
             "offsets_key": self.keys.offsets(self.topic),
             "customers_key": self.keys.customers,
-            "stats_key": self.keys.model_stats,
             "guests_key": self.keys.guests,
             "guest_invoices_key": self.keys.guest_invoices,
             "counters_key": self.counters_key,
@@ -132,8 +128,7 @@ class Committer:
             "new_customers": sorted(batch.new_customers),
             "dedup": batch.dedup,
             "dedup_drop": batch.dedup_drop,
-            "stats_int": {k: v for k, v in batch.stats_int.items() if v},
-            "stats_float": {k: repr(v) for k, v in batch.stats_float.items() if v},
+            "stats": [[key, [x for kv in fields.items() for x in kv]] for key, fields in batch.stats.items()],
             "guest_lines": batch.guest_lines,
             "guest_amount": repr(batch.guest_amount),
             "guest_invoices": sorted(batch.guest_invoices),

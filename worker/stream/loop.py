@@ -41,7 +41,7 @@ from worker.stream.commit import BatchCommit, Committer, FencedError
 from worker.stream.customers import load_customers, partition_of
 from worker.stream.dead_letter import dead_letter_record, send_dead_letter
 from worker.stream.decode import decode_line
-from worker.stream.model import LocalModel
+from worker.stream.model import AS_OF_FIELD, LocalModel
 from worker.stream.processor import Processor, dedup_drop_keys, dedup_key
 from worker.stream.settings import WorkerSettings
 
@@ -121,8 +121,24 @@ class Worker:
                 self.consumer.seek(tp, offset)
             else:
                 self.consumer.seek_to_beginning(tp)
+        self.processor.model.partition_count = self.partition_count
         customers = load_customers(self.redis, self.keys, partitions, self.partition_count)
-        self.processor.adopt(customers, {cid: partition_of(cid, self.partition_count) for cid in customers})
+        pipe = self.redis.pipeline(transaction=False)
+        for partition in sorted(partitions):
+            pipe.hget(self.keys.partition_stats(partition), AS_OF_FIELD)
+        markers = {
+            partition: datetime.fromisoformat(marker)
+            for partition, marker in zip(sorted(partitions), pipe.execute(), strict=True)
+            if marker
+        }
+        self.processor.adopt(customers, {cid: partition_of(cid, self.partition_count) for cid in customers}, markers)
+        batch = BatchCommit(expect={})
+        self.processor.stats_for(batch, partitions, self.keys.partition_stats)
+        with self.redis.pipeline(transaction=True) as pipe:
+            for key, fields in batch.stats.items():
+                pipe.delete(key)
+                pipe.hset(key, mapping=fields)
+            pipe.execute()
         for partition in partitions:
             self._drain_outbox(partition)
         log.info("assigned partitions %s: %d customers loaded", sorted(partitions), len(customers))
@@ -202,7 +218,6 @@ class Worker:
             fresh = [r for r in records if r.offset >= start]
             if not fresh:
                 continue
-            batch.expect[partition] = start
             batch.offsets[partition] = fresh[-1].offset + 1
             batch.count("redelivered_skipped", len(records) - len(fresh))
             for record in fresh:
@@ -220,17 +235,24 @@ class Worker:
                 decoded.append((partition, line, dedup_key(self.keys.prefix, line.invoice_date)))
         if not batch.offsets:
             return
+        batch.expect = dict(self.stored_offsets)
         batch.count("dead_lettered", dead)
         by_day: dict[str, list[str]] = defaultdict(list)
         for _, line, day in decoded:
             by_day[day].append(line.event_id)
+        remote = [p for p in range(self.partition_count) if p not in self.stored_offsets]
         pipe = self.redis.pipeline(transaction=False)
         pipe.hgetall(self.keys.model_stats)
         pipe.get(self.keys.model_current)
+        for partition in remote:
+            pipe.hgetall(self.keys.partition_stats(partition))
         days = list(by_day)
         for day in days:
             pipe.smismember(day, by_day[day])
-        stats, current_version, *seen_lists = pipe.execute()
+        replies = pipe.execute()
+        stats, current_version = replies[0], replies[1]
+        remote_stats = dict(zip(remote, replies[2 : 2 + len(remote)], strict=True))
+        seen_lists = replies[2 + len(remote) :]
         seen = {
             eid
             for day, flags in zip(days, seen_lists, strict=True)
@@ -239,7 +261,8 @@ class Worker:
         }
         if current_version is not None and int(current_version) != self.processor.model.version:
             self.processor.model = LocalModel(load_live_model(self.redis, self.keys))
-        self.processor.model.load_stats(stats)
+        self.processor.model.load_global(stats)
+        self.processor.model.load_remote(remote_stats)
         fresh_lines = []
         for partition, line, day in decoded:
             if line.event_id in seen:
@@ -262,6 +285,7 @@ class Worker:
         by_partition: dict[int, list[str]] = defaultdict(list)
         for change in changes:
             by_partition[change.partition].append(change.payload)
+        self.processor.stats_for(batch, self.stored_offsets, self.keys.partition_stats)
         for partition in batch.offsets:
             batch.outbox[partition] = (self.published_pending.get(partition, 0), by_partition.get(partition, []))
         if dead:

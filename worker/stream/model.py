@@ -1,24 +1,30 @@
-"""The worker's local copy of the live model: centroids from the shared statistics.
+"""The worker's copy of the live model: centroids from per-partition statistics.
 
-Why local: assigning a customer is a numpy argmin that must not cost a round
-trip. The copy is refreshed from ``model:stats`` at every batch (it rides in the
-batch's read pipeline), so several workers share one consistent model.
+Why per partition: a worker is the only writer of its partitions, so it keeps
+their member counts and vector sums in memory, recomputes them from its
+customers' current vectors at every sweep (no float drift, no stale vectors) and
+writes them whole in its batch commit. Other partitions' statistics ride in the
+batch's read pipeline. Centroid = sum over all partitions / count over all
+partitions, so every worker sees one model. Until every partition has written
+its statistics once, the bootstrap's global ``model:stats`` stands in.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 import numpy as np
 
 from shared.contracts.model_snapshot import ModelSnapshot
 from shared.features.scaling import transform_matrix
 from shared.features.vector import FEATURE_NAMES
-from shared.model_stats import count_field, parse_stats, sum_field
+from shared.model_stats import parse_stats, stats_mapping
+
+AS_OF_FIELD = "as_of"
 
 
 class LocalModel:
-    """Centroids = sums / counts; segments with no member keep their snapshot centroid."""
+    """Nearest-centroid scoring plus the statistics that move the centroids."""
 
     def __init__(self, snapshot: ModelSnapshot) -> None:
         self.snapshot = snapshot
@@ -26,23 +32,18 @@ class LocalModel:
         self.segment_ids = [segment.id for segment in snapshot.segments]
         self.names = {segment.id: segment.name for segment in snapshot.segments}
         self.row_of = {segment_id: row for row, segment_id in enumerate(self.segment_ids)}
+        self.k = len(self.segment_ids)
+        self.dimensions = len(FEATURE_NAMES)
         self.initial = np.array([segment.centroid for segment in snapshot.segments])
-        self.sums = np.array([segment.sum for segment in snapshot.segments])
-        self.counts = np.array([float(segment.count) for segment in snapshot.segments])
+        self.global_sums = np.array([segment.sum for segment in snapshot.segments])
+        self.global_counts = np.array([float(segment.count) for segment in snapshot.segments])
+        self.own: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self.remote: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self.partition_count = 0
         self.centroids = self.initial.copy()
-        self._recentre()
+        self.recentre()
 
-    def _recentre(self) -> None:
-        filled = self.counts > 0
-        self.centroids[filled] = self.sums[filled] / self.counts[filled, None]
-        self.centroids[~filled] = self.initial[~filled]
-
-    def load_stats(self, raw: Mapping[str, str]) -> None:
-        """Adopt the shared statistics read from Redis."""
-        if raw:
-            self.sums, self.counts = parse_stats(raw, self.segment_ids, len(FEATURE_NAMES))
-            self._recentre()
-
+    # -- scoring ----------------------------------------------------------------------------
     def vectors(self, raw: np.ndarray) -> np.ndarray:
         """Scaled vectors of raw feature rows (columns in :data:`FEATURE_NAMES` order)."""
         return transform_matrix(raw, self.snapshot.transform)
@@ -52,36 +53,61 @@ class LocalModel:
         diff = vectors[:, None, :] - self.centroids[None, :, :]
         return np.sqrt(np.einsum("ijk,ijk->ij", diff, diff))
 
-    def move(
-        self,
-        old: int | None,
-        old_vector: np.ndarray | None,
-        new: int,
-        new_vector: np.ndarray,
-        deltas_int: dict[str, int],
-        deltas_float: dict[str, float],
-    ) -> None:
-        """Count a customer at its new vector: out of ``old`` (if any), into ``new``.
-
-        Updates the local centroids at once and records the same deltas for the
-        batch's atomic commit.
-        """
-        if old is not None and old_vector is not None:
-            self._add(old, old_vector, -1, deltas_int, deltas_float)
-        self._add(new, new_vector, +1, deltas_int, deltas_float)
-
-    def _add(
-        self, segment: int, vector: np.ndarray, sign: int, deltas_int: dict[str, int], deltas_float: dict[str, float]
-    ) -> None:
-        row = self.row_of[segment]
-        self.counts[row] += sign
-        self.sums[row] += sign * vector
-        name = count_field(segment)
-        deltas_int[name] = deltas_int.get(name, 0) + sign
-        for dimension, value in enumerate(vector):
-            name = sum_field(segment, dimension)
-            deltas_float[name] = deltas_float.get(name, 0.0) + sign * float(value)
+    # -- statistics -----------------------------------------------------------------------
+    def _empty(self) -> tuple[np.ndarray, np.ndarray]:
+        return np.zeros((self.k, self.dimensions)), np.zeros(self.k)
 
     def recentre(self) -> None:
-        """Recompute centroids after a batch of moves."""
-        self._recentre()
+        """Centroids from the statistics of every partition (or the bootstrap's, until complete)."""
+        parts = {**self.remote, **self.own}
+        if self.partition_count and len(parts) >= self.partition_count:
+            sums = sum((s for s, _ in parts.values()), np.zeros((self.k, self.dimensions)))
+            counts = sum((c for _, c in parts.values()), np.zeros(self.k))
+        else:
+            sums, counts = self.global_sums, self.global_counts
+        filled = counts > 0
+        self.centroids = self.initial.copy()
+        self.centroids[filled] = sums[filled] / counts[filled, None]
+
+    def load_global(self, raw: Mapping[str, str]) -> None:
+        """The bootstrap's ``model:stats`` (used until every partition has its own)."""
+        if raw:
+            self.global_sums, self.global_counts = parse_stats(raw, self.segment_ids, self.dimensions)
+
+    def load_remote(self, raw_by_partition: Mapping[int, Mapping[str, str]]) -> None:
+        """Statistics of partitions other workers own, read in the batch pipeline."""
+        self.remote = {
+            partition: parse_stats(raw, self.segment_ids, self.dimensions)
+            for partition, raw in raw_by_partition.items()
+            if raw and partition not in self.own
+        }
+        self.recentre()
+
+    def rebuild(self, partition: int, members: Iterable[tuple[int, np.ndarray]]) -> None:
+        """Recompute one owned partition's statistics from its customers' (segment, vector)."""
+        sums, counts = self._empty()
+        for segment, vector in members:
+            row = self.row_of[segment]
+            sums[row] += vector
+            counts[row] += 1
+        self.own[partition] = (sums, counts)
+
+    def release(self, partitions: Iterable[int]) -> None:
+        for partition in partitions:
+            self.own.pop(partition, None)
+
+    def move(
+        self, partition: int, old: int | None, old_vector: np.ndarray | None, new: int, new_vector: np.ndarray
+    ) -> None:
+        """Count a customer at its new vector: out of ``old`` (if any), into ``new``."""
+        sums, counts = self.own.setdefault(partition, self._empty())
+        if old is not None and old_vector is not None and old in self.row_of:
+            sums[self.row_of[old]] -= old_vector
+            counts[self.row_of[old]] -= 1
+        sums[self.row_of[new]] += new_vector
+        counts[self.row_of[new]] += 1
+
+    def stats_fields(self, partition: int, as_of: str) -> dict[str, str]:
+        """The ``model:stats:p{n}`` hash of an owned partition, with its sweep marker."""
+        sums, counts = self.own.get(partition, self._empty())
+        return stats_mapping(self.segment_ids, sums, counts) | {AS_OF_FIELD: as_of}

@@ -6,7 +6,7 @@ free of I/O lets tests drive them directly and keeps the hot path visible.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -47,14 +47,44 @@ class Processor:
     idle: IdleIndex = field(default_factory=IdleIndex)
     partition_of_customer: dict[str, int] = field(default_factory=dict)
     last_sweep_day: datetime | None = None
+    sweep_markers: dict[int, datetime] = field(default_factory=dict)
 
-    def adopt(self, customers: dict[str, CustomerState], partition_of: dict[str, int]) -> None:
-        """Take ownership of loaded customers (on partition assignment)."""
+    def adopt(
+        self, customers: dict[str, CustomerState], partition_of: dict[str, int], markers: dict[int, datetime]
+    ) -> None:
+        """Take ownership of loaded customers (on partition assignment) and rebuild their statistics.
+
+        A customer idle since before its partition's last sweep is counted at its
+        vector as of that sweep, exactly as the sweep counted it before the restart.
+        """
         for cid, state in customers.items():
             self.customers[cid] = state
             self.partition_of_customer[cid] = partition_of[cid]
             if state.features is not None:
                 self.idle.update(cid, state.aggregates, state.features)
+        for partition, marker in markers.items():
+            stale = [
+                cid
+                for cid, state in customers.items()
+                if partition_of[cid] == partition and state.features is not None and state.as_of < marker
+            ]
+            if stale:
+                rows = [self.idle.row[cid] for cid in stale]
+                vectors = self.model.vectors(self.idle.features_at(marker)[rows])
+                for cid, vector in zip(stale, vectors, strict=True):
+                    customers[cid].vector = vector
+        self.sweep_markers.update(markers)
+        self._rebuild(set(partition_of.values()) | set(markers))
+
+    def _rebuild(self, partitions: Iterable[int]) -> None:
+        """Recompute owned partitions' statistics from their customers' counted vectors."""
+        members: dict[int, list[tuple[int, np.ndarray]]] = {partition: [] for partition in partitions}
+        for cid, state in self.customers.items():
+            bucket = members.get(self.partition_of_customer[cid])
+            if bucket is not None and state.segment is not None and state.vector is not None:
+                bucket.append((state.segment, state.vector))
+        for partition, pairs in members.items():
+            self.model.rebuild(partition, pairs)
 
     def release(self, partitions: set[int]) -> None:
         """Forget customers of revoked partitions; the next owner reloads them from Redis."""
@@ -62,6 +92,9 @@ class Processor:
         for cid in gone:
             del self.customers[cid]
             del self.partition_of_customer[cid]
+        self.model.release(partitions)
+        for partition in partitions:
+            self.sweep_markers.pop(partition, None)
         if gone:
             kept = self.idle
             self.idle = IdleIndex()
@@ -69,6 +102,12 @@ class Processor:
                 state = self.customers.get(cid)
                 if state is not None and state.features is not None:
                     self.idle.update(cid, state.aggregates, state.features)
+
+    def stats_for(self, batch: BatchCommit, partitions: Iterable[int], keys_of: Callable[[int], str]) -> None:
+        """Put the whole statistics of ``partitions`` into the commit."""
+        for partition in partitions:
+            marker = self.sweep_markers.get(partition)
+            batch.stats[keys_of(partition)] = self.model.stats_fields(partition, marker.isoformat() if marker else "")
 
     def apply(self, batch: BatchCommit, lines: Iterable[tuple[int, InvoiceLine]], watermark: datetime) -> list[Change]:
         """Fold the batch's new lines into state and score every customer they touched."""
@@ -122,7 +161,7 @@ class Processor:
             state = self.customers[cid]
             partition, line = touched[cid]
             segment = self.model.segment_ids[nearest[row]]
-            self.model.move(state.segment, state.vector, segment, vectors[row], batch.stats_int, batch.stats_float)
+            self.model.move(partition, state.segment, state.vector, segment, vectors[row])
             state.features, state.as_of, state.vector, state.segment = features, as_of, vectors[row], segment
             change = self._publish_decision(state, distances[row], line, sweep)
             if change is not None:
@@ -181,7 +220,8 @@ class Processor:
         n = len(self.idle.ids)
         if n == 0:
             return []
-        distances = self.model.distances(self.model.vectors(self.idle.features_at(day)))
+        vectors = self.model.vectors(self.idle.features_at(day))
+        distances = self.model.distances(vectors)
         nearest = distances.argmin(axis=1)
         assigned, published = self._segment_rows()
         rows = np.arange(n)
@@ -192,9 +232,18 @@ class Processor:
             cid = self.idle.ids[row]
             if cid not in touched:
                 candidates[cid] = (self.partition_of_customer[cid], None)
+        for row, cid in enumerate(self.idle.ids):
+            if cid not in touched and cid not in candidates:
+                self.customers[cid].vector = vectors[row]
         batch.count("sweeps")
         batch.count("sweep_rescored", len(candidates))
-        return self._score(batch, candidates, day, sweep=True)
+        changes = self._score(batch, candidates, day, sweep=True)
+        owned = set(self.partition_of_customer.values())
+        for partition in owned:
+            self.sweep_markers[partition] = day
+        self._rebuild(owned)
+        self.model.recentre()
+        return changes
 
     def _segment_rows(self) -> tuple[np.ndarray, np.ndarray]:
         """Centroid rows of each indexed customer's assigned and published segments (-1: none)."""

@@ -1,18 +1,19 @@
 """``segments``: the live segments now: size, share and median profile.
 
-Sizes are the member counts in ``model:stats`` (kept by the bootstrap and the
-workers); a segment without a count there falls back to the snapshot's count at
-training time. Profiles are the training-time medians stored in the snapshot.
+Sizes are the live member counts (all partitions' statistics added up, or the
+bootstrap's before any worker ran). Profiles are the training-time medians
+stored in the snapshot.
 """
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
+
 from shared.contracts.model_snapshot import ModelSnapshot
-from shared.model_stats import count_field
+from shared.model_stats import live_stats
 from shared.settings import Settings
 from worker.tools.output import json_line, table
 from worker.tools.state import connect, live_model
@@ -27,9 +28,9 @@ PROFILE_COLUMNS = (
 )
 
 
-def segment_rows(snapshot: ModelSnapshot, stats: Mapping[str, str]) -> list[dict[str, Any]]:
+def segment_rows(snapshot: ModelSnapshot, counts: np.ndarray) -> list[dict[str, Any]]:
     """One dict per segment: id, name, size, share, profile."""
-    sizes = [int(float(stats.get(count_field(s.id), s.count))) for s in snapshot.segments]
+    sizes = [int(count) for count in counts]
     total = sum(sizes) or 1
     return [
         {"id": s.id, "name": s.name, "size": size, "share": size / total, "profile": s.profile}
@@ -44,7 +45,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(settings: Settings, args: argparse.Namespace) -> int:
     client, keys = connect(settings)
     snapshot = live_model(client, keys)
-    rows = segment_rows(snapshot, client.hgetall(keys.model_stats))
+    ids = [segment.id for segment in snapshot.segments]
+    _, counts = live_stats(client, keys, ids, len(snapshot.feature_names))
+    rows = segment_rows(snapshot, counts)
     if args.json:
         print(json_line({"model_version": snapshot.version, "segments": rows}))
         return 0
