@@ -101,13 +101,14 @@ class GuestStats:
     invoices: set[str] = field(default_factory=set)
 
 
-def apply_line(aggregates: CustomerAggregates, line: InvoiceLine) -> LineKind:
+def apply_line(aggregates: CustomerAggregates, line: InvoiceLine, kind: LineKind | None = None) -> LineKind:
     """Fold one customer line into its aggregates and say what it counted as.
 
     Lines with a price of zero or less are counted nowhere (customers and guests
     alike), as in the batch cleaning; guest lines are refused (they have no customer).
+    A caller that already classified the line passes ``kind`` to skip doing it twice.
     """
-    kind = classify(line)
+    kind = kind or classify(line)
     if kind == "invalid_price":
         return kind
     if kind == "guest":

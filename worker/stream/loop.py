@@ -41,8 +41,9 @@ from worker.stream.commit import BatchCommit, Committer, FencedError
 from worker.stream.customers import load_customers, partition_of
 from worker.stream.dead_letter import dead_letter_record, send_dead_letter
 from worker.stream.decode import decode_line
+from worker.stream.dedup import SeenCheck, dedup_key, expired_keys
 from worker.stream.model import AS_OF_FIELD, LocalModel
-from worker.stream.processor import Processor, dedup_drop_keys, dedup_key
+from worker.stream.processor import Processor
 from worker.stream.settings import WorkerSettings
 
 log = logging.getLogger("worker")
@@ -91,6 +92,7 @@ class Worker:
         if self.watermark is not None:
             self.processor.last_sweep_day = datetime(self.watermark.year, self.watermark.month, self.watermark.day)
         self.committer = Committer(self.redis, self.keys, self.topic)
+        self.seen_check = SeenCheck(self.redis)
         ensure_topics(
             settings.kafka,
             [self.topic, settings.topics.segment_changes, settings.topics.dead_letter],
@@ -246,19 +248,12 @@ class Worker:
         pipe.get(self.keys.model_current)
         for partition in remote:
             pipe.hgetall(self.keys.partition_stats(partition))
-        days = list(by_day)
-        for day in days:
-            pipe.smismember(day, by_day[day])
+        if by_day:
+            self.seen_check.queue(pipe, by_day)
         replies = pipe.execute()
         stats, current_version = replies[0], replies[1]
         remote_stats = dict(zip(remote, replies[2 : 2 + len(remote)], strict=True))
-        seen_lists = replies[2 + len(remote) :]
-        seen = {
-            eid
-            for day, flags in zip(days, seen_lists, strict=True)
-            for eid, f in zip(by_day[day], flags, strict=True)
-            if f
-        }
+        seen = SeenCheck.decode(replies[-1]) if by_day else set()
         if current_version is not None and int(current_version) != self.processor.model.version:
             self.processor.model = LocalModel(load_live_model(self.redis, self.keys))
         self.processor.model.load_global(stats)
@@ -278,7 +273,7 @@ class Worker:
         if self.watermark is not None:
             batch.watermark = self.watermark.isoformat()
             if previous_watermark is not None:
-                batch.dedup_drop = dedup_drop_keys(
+                batch.dedup_drop = expired_keys(
                     self.keys.prefix, previous_watermark, self.watermark, self.options.dedup_retention_days
                 )
         changes = self.processor.apply(batch, fresh_lines, self.watermark) if self.watermark else []

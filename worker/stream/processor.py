@@ -6,9 +6,10 @@ free of I/O lets tests drive them directly and keeps the hot path visible.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import numpy as np
 
@@ -20,11 +21,6 @@ from worker.stream.commit import BatchCommit
 from worker.stream.customers import CustomerState
 from worker.stream.model import LocalModel
 from worker.stream.sweep import IdleIndex
-
-
-def dedup_key(prefix: str, moment: datetime) -> str:
-    """Event ids are remembered per event day: a duplicate has the same content, so the same day."""
-    return f"{prefix}seen:{moment:%Y-%m-%d}"
 
 
 @dataclass
@@ -112,10 +108,11 @@ class Processor:
     def apply(self, batch: BatchCommit, lines: Iterable[tuple[int, InvoiceLine]], watermark: datetime) -> list[Change]:
         """Fold the batch's new lines into state and score every customer they touched."""
         touched: dict[str, tuple[int, InvoiceLine]] = {}
+        kinds: Counter[str] = Counter()
         for partition, line in lines:
             kind = classify(line)
+            kinds[kind] += 1
             if kind == "invalid_price":
-                batch.count("lines_invalid_price")
                 continue
             if kind == "guest":
                 batch.guest_lines += 1
@@ -128,9 +125,10 @@ class Processor:
                 self.customers[line.customer_id] = state
                 self.partition_of_customer[line.customer_id] = partition
                 batch.new_customers.add(line.customer_id)
-            kind = apply_line(state.aggregates, line)
-            batch.count(f"lines_{kind}")
+            apply_line(state.aggregates, line, kind)
             touched[line.customer_id] = (partition, line)
+        for kind, n in kinds.items():
+            batch.count(f"lines_{kind}", n)
         changes = self._score(batch, touched, watermark)
         changes += self._sweep(batch, set(touched), watermark)
         return changes
@@ -254,13 +252,3 @@ class Processor:
             assigned[row] = self.model.row_of.get(state.segment, -1) if state.segment is not None else -1
             published[row] = self.model.row_of.get(state.published, -1) if state.published is not None else -1
         return assigned, published
-
-
-def dedup_drop_keys(prefix: str, before: datetime, after: datetime, retention_days: int) -> list[str]:
-    """Day keys that fell out of the dedup retention as the watermark moved."""
-    keys = []
-    day = before - timedelta(days=retention_days)
-    while day < after - timedelta(days=retention_days):
-        keys.append(dedup_key(prefix, day))
-        day += timedelta(days=1)
-    return keys

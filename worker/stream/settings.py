@@ -14,7 +14,7 @@ class WorkerSettings(BaseSettings):
     model_config = section_config("worker")
 
     group_id: str = Field("segment-workers", min_length=1)
-    batch_max_records: int = Field(5_000, ge=1, le=100_000, description="records per poll and per Redis commit")
+    batch_max_records: int = Field(20_000, ge=1, le=100_000, description="records per poll and per Redis commit")
     poll_timeout_ms: int = Field(500, ge=10)
     publish_margin: float = Field(
         0.25,
