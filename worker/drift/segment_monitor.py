@@ -192,7 +192,8 @@ class SegmentMonitor:
                 continue
             known = baseline.transitions.get(key, TransitionRate(mean=0.0, var=0.0))
             p = max(known.mean, 1.0 / (baseline.updates_of.get(source, 0) + 1))
-            scores[key] = (rate - known.mean) / float(np.sqrt(known.var + p * (1 - p) / n))
+            spread = float(np.sqrt(known.var + p * (1 - p) / n)) or 1.0 / n  # a rate always 0 or 1 so far
+            scores[key] = (rate - known.mean) / spread
         return scores
 
     def state_dict(self) -> dict[str, Any]:

@@ -1,0 +1,186 @@
+"""Drift layer without data: incident state machine, fast tier, segment monitor, JSON state, cost."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime, timedelta
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from shared.contracts.model_snapshot import ModelSnapshot, ReferenceStats, Segment, Transform
+from worker.bootstrap.reference import quantile_bins
+from worker.drift import DriftEngine, DriftSettings, calibration
+from worker.drift.fast_tier import FastTier
+from worker.drift.incidents import IncidentMachine
+
+START = datetime(2011, 6, 1)
+# I.i.d. synthetic windows are smoother than the real reference chunks the 4σ default
+# was chosen on (bench/drift_eval.py), so tests that must see one family quiet use 6σ.
+QUIET = DriftSettings(threshold_sigmas=6.0)
+
+
+def snapshot() -> ModelSnapshot:
+    """A two-segment model whose invoice references are standard-normal-like bins."""
+    rng = np.random.default_rng(0)
+    bins = quantile_bins(rng.normal(size=20_000))
+    invoice_stats = {
+        "log_order_value": bins,
+        "lines_per_invoice": quantile_bins(rng.integers(1, 30, size=20_000)),
+        "days_since_previous_purchase": quantile_bins(rng.exponential(20.0, size=20_000)),
+    }
+    return ModelSnapshot(
+        version=3,
+        created_at=START,
+        feature_names=["x"],
+        transform=Transform(log_features=[], center=[0.0], scale=[1.0]),
+        segments=[Segment(id=i, name=f"s{i}", centroid=[float(i)], sum=[0.0], count=10) for i in range(2)],
+        k=2,
+        training_window=(datetime(2010, 12, 1), START),
+        data_fingerprint="test",
+        next_segment_id=2,
+        reference=ReferenceStats(
+            invoice_stats=invoice_stats,
+            segment_shares={"0": 0.5, "1": 0.5},
+            distance_bins=bins,
+        ),
+        customers=20,
+    )
+
+
+def engine_for(settings: DriftSettings) -> DriftEngine:
+    """An engine calibrated on 20,000 reference invoices drawn like :func:`feed` draws them."""
+    rng = np.random.default_rng(6)
+    reference = pd.DataFrame(
+        {
+            "log_order_value": rng.normal(size=20_000),
+            "lines_per_invoice": rng.integers(1, 30, size=20_000).astype(float),
+            "days_since_previous_purchase": rng.exponential(20.0, size=20_000),
+        }
+    )
+    return DriftEngine(snapshot(), settings, calibration.from_invoices(reference, settings))
+
+
+def feed(engine: DriftEngine, values: np.ndarray, segments: np.ndarray | None = None) -> list:
+    """One invoice (and one assignment) per minute, the watermark advanced every 500 events."""
+    alerts = []
+    rng = np.random.default_rng(len(values))
+    lines, days = rng.integers(1, 30, size=len(values)), rng.exponential(20.0, size=len(values))
+    for i, value in enumerate(values):
+        moment = START + timedelta(minutes=i)
+        engine.observe_invoice(
+            moment, f"c{i % 300}", float(np.sign(value) * np.expm1(abs(value))), int(lines[i]), float(days[i])
+        )
+        if segments is not None:
+            engine.observe_assignment(moment, f"c{i % 300}", int(segments[i]), int(segments[i]), abs(value))
+        if i % 500 == 499:
+            alerts.extend(engine.advance(moment))
+    return alerts
+
+
+def test_incident_opens_after_consecutive_exceedances_and_closes_with_hysteresis() -> None:
+    machine = IncidentMachine("m", DriftSettings(open_after=3, close_after=3, close_ratio=0.7, update_every=100))
+    assert [machine.step(r) for r in (1.5, 0.9, 1.5, 1.5)] == [None, None, None, None]  # streak broken at 0.9
+    assert machine.step(1.5) == "open"
+    # Hovering between the closing level and the threshold keeps the incident open (severity drops to info).
+    hovering = [machine.step(r) for r in (0.9, 0.8, 0.75, 0.9, 0.8, 0.75)]
+    assert hovering == [None, None, "update", None, None, None] and machine.is_open
+    assert [machine.step(r) for r in (0.5, 0.5, 0.5)] == [None, None, "closed"]
+    assert machine.incident == 1 and not machine.is_open
+
+
+def test_updates_are_rate_limited_unless_severity_moves() -> None:
+    settings = DriftSettings(open_after=1, update_every=5, update_min_gap=2, critical_ratio=2.0)
+    machine = IncidentMachine("m", settings)
+    assert machine.step(1.5) == "open"
+    steady = [machine.step(1.5) for _ in range(10)]
+    assert steady.count("update") == 2  # heartbeat every 5 evaluations
+    assert [machine.step(3.0), machine.step(3.0)] == [None, "update"]  # critical, after the minimum gap
+    assert machine.severity == "critical"
+
+
+def test_fast_tier_alone_never_opens_but_bumps_an_open_incident() -> None:
+    machine = IncidentMachine("m", DriftSettings(open_after=1))
+    for _ in range(100):
+        machine.bump()
+        assert machine.step(0.9) is None
+    assert machine.incident == 0
+    machine.bump()
+    assert machine.step(1.2) == "open"
+    assert machine.severity == "critical"  # warning, bumped by the fast tier
+
+
+def test_adwin_detection_below_threshold_opens_nothing() -> None:
+    """A 0.2σ step is plain to ADWIN after thousands of invoices yet below the calibrated levels."""
+    engine = engine_for(QUIET)
+    rng = np.random.default_rng(1)
+    values = np.concatenate([rng.normal(size=4000), rng.normal(0.2, 1.0, size=4000)])
+    detections = 0
+    tier = engine.tiers["invoice_behaviour"]
+    assert tier is not None
+    original = tier.update
+
+    def counting(value: float) -> bool:
+        nonlocal detections
+        detected = original(value)
+        detections += detected
+        return detected
+
+    tier.update = counting  # type: ignore[method-assign]
+    alerts = feed(engine, values)
+    assert detections >= 1
+    assert [alert for alert in alerts if alert.state == "open"] == []
+
+
+def test_fast_tier_state_rebuilds_the_same_detector() -> None:
+    tier = FastTier(mean=0.0, std=1.0, delta=0.002, memory=400)
+    rng = np.random.default_rng(2)
+    for value in rng.normal(size=1000):
+        tier.update(value)
+    copy = FastTier.from_state_dict(json.loads(json.dumps(tier.state_dict())))
+    later = rng.normal(2.0, 1.0, size=300)
+    assert [tier.update(v) for v in later] == [copy.update(v) for v in later]
+
+
+def test_segment_share_shift_opens_a_segment_incident() -> None:
+    settings = QUIET
+    engine = engine_for(settings)
+    rng = np.random.default_rng(3)
+    calm = settings.segment_window * settings.calibration_windows + 2000
+    segments = np.concatenate([rng.random(calm) < 0.3, rng.random(2000) < 0.7]).astype(int)
+    alerts = feed(engine, rng.normal(size=len(segments)), segments)
+    opened = [alert for alert in alerts if alert.state == "open" and alert.monitor == "segment_structure"]
+    assert len(opened) == 1
+    assert opened[0].window.end >= START + timedelta(minutes=calm)
+    assert "first 6 stream windows" in opened[0].threshold_source
+    assert opened[0].segment_shares_reference == {"0": 0.5, "1": 0.5}
+    assert opened[0].segment_shares_now["1"] > 0.5
+
+
+def test_state_round_trips_through_json() -> None:
+    settings = DriftSettings()
+    rng = np.random.default_rng(4)
+    values = np.concatenate([rng.normal(size=3000), rng.normal(1.0, 1.0, size=1500)])
+    segments = (rng.random(len(values)) < 0.4).astype(int)
+    first = engine_for(settings)
+    feed(first, values[:2250], segments[:2250])
+    first.observe_invoice(START, "late", 10.0, 2, None)  # pending across the restart
+    state = json.loads(json.dumps(first.state_dict(), allow_nan=False))
+    resumed = DriftEngine.from_state_dict(snapshot(), settings, state)
+    assert resumed.state_dict() == first.state_dict()
+    tail = [feed(engine, values[2250:], segments[2250:]) for engine in (first, resumed)]
+    assert [a.model_dump() for a in tail[0]] == [a.model_dump() for a in tail[1]]
+    assert any(alert.state == "open" for alert in tail[0])
+    with pytest.raises(ValueError, match="model v3"):
+        DriftEngine.from_state_dict(snapshot().model_copy(update={"version": 4}), settings, state)
+
+
+def test_cost_per_invoice_is_well_under_a_millisecond() -> None:
+    engine = engine_for(DriftSettings())
+    values = np.random.default_rng(5).normal(size=10_000)
+    started = time.perf_counter()
+    feed(engine, values, (values > 0).astype(int))
+    per_event = (time.perf_counter() - started) / len(values)
+    assert per_event < 0.5e-3, f"{per_event * 1e6:.0f} µs per invoice + assignment"
