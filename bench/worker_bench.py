@@ -2,9 +2,10 @@
 
 Bootstrap up to the cutoff, replay the rest into a fresh topic, then in one run:
 
-* the worker's end-to-end rows/s (first poll until lag is zero), in a child
-  process so its peak RSS is its own; beside it a raw kafka-python consume loop
-  over the same topic (the ratio is the figure; goal >= 0.5);
+* the worker's end-to-end rows/s (first poll until lag is zero), run as
+  ``python -m worker run`` in a child process so its peak RSS (VmHWM) is its
+  own; beside it a raw kafka-python consume loop over the same topic (the
+  ratio is the figure; goal >= 0.5);
 * SSQ ratio and ARI of the streaming segments against a batch k-means
   (k-means++, 10 restarts) on the same final feature vectors (goals <= 1.02, >= 0.95);
 * published segment changes per customer and the flip-flop share (A→B→A within
@@ -15,8 +16,9 @@ from __future__ import annotations
 
 import itertools
 import json
-import multiprocessing
-import resource
+import os
+import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -43,27 +45,44 @@ from worker.bootstrap.pipeline import run_bootstrap
 from worker.bootstrap.settings import BootstrapSettings
 
 CUTOFF = datetime(2011, 6, 1)
-
-
-def _run_worker(settings_json: str, queue: multiprocessing.Queue) -> None:
-    from worker.stream.loop import Worker
-    from worker.stream.settings import WorkerSettings
-
-    worker = Worker(Settings.model_validate_json(settings_json), WorkerSettings(group_id=f"bench-{uuid.uuid4().hex}"))
-    worker.run(until_caught_up=True)
-    elapsed = time.monotonic() - (worker.first_batch_at or time.monotonic())
-    queue.put({"records": worker.records, "elapsed_s": elapsed})
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _worker_rate(settings: Settings) -> tuple[float, float, float]:
-    """Records/s from the first poll until caught up, and the child's peak RSS in MB."""
-    queue: multiprocessing.Queue = multiprocessing.get_context("spawn").Queue()
-    child = multiprocessing.get_context("spawn").Process(target=_run_worker, args=(settings.model_dump_json(), queue))
-    child.start()
-    result = queue.get()
-    child.join()
-    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    return result["records"] / result["elapsed_s"], float(result["records"]), peak_mb
+    """Records/s from the first poll until caught up, and the worker process's own peak RSS in MB.
+
+    The worker runs as ``python -m worker run`` in a child process, exactly as deployed,
+    and its peak RSS is read from its own ``/proc`` status while it runs.
+    """
+    env = os.environ | {
+        "SEG_KAFKA__BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers,
+        "SEG_REDIS__URL": settings.redis.url,
+        "SEG_REDIS__KEY_PREFIX": settings.redis.key_prefix,
+        "SEG_TOPICS__INVOICES": settings.topics.invoices,
+        "SEG_TOPICS__DEAD_LETTER": settings.topics.dead_letter,
+        "SEG_TOPICS__SEGMENT_CHANGES": settings.topics.segment_changes,
+    }
+    command = [sys.executable, "-m", "worker", "run", "--group", f"bench-{uuid.uuid4().hex}", "--until-caught-up"]
+    with tempfile.TemporaryFile("w+") as out:
+        process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.DEVNULL, cwd=ROOT)
+        peak_kb = 0
+        while process.poll() is None:
+            peak_kb = max(peak_kb, _high_water_kb(process.pid))
+            time.sleep(0.2)
+        if process.returncode != 0:
+            raise RuntimeError(f"worker exited with {process.returncode}")
+        out.seek(0)
+        summary = json.loads(out.read().strip().splitlines()[-1])
+    return summary["records_per_s"], float(summary["records"]), peak_kb / 1024
+
+
+def _high_water_kb(pid: int) -> int:
+    """The process's peak resident set (VmHWM) so far; 0 once it has gone."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0
+    return next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:")), 0)
 
 
 def _raw_consume_rate(settings: Settings, topic: str) -> float:

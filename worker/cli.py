@@ -7,6 +7,7 @@ a one-line message; anything else is a bug and keeps its traceback.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from collections.abc import Callable, Sequence
@@ -79,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
     overrides = {"group_id": args.group} if args.group else {}
     worker = Worker(load(Settings), load(WorkerSettings, **overrides))
     worker.run(until_caught_up=args.until_caught_up)
+    print(json.dumps(worker.summary()))
     return 0
 
 

@@ -85,6 +85,7 @@ class Worker:
         self.processor = Processor(
             model=LocalModel(snapshot),
             publish_margin=worker_settings.publish_margin,
+            confirm_sweeps=worker_settings.confirm_sweeps,
             cutoff=datetime.fromisoformat(cutoff) if cutoff else None,
         )
         stored_watermark = self.redis.get(self.keys.watermark)
@@ -109,6 +110,7 @@ class Worker:
         self.batches = 0
         self.records = 0
         self.first_batch_at: float | None = None
+        self.finished_at: float | None = None
         self.stopping = False
 
     # -- partition ownership -------------------------------------------------------------
@@ -181,11 +183,23 @@ class Worker:
                     self._with_retry(lambda polled=polled: self.process(polled))
                 elif until_caught_up and self._caught_up():
                     break
+            self.finished_at = time.monotonic()
         finally:
             self.consumer.close()
             self.producer.flush()
             self.producer.close()
             log.info("worker stopped after %d batches", self.batches)
+
+    def summary(self) -> dict[str, float]:
+        """Throughput of this run, from the first polled batch to the end (printed by ``worker run``)."""
+        end = self.finished_at or time.monotonic()
+        elapsed = end - self.first_batch_at if self.first_batch_at is not None else 0.0
+        return {
+            "records": self.records,
+            "batches": self.batches,
+            "seconds_from_first_batch": round(elapsed, 3),
+            "records_per_s": round(self.records / elapsed, 1) if elapsed else 0.0,
+        }
 
     def _caught_up(self) -> bool:
         assigned = self.consumer.assignment()

@@ -38,12 +38,15 @@ class Processor:
 
     model: LocalModel
     publish_margin: float
+    confirm_sweeps: int
     cutoff: datetime | None
     customers: dict[str, CustomerState] = field(default_factory=dict)
     idle: IdleIndex = field(default_factory=IdleIndex)
     partition_of_customer: dict[str, int] = field(default_factory=dict)
     last_sweep_day: datetime | None = None
     sweep_markers: dict[int, datetime] = field(default_factory=dict)
+    partition_times: dict[int, datetime] = field(default_factory=dict)
+    pending: dict[str, tuple[int, int]] = field(default_factory=dict)
 
     def adopt(
         self, customers: dict[str, CustomerState], partition_of: dict[str, int], markers: dict[int, datetime]
@@ -91,6 +94,7 @@ class Processor:
         self.model.release(partitions)
         for partition in partitions:
             self.sweep_markers.pop(partition, None)
+            self.partition_times.pop(partition, None)
         if gone:
             kept = self.idle
             self.idle = IdleIndex()
@@ -127,10 +131,14 @@ class Processor:
                 batch.new_customers.add(line.customer_id)
             apply_line(state.aggregates, line, kind)
             touched[line.customer_id] = (partition, line)
+            latest = self.partition_times.get(partition)
+            if latest is None or line.invoice_date > latest:
+                self.partition_times[partition] = line.invoice_date
         for kind, n in kinds.items():
             batch.count(f"lines_{kind}", n)
         changes = self._score(batch, touched, watermark)
-        changes += self._sweep(batch, set(touched), watermark)
+        if self.partition_times:
+            changes += self._sweep(batch, set(touched), min(self.partition_times.values()))
         return changes
 
     def _score(
@@ -172,18 +180,34 @@ class Processor:
     def _publish_decision(
         self, state: CustomerState, distances: np.ndarray, line: InvoiceLine | None, sweep: bool
     ) -> str | None:
-        """Switch the published segment only when the new centroid is clearly closer."""
+        """Switch the published segment only when the new centroid is clearly closer.
+
+        Two debounces, neither of which touches the model statistics: the new
+        centroid must be closer by ``publish_margin``; and a move caused by
+        inactivity alone must hold at ``confirm_sweeps`` consecutive sweeps, so a
+        customer on a boundary that moves with the centroids does not flip-flop.
+        """
         assert state.segment is not None and state.features is not None and state.as_of is not None
+        cid = state.aggregates.customer_id
         new_row = self.model.row_of[state.segment]
         previous = state.published
         if previous == state.segment:
+            self.pending.pop(cid, None)
             return None
         if previous is not None and previous in self.model.row_of:
             margin = float(distances[self.model.row_of[previous]] - distances[new_row])
             if margin <= self.publish_margin:
+                self.pending.pop(cid, None)
                 return None
         else:
             margin = float("inf") if previous is not None else 0.0
+        if sweep and previous is not None:
+            candidate, seen = self.pending.get(cid, (state.segment, 0))
+            seen = seen + 1 if candidate == state.segment else 1
+            if seen < self.confirm_sweeps:
+                self.pending[cid] = (state.segment, seen)
+                return None
+        self.pending.pop(cid, None)
         reason: ChangeReason
         if sweep:
             reason = "inactivity"
@@ -206,8 +230,14 @@ class Processor:
         )
         return change.model_dump_json()
 
-    def _sweep(self, batch: BatchCommit, touched: set[str], watermark: datetime) -> list[Change]:
-        """At each new event day, re-score idle customers whose segment would change."""
+    def _sweep(self, batch: BatchCommit, touched: set[str], low_watermark: datetime) -> list[Change]:
+        """At each new event day, re-score idle customers whose segment would change.
+
+        The day is taken from the *lowest* event time reached over the owned
+        partitions: a customer is only idle as of a day once every partition that
+        could still bring its purchases has passed that day.
+        """
+        watermark = low_watermark
         day = datetime(watermark.year, watermark.month, watermark.day)
         if self.last_sweep_day is None:
             self.last_sweep_day = day

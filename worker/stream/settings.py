@@ -17,9 +17,12 @@ class WorkerSettings(BaseSettings):
     batch_max_records: int = Field(20_000, ge=1, le=100_000, description="records per poll and per Redis commit")
     poll_timeout_ms: int = Field(500, ge=10)
     publish_margin: float = Field(
-        0.25,
+        0.5,
         ge=0.0,
         description="a published segment switches only when the new centroid is closer by this much (scaled units)",
+    )
+    confirm_sweeps: int = Field(
+        2, ge=1, description="an inactivity-driven segment switch must hold at this many consecutive sweeps"
     )
     sweep_days: float = Field(1.0, gt=0, description="re-score idle customers each time event time crosses this")
     dedup_retention_days: int = Field(
