@@ -86,6 +86,7 @@ class Worker:
             model=LocalModel(snapshot),
             publish_margin=worker_settings.publish_margin,
             confirm_sweeps=worker_settings.confirm_sweeps,
+            lloyd_passes=worker_settings.lloyd_passes,
             cutoff=datetime.fromisoformat(cutoff) if cutoff else None,
         )
         stored_watermark = self.redis.get(self.keys.watermark)

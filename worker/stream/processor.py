@@ -39,6 +39,7 @@ class Processor:
     model: LocalModel
     publish_margin: float
     confirm_sweeps: int
+    lloyd_passes: int
     cutoff: datetime | None
     customers: dict[str, CustomerState] = field(default_factory=dict)
     idle: IdleIndex = field(default_factory=IdleIndex)
@@ -46,7 +47,7 @@ class Processor:
     last_sweep_day: datetime | None = None
     sweep_markers: dict[int, datetime] = field(default_factory=dict)
     partition_times: dict[int, datetime] = field(default_factory=dict)
-    pending: dict[str, tuple[int, int]] = field(default_factory=dict)
+    pending: dict[str, tuple[int, int, datetime]] = field(default_factory=dict)
 
     def adopt(
         self, customers: dict[str, CustomerState], partition_of: dict[str, int], markers: dict[int, datetime]
@@ -202,10 +203,13 @@ class Processor:
         else:
             margin = float("inf") if previous is not None else 0.0
         if sweep and previous is not None:
-            candidate, seen = self.pending.get(cid, (state.segment, 0))
-            seen = seen + 1 if candidate == state.segment else 1
+            candidate, seen, day = self.pending.get(cid, (state.segment, 0, state.as_of))
+            if candidate != state.segment:
+                seen = 0
+            if seen == 0 or day != state.as_of:
+                seen += 1
             if seen < self.confirm_sweeps:
-                self.pending[cid] = (state.segment, seen)
+                self.pending[cid] = (state.segment, seen, state.as_of)
                 return None
         self.pending.pop(cid, None)
         reason: ChangeReason
@@ -249,29 +253,46 @@ class Processor:
         if n == 0:
             return []
         vectors = self.model.vectors(self.idle.features_at(day))
-        distances = self.model.distances(vectors)
-        nearest = distances.argmin(axis=1)
-        assigned, published = self._segment_rows()
-        rows = np.arange(n)
-        safe_published = np.where(published >= 0, published, nearest)
-        would_publish = distances[rows, safe_published] - distances[rows, nearest] > self.publish_margin
-        candidates: dict[str, tuple[int, InvoiceLine | None]] = {}
-        for row in np.flatnonzero((nearest != assigned) | would_publish):
-            cid = self.idle.ids[row]
-            if cid not in touched:
-                candidates[cid] = (self.partition_of_customer[cid], None)
         for row, cid in enumerate(self.idle.ids):
-            if cid not in touched and cid not in candidates:
+            if cid not in touched:
                 self.customers[cid].vector = vectors[row]
-        batch.count("sweeps")
-        batch.count("sweep_rescored", len(candidates))
-        changes = self._score(batch, candidates, day, sweep=True)
         owned = set(self.partition_of_customer.values())
         for partition in owned:
             self.sweep_markers[partition] = day
         self._rebuild(owned)
         self.model.recentre()
+        changes: list[Change] = []
+        for iteration in range(self.lloyd_passes):
+            candidates = self._misassigned(vectors, touched, publishing=iteration == 0)
+            if not candidates:
+                break
+            batch.count("sweep_rescored", len(candidates))
+            changes += self._score(batch, candidates, day, sweep=True)
+            for cid in candidates:
+                vectors[self.idle.row[cid]] = self.customers[cid].vector
+            self._rebuild(owned)
+            self.model.recentre()
+        batch.count("sweeps")
         return changes
+
+    def _misassigned(
+        self, vectors: np.ndarray, touched: set[str], publishing: bool
+    ) -> dict[str, tuple[int, InvoiceLine | None]]:
+        """Idle customers whose nearest centroid is not their segment (or, with ``publishing``,
+        whose published segment is now clearly farther than the nearest): one Lloyd assignment step."""
+        distances = self.model.distances(vectors)
+        nearest = distances.argmin(axis=1)
+        assigned, published = self._segment_rows()
+        moved = nearest != assigned
+        if publishing:
+            rows = np.arange(len(nearest))
+            safe_published = np.where(published >= 0, published, nearest)
+            moved |= distances[rows, safe_published] - distances[rows, nearest] > self.publish_margin
+        return {
+            self.idle.ids[row]: (self.partition_of_customer[self.idle.ids[row]], None)
+            for row in np.flatnonzero(moved)
+            if self.idle.ids[row] not in touched
+        }
 
     def _segment_rows(self) -> tuple[np.ndarray, np.ndarray]:
         """Centroid rows of each indexed customer's assigned and published segments (-1: none)."""

@@ -24,6 +24,9 @@ class WorkerSettings(BaseSettings):
     confirm_sweeps: int = Field(
         2, ge=1, description="an inactivity-driven segment switch must hold at this many consecutive sweeps"
     )
+    lloyd_passes: int = Field(
+        10, ge=1, description="at most this many assignment + centroid-update passes over idle customers per sweep"
+    )
     sweep_days: float = Field(1.0, gt=0, description="re-score idle customers each time event time crosses this")
     dedup_retention_days: int = Field(
         400, ge=1, description="event ids are remembered this many event-days for dropping duplicates"
