@@ -27,12 +27,8 @@ class WorkerSettings(BaseSettings):
     lloyd_passes: int = Field(
         10, ge=1, description="at most this many assignment + centroid-update passes over idle customers per sweep"
     )
-    sweep_days: float = Field(1.0, gt=0, description="re-score idle customers each time event time crosses this")
     dedup_retention_days: int = Field(
         400, ge=1, description="event ids are remembered this many event-days for dropping duplicates"
-    )
-    rebuild_every_batches: int = Field(
-        500, ge=1, description="recompute the model sums from customer vectors this often (clears float drift)"
     )
     retry_initial_s: float = Field(0.5, gt=0)
     retry_max_s: float = Field(30.0, gt=0)
