@@ -2,7 +2,8 @@
 
 Bootstrap on the history before the cutoff, replay the rest through Kafka, let a
 worker catch up, and print what happened. Uses the real dataset from SEG_DATASET
-(default ``../shared/data/online_retail.csv.xz``).
+(default ``../shared/data/online_retail.csv.xz``); where there is none, a
+simulated year (``python -m producer simulate``, seed 42) of the same shape.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 from kafka import TopicPartition
 
 from producer.replay import ReplayOptions, replay
+from producer.simulate.simulation import SimulationConfig, simulate
 from shared.kafka_clients import make_consumer
 from shared.local_services import RedisServer, TansuBroker
 from shared.model_stats import live_stats
@@ -45,23 +47,24 @@ def _published(settings: Settings) -> int:
 
 def main() -> int:
     logging.basicConfig(level=logging.WARNING)
-    if not DATASET.exists():
-        print(f"no input at {DATASET}: set SEG_DATASET to an Online Retail file (.csv[.gz|.xz], .xlsx, .parquet)")
-        return 2
     started = time.monotonic()
     with TansuBroker() as broker, RedisServer() as redis_server, tempfile.TemporaryDirectory() as workdir:
+        dataset = DATASET
+        if not dataset.exists():
+            print(f"no data file at {DATASET} (set SEG_DATASET): simulating a year of Online-Retail-like invoices")
+            dataset = simulate(SimulationConfig(out=Path(workdir) / "simulated.csv")).path
         print(f"local broker at {broker.bootstrap_servers}, Redis at {redis_server.url}")
         settings = Settings(
             kafka=KafkaSettings(bootstrap_servers=broker.bootstrap_servers), redis=RedisSettings(url=redis_server.url)
         )
         client = make_redis(settings.redis)
         keys = Keys(settings.redis.key_prefix)
-        print(f"\n1/3 bootstrap on {DATASET.name} before {CUTOFF:%Y-%m-%d}")
-        result = run_bootstrap(DATASET, CUTOFF, client, keys, BootstrapSettings(model_file=Path("out/model.json")))
+        print(f"\n1/3 bootstrap on {dataset.name} before {CUTOFF:%Y-%m-%d}")
+        result = run_bootstrap(dataset, CUTOFF, client, keys, BootstrapSettings(model_file=Path("out/model.json")))
         print(bootstrap_summary(result))
         print(f"\n2/3 replay from {CUTOFF:%Y-%m-%d} into '{settings.topics.invoices}'")
         replayed = replay(
-            DATASET, settings, ReplayOptions(start=CUTOFF, checkpoint=Path(workdir) / "replay.json", progress=True)
+            dataset, settings, ReplayOptions(start=CUTOFF, checkpoint=Path(workdir) / "replay.json", progress=True)
         )
         print("\n".join(replayed.lines()))
         print("\n3/3 worker catches up")
