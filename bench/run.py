@@ -9,7 +9,7 @@ import os
 import uuid
 from pathlib import Path
 
-from bench import bootstrap_bench, producer_bench, worker_bench
+from bench import bootstrap_bench, drift_eval, producer_bench, worker_bench
 from shared.local_services import RedisServer, TansuBroker
 from shared.settings import KafkaSettings, RedisSettings, Settings, TopicSettings
 
@@ -41,6 +41,8 @@ def main() -> None:
         producer_bench.run(_settings(broker.bootstrap_servers, redis_server.url), DATASET)
         print("\n== worker ==")
         worker_bench.run(_settings(broker.bootstrap_servers, redis_server.url), DATASET)
+    print("\n== drift monitors (offline evaluation harness) ==")
+    drift_eval.run(DATASET)
 
 
 if __name__ == "__main__":
