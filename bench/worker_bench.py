@@ -39,7 +39,7 @@ from shared.kafka_clients import make_consumer, read_to_end
 from shared.model_stats import live_stats
 from shared.model_store import load_current
 from shared.redis_client import make_redis
-from shared.settings import Settings
+from shared.settings import Settings, as_environment
 from shared.state_keys import Keys
 from worker.bootstrap.pipeline import run_bootstrap
 from worker.bootstrap.settings import BootstrapSettings
@@ -54,14 +54,7 @@ def _worker_rate(settings: Settings) -> tuple[float, float, float]:
     The worker runs as ``python -m worker run`` in a child process, exactly as deployed,
     and its peak RSS is read from its own ``/proc`` status while it runs.
     """
-    env = os.environ | {
-        "SEG_KAFKA__BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers,
-        "SEG_REDIS__URL": settings.redis.url,
-        "SEG_REDIS__KEY_PREFIX": settings.redis.key_prefix,
-        "SEG_TOPICS__INVOICES": settings.topics.invoices,
-        "SEG_TOPICS__DEAD_LETTER": settings.topics.dead_letter,
-        "SEG_TOPICS__SEGMENT_CHANGES": settings.topics.segment_changes,
-    }
+    env = os.environ | as_environment(settings)
     command = [sys.executable, "-m", "worker", "run", "--group", f"bench-{uuid.uuid4().hex}", "--until-caught-up"]
     with tempfile.TemporaryFile("w+") as out:
         process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.DEVNULL, cwd=ROOT)

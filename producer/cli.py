@@ -12,42 +12,19 @@ import logging
 import signal
 import sys
 import threading
-from datetime import datetime
 from pathlib import Path
 from types import FrameType
 
 from producer.replay import ReplayOptions, replay
 from producer.settings import ProducerSettings
 from producer.simulate import command as simulate_command
+from shared.cli_types import iso_datetime, positive_float, positive_int
 from shared.exceptions import ConfigError, InputError, ServiceUnavailableError
 from shared.settings import Settings, load
 
 log = logging.getLogger("producer")
 
 EXIT_OK, EXIT_INPUT, EXIT_BROKER = 0, 2, 3
-
-
-def _event_time(text: str) -> datetime:
-    try:
-        return datetime.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO date (2011-01-31 or 2011-01-31T12:00)") from None
-
-
-def _positive_int(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a positive integer")
-    return int(text)
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = 0.0
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number")
-    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -70,19 +47,19 @@ def build_parser() -> argparse.ArgumentParser:
     pace = run.add_mutually_exclusive_group()
     pace.add_argument(
         "--speed",
-        type=_positive_float,
+        type=positive_float,
         metavar="N",
         help="event-time compression: N event-seconds per wall second (86400 = one event-day per second)",
     )
     pace.add_argument("--max-speed", action="store_true", help="send as fast as the broker accepts (the default)")
-    run.add_argument("--start", type=_event_time, metavar="DATE", help="first event time to replay (inclusive, ISO)")
-    run.add_argument("--end", type=_event_time, metavar="DATE", help="event time to stop before (exclusive, ISO)")
+    run.add_argument("--start", type=iso_datetime, metavar="DATE", help="first event time to replay (inclusive, ISO)")
+    run.add_argument("--end", type=iso_datetime, metavar="DATE", help="event time to stop before (exclusive, ISO)")
     run.add_argument(
-        "--limit", type=_positive_int, metavar="N", help="replay at most N rows of the window (valid + invalid)"
+        "--limit", type=positive_int, metavar="N", help="replay at most N rows of the window (valid + invalid)"
     )
     run.add_argument(
         "--partitions",
-        type=_positive_int,
+        type=positive_int,
         metavar="N",
         help="partitions for topics this run creates (default SEG_TOPICS__PARTITIONS); existing topics are kept",
     )

@@ -116,6 +116,17 @@ class Settings(BaseSettings):
     topics: TopicSettings = TopicSettings()
 
 
+def as_environment(settings: Settings) -> dict[str, str]:
+    """``SEG_*`` variables that rebuild ``settings`` in a child process (tests, benchmarks)."""
+    env = {}
+    for section in ("kafka", "redis", "topics"):
+        for name, value in getattr(settings, section):
+            if value is not None:
+                secret = value.get_secret_value() if isinstance(value, SecretStr) else value
+                env[f"{ENV_PREFIX}{section.upper()}__{name.upper()}"] = str(secret)
+    return env
+
+
 S = TypeVar("S", bound=BaseSettings)
 
 

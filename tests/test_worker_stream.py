@@ -24,7 +24,7 @@ from producer.replay import ReplayOptions, replay
 from shared.features.aggregates import CustomerAggregates, GuestStats
 from shared.features.vector import compute_features
 from shared.kafka_clients import read_to_end
-from shared.settings import Settings
+from shared.settings import Settings, as_environment
 from shared.state_keys import Keys
 from worker.bootstrap.batch_aggregates import batch_aggregates, guest_stats
 from worker.bootstrap.cleaning import clean
@@ -121,15 +121,7 @@ def test_stream_equals_batch_and_published_segments_match(
 
 
 def _worker_process(settings: Settings, group: str, batch: int) -> subprocess.Popen[bytes]:
-    env = os.environ | {
-        "SEG_KAFKA__BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers,
-        "SEG_REDIS__URL": settings.redis.url,
-        "SEG_REDIS__KEY_PREFIX": settings.redis.key_prefix,
-        "SEG_TOPICS__INVOICES": settings.topics.invoices,
-        "SEG_TOPICS__DEAD_LETTER": settings.topics.dead_letter,
-        "SEG_TOPICS__SEGMENT_CHANGES": settings.topics.segment_changes,
-        "SEG_WORKER_BATCH_MAX_RECORDS": str(batch),
-    }
+    env = os.environ | as_environment(settings) | {"SEG_WORKER_BATCH_MAX_RECORDS": str(batch)}
     return subprocess.Popen(
         [sys.executable, "-m", "worker", "run", "--group", group, "--until-caught-up"],
         cwd=ROOT,

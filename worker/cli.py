@@ -11,9 +11,9 @@ import json
 import logging
 import sys
 from collections.abc import Callable, Sequence
-from datetime import datetime
 from pathlib import Path
 
+from shared.cli_types import iso_datetime
 from shared.exceptions import SegmentationError
 from shared.redis_client import make_redis
 from shared.settings import Settings, load
@@ -21,13 +21,6 @@ from shared.state_keys import Keys
 from worker.bootstrap.settings import BootstrapSettings
 
 Command = Callable[[argparse.Namespace], int]
-
-
-def _date(text: str) -> datetime:
-    try:
-        return datetime.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not an ISO date such as 2011-06-01") from None
 
 
 def bootstrap(args: argparse.Namespace) -> int:
@@ -59,7 +52,7 @@ def _add_bootstrap(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--input", type=Path, required=True, help="history file (Online Retail .csv[.xz], .xlsx)")
     parser.add_argument(
-        "--until", type=_date, required=True, help="cutoff (ISO date/time): only events before it are used"
+        "--until", type=iso_datetime, required=True, help="cutoff (ISO date/time): only events before it are used"
     )
     parser.add_argument("--k", type=int, help="fixed number of segments (skips the silhouette search)")
     parser.add_argument("--k-min", type=int, help="smallest k tried by the silhouette search (default 3)")

@@ -11,6 +11,7 @@ from pathlib import Path
 from producer.simulate.archetypes import ARCHETYPES
 from producer.simulate.drift import DriftEpisode, parse_drift
 from producer.simulate.simulation import SimulationConfig, simulate
+from shared.cli_types import iso_datetime, positive_int
 
 
 def _drift(text: str) -> DriftEpisode:
@@ -18,19 +19,6 @@ def _drift(text: str) -> DriftEpisode:
         return parse_drift(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _count(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a positive integer")
-    return int(text)
-
-
-def _date(text: str) -> datetime:
-    try:
-        return datetime.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO date such as 2010-12-01") from None
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -46,10 +34,12 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--out", type=Path, required=True, metavar="FILE", help="output file, .csv or .csv.xz")
     parser.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
-    parser.add_argument("--customers", type=_count, default=4000, help="number of customers (default 4000)")
-    parser.add_argument("--start", type=_date, default=datetime(2010, 12, 1), help="first day (default 2010-12-01)")
-    parser.add_argument("--days", type=_count, default=365, help="simulated days, at least 28 (default 365)")
-    parser.add_argument("--products", type=_count, default=300, help="catalogue size, at most 300 (default 300)")
+    parser.add_argument("--customers", type=positive_int, default=4000, help="number of customers (default 4000)")
+    parser.add_argument(
+        "--start", type=iso_datetime, default=datetime(2010, 12, 1), help="first day (default 2010-12-01)"
+    )
+    parser.add_argument("--days", type=positive_int, default=365, help="simulated days, at least 28 (default 365)")
+    parser.add_argument("--products", type=positive_int, default=300, help="catalogue size, at most 300 (default 300)")
     parser.add_argument(
         "--drift",
         type=_drift,
