@@ -37,10 +37,14 @@ class CustomerState:
     published: int | None = None
     seq: int = 0
 
-    def fields(self) -> dict[str, str]:
-        """The Redis hash fields of this record (empty strings where unset)."""
-        return {
-            "agg": self.aggregates.to_json(),
+    def fields(self, with_aggregates: bool = True) -> dict[str, str]:
+        """The Redis hash fields of this record (empty strings where unset).
+
+        A re-score without new events (a sweep) leaves the aggregates as they are,
+        so ``with_aggregates=False`` skips their (largest) field.
+        """
+        aggregates = {"agg": self.aggregates.to_json()} if with_aggregates else {}
+        return aggregates | {
             "features": json.dumps(self.features) if self.features is not None else "",
             "as_of": self.as_of.isoformat() if self.as_of else "",
             "vector": json.dumps([float(v) for v in self.vector]) if self.vector is not None else "",

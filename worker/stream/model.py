@@ -83,13 +83,8 @@ class LocalModel:
         }
         self.recentre()
 
-    def rebuild(self, partition: int, members: Iterable[tuple[int, np.ndarray]]) -> None:
-        """Recompute one owned partition's statistics from its customers' (segment, vector)."""
-        sums, counts = self._empty()
-        for segment, vector in members:
-            row = self.row_of[segment]
-            sums[row] += vector
-            counts[row] += 1
+    def set_own(self, partition: int, sums: np.ndarray, counts: np.ndarray) -> None:
+        """Adopt recomputed statistics of an owned partition (rows in ``segment_ids`` order)."""
         self.own[partition] = (sums, counts)
 
     def release(self, partitions: Iterable[int]) -> None:

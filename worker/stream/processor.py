@@ -2,6 +2,11 @@
 
 The loop reads, this module decides, the committer writes. Keeping the decisions
 free of I/O lets tests drive them directly and keeps the hot path visible.
+
+Within a batch, lines are applied in event-time order and cut at each event day
+that every owned partition has passed: there the idle customers are swept
+(moved to that day's recency and re-assigned), so inactivity is scored at every
+day, whatever the batch size.
 """
 
 from __future__ import annotations
@@ -9,7 +14,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import numpy as np
 
@@ -20,7 +25,13 @@ from shared.features.vector import FEATURE_NAMES, compute_features
 from worker.stream.commit import BatchCommit
 from worker.stream.customers import CustomerState
 from worker.stream.model import LocalModel
-from worker.stream.sweep import IdleIndex
+from worker.stream.scored_index import ScoredIndex
+
+Touched = dict[str, tuple[int, InvoiceLine | None]]
+
+
+def _day(moment: datetime) -> datetime:
+    return datetime(moment.year, moment.month, moment.day)
 
 
 @dataclass
@@ -42,12 +53,17 @@ class Processor:
     lloyd_passes: int
     cutoff: datetime | None
     customers: dict[str, CustomerState] = field(default_factory=dict)
-    idle: IdleIndex = field(default_factory=IdleIndex)
+    index: ScoredIndex = field(default_factory=ScoredIndex)
     partition_of_customer: dict[str, int] = field(default_factory=dict)
     last_sweep_day: datetime | None = None
     sweep_markers: dict[int, datetime] = field(default_factory=dict)
     partition_times: dict[int, datetime] = field(default_factory=dict)
     pending: dict[str, tuple[int, int, datetime]] = field(default_factory=dict)
+    _dirty: dict[str, bool] = field(default_factory=dict)
+
+    # -- ownership ----------------------------------------------------------------------------
+    def _row_of(self, segment: int | None) -> int:
+        return -1 if segment is None else self.model.row_of.get(segment, -1)
 
     def adopt(
         self, customers: dict[str, CustomerState], partition_of: dict[str, int], markers: dict[int, datetime]
@@ -60,49 +76,44 @@ class Processor:
         for cid, state in customers.items():
             self.customers[cid] = state
             self.partition_of_customer[cid] = partition_of[cid]
-            if state.features is not None:
-                self.idle.update(cid, state.aggregates, state.features)
+            if state.features is not None and state.vector is not None:
+                self.index.update(
+                    cid,
+                    state.aggregates,
+                    state.features,
+                    state.vector,
+                    self._row_of(state.segment),
+                    self._row_of(state.published),
+                    partition_of[cid],
+                )
         for partition, marker in markers.items():
             stale = [
-                cid
+                self.index.row[cid]
                 for cid, state in customers.items()
-                if partition_of[cid] == partition and state.features is not None and state.as_of < marker
+                if cid in self.index.row and partition_of[cid] == partition and state.as_of < marker
             ]
             if stale:
-                rows = [self.idle.row[cid] for cid in stale]
-                vectors = self.model.vectors(self.idle.features_at(marker)[rows])
-                for cid, vector in zip(stale, vectors, strict=True):
-                    customers[cid].vector = vector
+                self.index.vectors[stale] = self.model.vectors(self.index.features_at(marker)[stale])
         self.sweep_markers.update(markers)
         self._rebuild(set(partition_of.values()) | set(markers))
 
     def _rebuild(self, partitions: Iterable[int]) -> None:
         """Recompute owned partitions' statistics from their customers' counted vectors."""
-        members: dict[int, list[tuple[int, np.ndarray]]] = {partition: [] for partition in partitions}
-        for cid, state in self.customers.items():
-            bucket = members.get(self.partition_of_customer[cid])
-            if bucket is not None and state.segment is not None and state.vector is not None:
-                bucket.append((state.segment, state.vector))
-        for partition, pairs in members.items():
-            self.model.rebuild(partition, pairs)
+        for partition in partitions:
+            self.model.set_own(partition, *self.index.statistics(partition, self.model.k))
+        self.model.recentre()
 
     def release(self, partitions: set[int]) -> None:
         """Forget customers of revoked partitions; the next owner reloads them from Redis."""
-        gone = [cid for cid, p in self.partition_of_customer.items() if p in partitions]
-        for cid in gone:
+        for cid in [cid for cid, p in self.partition_of_customer.items() if p in partitions]:
             del self.customers[cid]
             del self.partition_of_customer[cid]
+            self.pending.pop(cid, None)
+        self.index.drop_partitions(partitions)
         self.model.release(partitions)
         for partition in partitions:
             self.sweep_markers.pop(partition, None)
             self.partition_times.pop(partition, None)
-        if gone:
-            kept = self.idle
-            self.idle = IdleIndex()
-            for cid in kept.ids:
-                state = self.customers.get(cid)
-                if state is not None and state.features is not None:
-                    self.idle.update(cid, state.aggregates, state.features)
 
     def stats_for(self, batch: BatchCommit, partitions: Iterable[int], keys_of: Callable[[int], str]) -> None:
         """Put the whole statistics of ``partitions`` into the commit."""
@@ -110,10 +121,49 @@ class Processor:
             marker = self.sweep_markers.get(partition)
             batch.stats[keys_of(partition)] = self.model.stats_fields(partition, marker.isoformat() if marker else "")
 
+    # -- a batch ------------------------------------------------------------------------------
     def apply(self, batch: BatchCommit, lines: Iterable[tuple[int, InvoiceLine]], watermark: datetime) -> list[Change]:
-        """Fold the batch's new lines into state and score every customer they touched."""
-        touched: dict[str, tuple[int, InvoiceLine]] = {}
+        """Fold the batch's new lines into state in event-time order, sweeping at each day passed."""
+        ordered = sorted(lines, key=lambda item: item[1].invoice_date)
+        for partition, line in ordered:
+            latest = self.partition_times.get(partition)
+            if latest is None or line.invoice_date > latest:
+                self.partition_times[partition] = line.invoice_date
+        changes: list[Change] = []
+        position = 0
         kinds: Counter[str] = Counter()
+        for day in self._days_to_sweep():
+            end = position
+            while end < len(ordered) and ordered[end][1].invoice_date < day:
+                end += 1
+            changes += self._score(batch, self._fold(batch, ordered[position:end], kinds), day)
+            changes += self._sweep(batch, day)
+            position = end
+        changes += self._score(batch, self._fold(batch, ordered[position:], kinds), watermark)
+        for kind, n in kinds.items():
+            batch.count(f"lines_{kind}", n)
+        for cid, with_aggregates in self._dirty.items():
+            batch.customers[cid] = self.customers[cid].fields(with_aggregates)
+        self._dirty.clear()
+        return changes
+
+    def _days_to_sweep(self) -> list[datetime]:
+        """Event days that every owned partition has now passed and that were not swept yet."""
+        if not self.partition_times:
+            return []
+        low = _day(min(self.partition_times.values()))
+        if self.last_sweep_day is None:
+            self.last_sweep_day = low
+            return []
+        days = []
+        day = self.last_sweep_day + timedelta(days=1)
+        while day <= low:
+            days.append(day)
+            day += timedelta(days=1)
+        return days
+
+    def _fold(self, batch: BatchCommit, lines: list[tuple[int, InvoiceLine]], kinds: Counter[str]) -> Touched:
+        touched: Touched = {}
         for partition, line in lines:
             kind = classify(line)
             kinds[kind] += 1
@@ -124,6 +174,7 @@ class Processor:
                 batch.guest_amount += line.amount
                 batch.guest_invoices.add(line.invoice_no)
                 continue
+            assert line.customer_id is not None
             state = self.customers.get(line.customer_id)
             if state is None:
                 state = CustomerState(CustomerAggregates(line.customer_id))
@@ -132,30 +183,17 @@ class Processor:
                 batch.new_customers.add(line.customer_id)
             apply_line(state.aggregates, line, kind)
             touched[line.customer_id] = (partition, line)
-            latest = self.partition_times.get(partition)
-            if latest is None or line.invoice_date > latest:
-                self.partition_times[partition] = line.invoice_date
-        for kind, n in kinds.items():
-            batch.count(f"lines_{kind}", n)
-        changes = self._score(batch, touched, watermark)
-        if self.partition_times:
-            changes += self._sweep(batch, set(touched), min(self.partition_times.values()))
-        return changes
+        return touched
 
-    def _score(
-        self,
-        batch: BatchCommit,
-        touched: dict[str, tuple[int, InvoiceLine | None]],
-        as_of: datetime,
-        sweep: bool = False,
-    ) -> list[Change]:
+    def _score(self, batch: BatchCommit, touched: Touched, as_of: datetime, sweep: bool = False) -> list[Change]:
+        """Exact features, nearest centroid and publish decision for each touched customer."""
         scored: list[tuple[str, dict[str, float]]] = []
         for cid in touched:
             state = self.customers[cid]
             features = compute_features(state.aggregates, as_of)
             if features is None:
                 state.as_of = as_of
-                batch.customers[cid] = state.fields()
+                self._dirty[cid] = True
             else:
                 scored.append((cid, features))
         if not scored:
@@ -168,13 +206,17 @@ class Processor:
             state = self.customers[cid]
             partition, line = touched[cid]
             segment = self.model.segment_ids[nearest[row]]
-            self.model.move(partition, state.segment, state.vector, segment, vectors[row])
+            counted = self.index.row.get(cid)
+            old_vector = self.index.vectors[counted] if counted is not None else None
+            self.model.move(partition, state.segment, old_vector, segment, vectors[row])
             state.features, state.as_of, state.vector, state.segment = features, as_of, vectors[row], segment
             change = self._publish_decision(state, distances[row], line, sweep)
             if change is not None:
                 changes.append(Change(partition, cid, change))
-            batch.customers[cid] = state.fields()
-            self.idle.update(cid, state.aggregates, features)
+            self._dirty[cid] = self._dirty.get(cid, False) or not sweep
+            self.index.update(
+                cid, state.aggregates, features, vectors[row], nearest[row], self._row_of(state.published), partition
+            )
         self.model.recentre()
         return changes
 
@@ -222,7 +264,7 @@ class Processor:
         state.published = state.segment
         state.seq += 1
         change = SegmentChange(
-            customer_id=state.aggregates.customer_id,
+            customer_id=cid,
             previous=None if previous is None else SegmentRef(id=previous, name=self.model.names.get(previous, "")),
             current=SegmentRef(id=state.segment, name=self.model.names[state.segment]),
             model_version=self.model.version,
@@ -234,72 +276,47 @@ class Processor:
         )
         return change.model_dump_json()
 
-    def _sweep(self, batch: BatchCommit, touched: set[str], low_watermark: datetime) -> list[Change]:
-        """At each new event day, re-score idle customers whose segment would change.
+    def _sweep(self, batch: BatchCommit, day: datetime) -> list[Change]:
+        """Move every idle customer to ``day``'s recency, then run Lloyd passes.
 
-        The day is taken from the *lowest* event time reached over the owned
-        partitions: a customer is only idle as of a day once every partition that
-        could still bring its purchases has passed that day.
+        Every owned customer was scored at or before ``day`` (the batch is folded
+        in event-time order up to it), so all are idle here. Each pass assigns
+        every customer to its nearest centroid (exactly re-scoring those that
+        move) and recomputes the statistics, until nothing moves.
         """
-        watermark = low_watermark
-        day = datetime(watermark.year, watermark.month, watermark.day)
-        if self.last_sweep_day is None:
-            self.last_sweep_day = day
-            return []
-        if day <= self.last_sweep_day:
-            return []
         self.last_sweep_day = day
-        n = len(self.idle.ids)
-        if n == 0:
-            return []
-        vectors = self.model.vectors(self.idle.features_at(day))
-        for row, cid in enumerate(self.idle.ids):
-            if cid not in touched:
-                self.customers[cid].vector = vectors[row]
         owned = set(self.partition_of_customer.values())
         for partition in owned:
             self.sweep_markers[partition] = day
+        batch.count("sweeps")
+        n = len(self.index)
+        if n == 0:
+            return []
+        self.index.vectors[:n] = self.model.vectors(self.index.features_at(day))
         self._rebuild(owned)
-        self.model.recentre()
         changes: list[Change] = []
         for iteration in range(self.lloyd_passes):
-            candidates = self._misassigned(vectors, touched, publishing=iteration == 0)
+            candidates = self._misassigned(publishing=iteration == 0)
             if not candidates:
                 break
             batch.count("sweep_rescored", len(candidates))
             changes += self._score(batch, candidates, day, sweep=True)
-            for cid in candidates:
-                vectors[self.idle.row[cid]] = self.customers[cid].vector
             self._rebuild(owned)
-            self.model.recentre()
-        batch.count("sweeps")
         return changes
 
-    def _misassigned(
-        self, vectors: np.ndarray, touched: set[str], publishing: bool
-    ) -> dict[str, tuple[int, InvoiceLine | None]]:
-        """Idle customers whose nearest centroid is not their segment (or, with ``publishing``,
+    def _misassigned(self, publishing: bool) -> Touched:
+        """Customers whose nearest centroid is not their segment (or, with ``publishing``,
         whose published segment is now clearly farther than the nearest): one Lloyd assignment step."""
-        distances = self.model.distances(vectors)
+        n = len(self.index)
+        distances = self.model.distances(self.index.vectors[:n])
         nearest = distances.argmin(axis=1)
-        assigned, published = self._segment_rows()
-        moved = nearest != assigned
+        moved = nearest != self.index.segment[:n]
         if publishing:
-            rows = np.arange(len(nearest))
+            published = self.index.published[:n]
+            rows = np.arange(n)
             safe_published = np.where(published >= 0, published, nearest)
             moved |= distances[rows, safe_published] - distances[rows, nearest] > self.publish_margin
         return {
-            self.idle.ids[row]: (self.partition_of_customer[self.idle.ids[row]], None)
+            self.index.ids[row]: (self.partition_of_customer[self.index.ids[row]], None)
             for row in np.flatnonzero(moved)
-            if self.idle.ids[row] not in touched
         }
-
-    def _segment_rows(self) -> tuple[np.ndarray, np.ndarray]:
-        """Centroid rows of each indexed customer's assigned and published segments (-1: none)."""
-        assigned = np.full(len(self.idle.ids), -1)
-        published = np.full(len(self.idle.ids), -1)
-        for row, cid in enumerate(self.idle.ids):
-            state = self.customers[cid]
-            assigned[row] = self.model.row_of.get(state.segment, -1) if state.segment is not None else -1
-            published[row] = self.model.row_of.get(state.published, -1) if state.published is not None else -1
-        return assigned, published

@@ -22,7 +22,7 @@ class WorkerSettings(BaseSettings):
         description="a published segment switches only when the new centroid is closer by this much (scaled units)",
     )
     confirm_sweeps: int = Field(
-        2, ge=1, description="an inactivity-driven segment switch must hold at this many consecutive sweeps"
+        3, ge=1, description="an inactivity-driven segment switch must hold at this many consecutive sweeps"
     )
     lloyd_passes: int = Field(
         10, ge=1, description="at most this many assignment + centroid-update passes over idle customers per sweep"
