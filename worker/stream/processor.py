@@ -29,6 +29,9 @@ from worker.stream.scored_index import ScoredIndex
 
 Touched = dict[str, tuple[int, InvoiceLine | None]]
 
+# What a batch rewrites of a customer record, from least to most.
+WRITE_SEGMENT, WRITE_SCORE, WRITE_ALL = 0, 1, 2
+
 
 def _day(moment: datetime) -> datetime:
     return datetime(moment.year, moment.month, moment.day)
@@ -59,7 +62,7 @@ class Processor:
     sweep_markers: dict[int, datetime] = field(default_factory=dict)
     partition_times: dict[int, datetime] = field(default_factory=dict)
     pending: dict[str, tuple[int, int, datetime]] = field(default_factory=dict)
-    _dirty: dict[str, bool] = field(default_factory=dict)
+    _dirty: dict[str, int] = field(default_factory=dict)
 
     # -- ownership ----------------------------------------------------------------------------
     def _row_of(self, segment: int | None) -> int:
@@ -142,8 +145,11 @@ class Processor:
         changes += self._score(batch, self._fold(batch, ordered[position:], kinds), watermark)
         for kind, n in kinds.items():
             batch.count(f"lines_{kind}", n)
-        for cid, with_aggregates in self._dirty.items():
-            batch.customers[cid] = self.customers[cid].fields(with_aggregates)
+        for cid, level in self._dirty.items():
+            state = self.customers[cid]
+            batch.customers[cid] = (
+                {"segment": str(state.segment)} if level == WRITE_SEGMENT else state.fields(level == WRITE_ALL)
+            )
         self._dirty.clear()
         return changes
 
@@ -193,7 +199,7 @@ class Processor:
             features = compute_features(state.aggregates, as_of)
             if features is None:
                 state.as_of = as_of
-                self._dirty[cid] = True
+                self._mark(cid, WRITE_ALL)
             else:
                 scored.append((cid, features))
         if not scored:
@@ -213,7 +219,7 @@ class Processor:
             change = self._publish_decision(state, distances[row], line, sweep)
             if change is not None:
                 changes.append(Change(partition, cid, change))
-            self._dirty[cid] = self._dirty.get(cid, False) or not sweep
+            self._mark(cid, WRITE_SCORE if sweep else WRITE_ALL)
             self.index.update(
                 cid, state.aggregates, features, vectors[row], nearest[row], self._row_of(state.published), partition
             )
@@ -276,13 +282,20 @@ class Processor:
         )
         return change.model_dump_json()
 
+    def _mark(self, customer_id: str, level: int) -> None:
+        self._dirty[customer_id] = max(self._dirty.get(customer_id, WRITE_SEGMENT), level)
+
     def _sweep(self, batch: BatchCommit, day: datetime) -> list[Change]:
-        """Move every idle customer to ``day``'s recency, then run Lloyd passes.
+        """Move every idle customer to ``day``'s recency, run Lloyd passes, then publish what moved.
 
         Every owned customer was scored at or before ``day`` (the batch is folded
-        in event-time order up to it), so all are idle here. Each pass assigns
-        every customer to its nearest centroid (exactly re-scoring those that
-        move) and recomputes the statistics, until nothing moves.
+        in event-time order up to it), so all are idle here and counted at their
+        vector as of ``day``. Each Lloyd pass assigns every customer to its nearest
+        centroid and recomputes the statistics, until nothing moves; a move only
+        rewrites the customer's ``segment`` (its counted vector follows from its
+        record and the partition's sweep time). Customers whose published
+        segment is now clearly farther than their segment are re-scored exactly
+        and go through the publish decision.
         """
         self.last_sweep_day = day
         owned = set(self.partition_of_customer.values())
@@ -294,29 +307,37 @@ class Processor:
             return []
         self.index.vectors[:n] = self.model.vectors(self.index.features_at(day))
         self._rebuild(owned)
-        changes: list[Change] = []
-        for iteration in range(self.lloyd_passes):
-            candidates = self._misassigned(publishing=iteration == 0)
-            if not candidates:
+        for _ in range(self.lloyd_passes):
+            moved = self._reassign()
+            if not moved:
                 break
-            batch.count("sweep_rescored", len(candidates))
-            changes += self._score(batch, candidates, day, sweep=True)
+            batch.count("sweep_moves", moved)
             self._rebuild(owned)
-        return changes
+        publishable = self._publishable()
+        batch.count("sweep_rescored", len(publishable))
+        return self._score(batch, publishable, day, sweep=True)
 
-    def _misassigned(self, publishing: bool) -> Touched:
-        """Customers whose nearest centroid is not their segment (or, with ``publishing``,
-        whose published segment is now clearly farther than the nearest): one Lloyd assignment step."""
+    def _reassign(self) -> int:
+        """One Lloyd assignment step over every scored customer; returns how many moved."""
+        n = len(self.index)
+        nearest = self.model.distances(self.index.vectors[:n]).argmin(axis=1)
+        rows = np.flatnonzero(nearest != self.index.segment[:n])
+        for row in rows:
+            cid = self.index.ids[row]
+            self.customers[cid].segment = self.model.segment_ids[nearest[row]]
+            self._mark(cid, WRITE_SEGMENT)
+        self.index.segment[rows] = nearest[rows]
+        return len(rows)
+
+    def _publishable(self) -> Touched:
+        """Customers whose published segment is farther than their segment by more than the margin."""
         n = len(self.index)
         distances = self.model.distances(self.index.vectors[:n])
-        nearest = distances.argmin(axis=1)
-        moved = nearest != self.index.segment[:n]
-        if publishing:
-            published = self.index.published[:n]
-            rows = np.arange(n)
-            safe_published = np.where(published >= 0, published, nearest)
-            moved |= distances[rows, safe_published] - distances[rows, nearest] > self.publish_margin
-        return {
-            self.index.ids[row]: (self.partition_of_customer[self.index.ids[row]], None)
-            for row in np.flatnonzero(moved)
-        }
+        rows = np.arange(n)
+        segment, published = self.index.segment[:n], self.index.published[:n]
+        known = published >= 0
+        gap = distances[rows, np.where(known, published, segment)] - distances[rows, segment]
+        ids = [
+            self.index.ids[row] for row in np.flatnonzero(known & (published != segment) & (gap > self.publish_margin))
+        ]
+        return {cid: (self.partition_of_customer[cid], None) for cid in ids}
