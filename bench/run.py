@@ -6,29 +6,13 @@ Prints figures and ratios against baselines measured in the same run; asserts no
 from __future__ import annotations
 
 import os
-import uuid
 from pathlib import Path
 
 from bench import bootstrap_bench, drift_eval, producer_bench, worker_bench
 from shared.local_services import RedisServer, TansuBroker
-from shared.settings import KafkaSettings, RedisSettings, Settings, TopicSettings
+from shared.settings import isolated_settings
 
 DATASET = Path(os.environ.get("SEG_DATASET", "../shared/data/online_retail.csv.xz"))
-
-
-def _settings(bootstrap_servers: str, redis_url: str) -> Settings:
-    tag = uuid.uuid4().hex[:8]
-    return Settings(
-        kafka=KafkaSettings(bootstrap_servers=bootstrap_servers),
-        redis=RedisSettings(url=redis_url, key_prefix=f"bench-{tag}:"),
-        topics=TopicSettings(
-            invoices=f"invoices-{tag}",
-            dead_letter=f"dlq-{tag}",
-            segment_changes=f"changes-{tag}",
-            drift_alerts=f"alerts-{tag}",
-            partitions=3,
-        ),
-    )
 
 
 def main() -> None:
@@ -38,9 +22,9 @@ def main() -> None:
     bootstrap_bench.run(DATASET)
     with TansuBroker() as broker, RedisServer(appendonly=False) as redis_server:
         print("\n== producer ==")
-        producer_bench.run(_settings(broker.bootstrap_servers, redis_server.url), DATASET)
+        producer_bench.run(isolated_settings(broker.bootstrap_servers, redis_server.url, "bench"), DATASET)
         print("\n== worker ==")
-        worker_bench.run(_settings(broker.bootstrap_servers, redis_server.url), DATASET)
+        worker_bench.run(isolated_settings(broker.bootstrap_servers, redis_server.url, "bench"), DATASET)
     print("\n== drift monitors (offline evaluation harness) ==")
     drift_eval.run(DATASET)
 

@@ -44,6 +44,17 @@ def load_current(client: redis.Redis, keys: Keys) -> ModelSnapshot | None:
     return None if version is None else load_version(client, keys, version)
 
 
+NO_MODEL_HINT = "run python -m worker bootstrap --input FILE --until DATE"
+
+
+def require_current(client: redis.Redis, keys: Keys) -> ModelSnapshot:
+    """The live model, or a :class:`ModelError` saying how to create one."""
+    snapshot = load_current(client, keys)
+    if snapshot is None:
+        raise ModelError(f"no live model under Redis prefix {keys.prefix!r}: {NO_MODEL_HINT}")
+    return snapshot
+
+
 def write_version(client: redis.Redis, keys: Keys, snapshot: ModelSnapshot) -> None:
     """Store ``model:v{n}`` once; writing the identical JSON again is a no-op, anything else an error."""
     text = snapshot.model_dump_json()

@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,7 +22,7 @@ import pytest
 import redis
 
 from shared.local_services import RedisServer, TansuBroker
-from shared.settings import KafkaSettings, RedisSettings, Settings, TopicSettings
+from shared.settings import Settings, isolated_settings
 
 DATASET = Path(os.environ.get("SEG_DATASET", Path(__file__).resolve().parents[2] / "shared/data/online_retail.csv.xz"))
 
@@ -84,18 +83,7 @@ def redis_url(pytestconfig: pytest.Config) -> Iterator[str]:
 @pytest.fixture
 def settings(kafka_bootstrap: str, redis_url: str) -> Settings:
     """Settings pointing at the rig, with topics and keys unique to this test."""
-    tag = uuid.uuid4().hex[:8]
-    return Settings(
-        kafka=KafkaSettings(bootstrap_servers=kafka_bootstrap, client_id=f"test-{tag}"),
-        redis=RedisSettings(url=redis_url, key_prefix=f"test-{tag}:"),
-        topics=TopicSettings(
-            invoices=f"invoices-{tag}",
-            dead_letter=f"invoices-dlq-{tag}",
-            segment_changes=f"segment-changes-{tag}",
-            drift_alerts=f"drift-alerts-{tag}",
-            partitions=3,
-        ),
-    )
+    return isolated_settings(kafka_bootstrap, redis_url, "test")
 
 
 @pytest.fixture

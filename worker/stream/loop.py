@@ -23,6 +23,7 @@ import logging
 import signal
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import datetime
 from types import FrameType
 
@@ -31,9 +32,9 @@ from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, Topic
 from kafka.structs import OffsetAndMetadata
 
 from shared.contracts.invoice import InvoiceLine
-from shared.contracts.model_snapshot import ModelSnapshot
-from shared.exceptions import ModelError, RecordError
+from shared.exceptions import RecordError
 from shared.kafka_clients import ensure_topics, make_consumer, make_producer
+from shared.model_store import require_current
 from shared.redis_client import make_redis
 from shared.settings import Settings
 from shared.state_keys import Keys
@@ -47,17 +48,6 @@ from worker.stream.processor import Processor
 from worker.stream.settings import WorkerSettings
 
 log = logging.getLogger("worker")
-
-
-def load_live_model(client: redis.Redis, keys: Keys) -> ModelSnapshot:
-    """The snapshot ``model:current`` points at; the worker cannot start without one."""
-    version = client.get(keys.model_current)
-    if version is None:
-        raise ModelError("no live model in Redis: run `python -m worker bootstrap --input FILE` first")
-    text = client.get(keys.model(int(version)))
-    if text is None:
-        raise ModelError(f"model:current points at version {version}, which is missing")
-    return ModelSnapshot.model_validate_json(text)
 
 
 class _Rebalance(ConsumerRebalanceListener):
@@ -80,7 +70,7 @@ class Worker:
         self.topic = settings.topics.invoices
         self.keys = Keys(settings.redis.key_prefix)
         self.redis = make_redis(settings.redis)
-        snapshot = load_live_model(self.redis, self.keys)
+        snapshot = require_current(self.redis, self.keys)
         cutoff = self.redis.get(self.keys.cutoff)
         self.processor = Processor(
             model=LocalModel(snapshot),
@@ -209,7 +199,7 @@ class Worker:
         ends = self.consumer.end_offsets(list(assigned))
         return all(self.stored_offsets.get(tp.partition, -1) >= end for tp, end in ends.items() if end > 0)
 
-    def _with_retry(self, step: callable) -> None:  # type: ignore[valid-type]
+    def _with_retry(self, step: Callable[[], None]) -> None:
         delay = self.options.retry_initial_s
         while True:
             try:
@@ -270,7 +260,7 @@ class Worker:
         remote_stats = dict(zip(remote, replies[2 : 2 + len(remote)], strict=True))
         seen = SeenCheck.decode(replies[-1]) if by_day else set()
         if current_version is not None and int(current_version) != self.processor.model.version:
-            self.processor.model = LocalModel(load_live_model(self.redis, self.keys))
+            self.processor.model = LocalModel(require_current(self.redis, self.keys))
         self.processor.model.load_global(stats)
         self.processor.model.load_remote(remote_stats)
         fresh_lines = []

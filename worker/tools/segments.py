@@ -14,9 +14,10 @@ import numpy as np
 
 from shared.contracts.model_snapshot import ModelSnapshot
 from shared.model_stats import live_stats
+from shared.model_store import require_current
 from shared.settings import Settings
 from worker.tools.output import json_line, table
-from worker.tools.state import connect, live_model
+from worker.tools.state import connect
 
 PROFILE_COLUMNS = (
     ("recency_days", "recency d"),
@@ -44,7 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
     client, keys = connect(settings)
-    snapshot = live_model(client, keys)
+    snapshot = require_current(client, keys)
     ids = [segment.id for segment in snapshot.segments]
     _, counts = live_stats(client, keys, ids, len(snapshot.feature_names))
     rows = segment_rows(snapshot, counts)
