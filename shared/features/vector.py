@@ -7,6 +7,7 @@ README's features table; the order of :data:`FEATURE_NAMES` is the vector order.
 
 from __future__ import annotations
 
+import functools
 import math
 from datetime import datetime
 
@@ -48,7 +49,9 @@ def _days(later: datetime, earlier: datetime) -> float:
     return (later - earlier).total_seconds() / SECONDS_PER_DAY
 
 
-def _month_index(key: str) -> int:
+@functools.cache
+def month_index(key: str) -> int:
+    """Months since year 0 of a ``YYYY-MM`` key (cached: a handful of keys, parsed millions of times)."""
     year, month = key.split("-")
     return int(year) * 12 + int(month) - 1
 
@@ -57,11 +60,11 @@ def monthly_series(month_spend: dict[str, float], as_of: datetime) -> list[float
     """Net product spend per calendar month, from the first active month to ``as_of``'s, zeros filled."""
     if not month_spend:
         return []
-    start = min(_month_index(key) for key in month_spend)
-    end = max(as_of.year * 12 + as_of.month - 1, max(_month_index(key) for key in month_spend))
+    start = min(month_index(key) for key in month_spend)
+    end = max(as_of.year * 12 + as_of.month - 1, max(month_index(key) for key in month_spend))
     series = [0.0] * (end - start + 1)
     for key, value in month_spend.items():
-        series[_month_index(key) - start] += value
+        series[month_index(key) - start] += value
     return series
 
 

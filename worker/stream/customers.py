@@ -47,7 +47,7 @@ class CustomerState:
         return aggregates | {
             "features": json.dumps(self.features) if self.features is not None else "",
             "as_of": self.as_of.isoformat() if self.as_of else "",
-            "vector": json.dumps([float(v) for v in self.vector]) if self.vector is not None else "",
+            "vector": json.dumps(self.vector.tolist()) if self.vector is not None else "",
             "segment": "" if self.segment is None else str(self.segment),
             "published": "" if self.published is None else str(self.published),
             "seq": str(self.seq),

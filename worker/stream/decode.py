@@ -7,13 +7,15 @@ from pydantic import ValidationError
 from shared.contracts.invoice import InvoiceLine
 from shared.exceptions import DecodeError
 
+_validate_json = InvoiceLine.__pydantic_validator__.validate_json
+
 
 def decode_line(value: bytes | None) -> InvoiceLine:
     """Parse and validate a message value; raise :class:`DecodeError` for anything unusable."""
     if not value:
         raise DecodeError("empty message value")
     try:
-        return InvoiceLine.model_validate_json(value)
+        return _validate_json(value)
     except ValidationError as exc:
         first = exc.errors()[0]
         field = ".".join(str(part) for part in first["loc"]) or None

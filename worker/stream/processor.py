@@ -61,7 +61,7 @@ class Processor:
     last_sweep_day: datetime | None = None
     sweep_markers: dict[int, datetime] = field(default_factory=dict)
     partition_times: dict[int, datetime] = field(default_factory=dict)
-    pending: dict[str, tuple[int, int, datetime]] = field(default_factory=dict)
+    pending: dict[str, tuple[int, int]] = field(default_factory=dict)
     _dirty: dict[str, int] = field(default_factory=dict)
 
     # -- ownership ----------------------------------------------------------------------------
@@ -102,8 +102,8 @@ class Processor:
 
     def _rebuild(self, partitions: Iterable[int]) -> None:
         """Recompute owned partitions' statistics from their customers' counted vectors."""
-        for partition in partitions:
-            self.model.set_own(partition, *self.index.statistics(partition, self.model.k))
+        for partition, (sums, counts) in self.index.statistics(partitions, self.model.k).items():
+            self.model.set_own(partition, sums, counts)
         self.model.recentre()
 
     def release(self, partitions: set[int]) -> None:
@@ -233,8 +233,9 @@ class Processor:
 
         Two debounces, neither of which touches the model statistics: the new
         centroid must be closer by ``publish_margin``; and a move caused by
-        inactivity alone must hold at ``confirm_sweeps`` consecutive sweeps, so a
-        customer on a boundary that moves with the centroids does not flip-flop.
+        inactivity alone must have held at ``confirm_sweeps`` consecutive sweeps
+        (counted by :meth:`_confirmed` before the exact re-score), so a customer
+        on a boundary that moves with the centroids does not flip-flop.
         """
         assert state.segment is not None and state.features is not None and state.as_of is not None
         cid = state.aggregates.customer_id
@@ -250,15 +251,6 @@ class Processor:
                 return None
         else:
             margin = float("inf") if previous is not None else 0.0
-        if sweep and previous is not None:
-            candidate, seen, day = self.pending.get(cid, (state.segment, 0, state.as_of))
-            if candidate != state.segment:
-                seen = 0
-            if seen == 0 or day != state.as_of:
-                seen += 1
-            if seen < self.confirm_sweeps:
-                self.pending[cid] = (state.segment, seen, state.as_of)
-                return None
         self.pending.pop(cid, None)
         reason: ChangeReason
         if sweep:
@@ -313,9 +305,9 @@ class Processor:
                 break
             batch.count("sweep_moves", moved)
             self._rebuild(owned)
-        publishable = self._publishable()
-        batch.count("sweep_rescored", len(publishable))
-        return self._score(batch, publishable, day, sweep=True)
+        confirmed = self._confirmed(self._publishable())
+        batch.count("sweep_rescored", len(confirmed))
+        return self._score(batch, confirmed, day, sweep=True)
 
     def _reassign(self) -> int:
         """One Lloyd assignment step over every scored customer; returns how many moved."""
@@ -328,6 +320,26 @@ class Processor:
             self._mark(cid, WRITE_SEGMENT)
         self.index.segment[rows] = nearest[rows]
         return len(rows)
+
+    def _confirmed(self, publishable: Touched) -> Touched:
+        """The publishable customers whose move has now held at ``confirm_sweeps`` consecutive sweeps.
+
+        Counted on the sweep's vectors, so only a confirmed move pays for an exact
+        re-score; a customer that is not publishable at a sweep starts again from zero.
+        """
+        pending: dict[str, tuple[int, int]] = {}
+        confirmed: Touched = {}
+        for cid, cause in publishable.items():
+            segment = self.customers[cid].segment
+            assert segment is not None
+            candidate, seen = self.pending.get(cid, (segment, 0))
+            seen = seen + 1 if candidate == segment else 1
+            if seen >= self.confirm_sweeps:
+                confirmed[cid] = cause
+            else:
+                pending[cid] = (segment, seen)
+        self.pending = pending
+        return confirmed
 
     def _publishable(self) -> Touched:
         """Customers whose published segment is farther than their segment by more than the margin."""

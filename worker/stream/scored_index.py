@@ -8,19 +8,20 @@ single-purchase interval, the zero-spend months appended to its monthly
 series); the rows keep those inputs and move them all at once
 (:meth:`ScoredIndex.features_at`). Each row also holds the vector the customer
 is counted at in the model statistics, its assigned and published centroid
-rows, and its partition, so statistics are rebuilt with a few ``np.bincount``.
+rows, and its partition, so statistics are rebuilt with one matrix product.
 Customers whose assignment changes are re-scored exactly by the caller with the
 shared feature function, so what is stored is always exact.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 
 import numpy as np
 
 from shared.features.aggregates import CustomerAggregates
-from shared.features.vector import FEATURE_NAMES, SECONDS_PER_DAY
+from shared.features.vector import FEATURE_NAMES, SECONDS_PER_DAY, month_index
 
 _COLUMN = {name: i for i, name in enumerate(FEATURE_NAMES)}
 _FLOAT_ARRAYS = ("first", "last", "frequency", "month_start")
@@ -34,10 +35,6 @@ def _seconds(moment: datetime) -> float:
 
 def _month_number(moment: datetime) -> int:
     return moment.year * 12 + moment.month - 1
-
-
-def _month_index(key: str) -> int:
-    return int(key[:4]) * 12 + int(key[5:]) - 1
 
 
 class ScoredIndex:
@@ -91,10 +88,10 @@ class ScoredIndex:
         self.first[row] = _seconds(aggregates.first_purchase)
         self.last[row] = _seconds(aggregates.last_purchase)
         self.frequency[row] = len(aggregates.invoices)
-        start = min(_month_index(key) for key in aggregates.month_spend)
-        values = np.zeros(1 + max(_month_index(key) for key in aggregates.month_spend) - start)
+        start = min(month_index(key) for key in aggregates.month_spend)
+        values = np.zeros(1 + max(month_index(key) for key in aggregates.month_spend) - start)
         for key, value in aggregates.month_spend.items():
-            values[_month_index(key) - start] += value
+            values[month_index(key) - start] += value
         index = np.arange(len(values))
         self.month_start[row] = start
         self.month_sums[row] = [values.sum(), (values * values).sum(), (index * values).sum()]
@@ -121,14 +118,25 @@ class ScoredIndex:
         out[:, _COLUMN["monthly_spend_trend"]] = trend
         return out
 
-    def statistics(self, partition: int, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Vector sums and member counts per centroid row of one partition's customers."""
+    def statistics(self, partitions: Iterable[int], k: int) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+        """Vector sums and member counts per centroid row, for each of ``partitions``.
+
+        One matrix product over a one-hot of (partition, centroid row): a sweep
+        rebuilds the statistics after every Lloyd pass.
+        """
+        wanted = sorted(set(partitions))
         n = len(self.ids)
-        mask = (self.partition[:n] == partition) & (self.segment[:n] >= 0)
-        segments, vectors = self.segment[:n][mask], self.vectors[:n][mask]
-        sums = np.stack([np.bincount(segments, weights=column, minlength=k) for column in vectors.T], axis=1)
-        counts = np.bincount(segments, minlength=k).astype(float)
-        return sums.reshape(k, self.vectors.shape[1]), counts
+        slot = {partition: i for i, partition in enumerate(wanted)}
+        column = np.full(n, -1, dtype=np.int64)
+        for partition, i in slot.items():
+            column[self.partition[:n] == partition] = i * k
+        member = (column >= 0) & (self.segment[:n] >= 0)
+        rows = np.flatnonzero(member)
+        one_hot = np.zeros((len(rows), len(wanted) * k))
+        one_hot[np.arange(len(rows)), column[rows] + self.segment[:n][rows]] = 1.0
+        sums = (one_hot.T @ self.vectors[:n][rows]).reshape(len(wanted), k, self.vectors.shape[1])
+        counts = one_hot.sum(axis=0).reshape(len(wanted), k)
+        return {partition: (sums[i], counts[i]) for partition, i in slot.items()}
 
     def drop_partitions(self, partitions: set[int]) -> None:
         """Forget the rows of revoked partitions (compacting the arrays)."""

@@ -15,6 +15,12 @@ class WorkerSettings(BaseSettings):
 
     group_id: str = Field("segment-workers", min_length=1)
     batch_max_records: int = Field(20_000, ge=1, le=100_000, description="records per poll and per Redis commit")
+    fetch_partition_bytes: int = Field(
+        8 * 1024 * 1024,
+        ge=64 * 1024,
+        description="bytes fetched per partition per request: large enough that one prefetched response "
+        "holds a whole batch, so the next batch is on its way while this one is processed",
+    )
     poll_timeout_ms: int = Field(500, ge=10)
     publish_margin: float = Field(
         0.5,
