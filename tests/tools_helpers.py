@@ -1,4 +1,4 @@
-"""Shared by the ``test_tools_*`` modules: seeded state, published events, in-process commands."""
+"""Shared by the tools and metrics tests: seeded state, a stream after it, published events, in-process commands."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from pathlib import Path
 import redis
 from pydantic import BaseModel
 
+from producer.replay import ReplayOptions, replay
 from producer.simulate import SimulationConfig, simulate
 from shared.contracts.drift_alert import DriftAlert, EventWindow
 from shared.contracts.segment_change import SegmentChange, SegmentRef
@@ -24,13 +25,25 @@ from worker.cli import build_parser
 
 START = datetime(2010, 12, 1)
 DAYS = 120
+CUTOFF = START + timedelta(days=DAYS)
 
 
-def bootstrap_simulated(settings: Settings, client: redis.Redis, tmp_path: Path, k: int = 4) -> BootstrapResult:
-    """A small simulated history bootstrapped into this test's Redis prefix."""
-    result = simulate(SimulationConfig(out=tmp_path / "sim.csv", customers=300, days=DAYS, seed=11))
+def bootstrap_simulated(
+    settings: Settings, client: redis.Redis, tmp_path: Path, k: int = 4, stream_days: int = 0
+) -> BootstrapResult:
+    """A small simulated history bootstrapped into this test's Redis prefix up to ``CUTOFF``.
+
+    ``stream_days`` more days are simulated into the same file, for :func:`replay_simulated`.
+    """
+    result = simulate(SimulationConfig(out=tmp_path / "sim.csv", customers=300, days=DAYS + stream_days, seed=11))
     options = BootstrapSettings(k=k, model_file=tmp_path / "model.json")
-    return run_bootstrap(result.path, START + timedelta(days=DAYS), client, Keys(settings.redis.key_prefix), options)
+    return run_bootstrap(result.path, CUTOFF, client, Keys(settings.redis.key_prefix), options)
+
+
+def replay_simulated(settings: Settings, tmp_path: Path, start: datetime, end: datetime) -> int:
+    """Replay the simulated file's lines from ``start`` to ``end`` to the invoices topic; the number sent."""
+    options = ReplayOptions(start=start, end=end, checkpoint=tmp_path / f"replay-{start:%Y%m%d}.json")
+    return replay(tmp_path / "sim.csv", settings, options).sent
 
 
 def publish(settings: Settings, topic: str, events: Sequence[tuple[str, BaseModel]]) -> None:

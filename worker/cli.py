@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -19,6 +18,7 @@ from shared.redis_client import make_redis
 from shared.settings import Settings, load
 from shared.state_keys import Keys
 from worker.bootstrap.settings import BootstrapSettings
+from worker.observability.logs import configure_logging
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -70,8 +70,12 @@ def run(args: argparse.Namespace) -> int:
     from worker.stream.loop import Worker
     from worker.stream.settings import WorkerSettings
 
-    overrides = {"group_id": args.group} if args.group else {}
-    worker = Worker(load(Settings), load(WorkerSettings, **overrides))
+    overrides = {
+        name: value for name, value in (("group_id", args.group), ("log_format", args.log_format)) if value is not None
+    }
+    options = load(WorkerSettings, **overrides)
+    configure_logging(options.log_format)
+    worker = Worker(load(Settings), options)
     worker.run(until_caught_up=args.until_caught_up)
     print(json.dumps(worker.summary()))
     return 0
@@ -85,13 +89,19 @@ def _add_run(subparsers: argparse._SubParsersAction) -> None:
         "customer aggregates, model statistics, the outbox of segment changes and the consumed offsets are "
         "written in one atomic Redis step. Start several to scale out (one per partition at most). SIGTERM or "
         "Ctrl-C finishes the batch, commits and exits 0. Settings: SEG_KAFKA__*, SEG_REDIS__*, SEG_TOPICS__*, "
-        "SEG_WORKER_* (see README).",
+        "SEG_WORKER_* (see README). With SEG_WORKER_METRICS_PORT set it serves /metrics, /healthz and /readyz.",
     )
     parser.add_argument("--group", help="consumer group id (default SEG_WORKER_GROUP_ID or segment-workers)")
     parser.add_argument(
         "--until-caught-up",
         action="store_true",
         help="exit once every assigned partition is applied up to its end (catch-up jobs, demos)",
+    )
+    parser.add_argument(
+        "--log-format",
+        choices=["text", "json"],
+        help="json: one JSON object per line, with partition/offset fields where they apply "
+        "(default SEG_WORKER_LOG_FORMAT or text)",
     )
     parser.set_defaults(command=run)
 
@@ -213,7 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
+    configure_logging()
     command: Command = args.command
     try:
         return command(args)

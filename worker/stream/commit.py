@@ -72,6 +72,11 @@ return {1, '', 0}
 class FencedError(Exception):
     """Another worker advanced a partition's offset: this worker no longer owns it."""
 
+    def __init__(self, partition: int, offset: int) -> None:
+        super().__init__(f"partition {partition} is at offset {offset} in Redis: another worker owns it now")
+        self.partition = partition
+        self.offset = offset
+
 
 @dataclass
 class BatchCommit:
@@ -138,4 +143,4 @@ class Committer:
         }
         ok, partition, stored = self._script(args=[json.dumps(payload)])
         if not ok:
-            raise FencedError(f"partition {partition} is at offset {stored} in Redis: another worker owns it now")
+            raise FencedError(int(partition), int(stored))

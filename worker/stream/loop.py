@@ -39,6 +39,7 @@ from shared.model_store import require_current
 from shared.redis_client import make_redis
 from shared.settings import Settings
 from shared.state_keys import Keys
+from worker.observability.observer import Observer
 from worker.stream.commit import BatchCommit, Committer, FencedError
 from worker.stream.customers import load_customers, partition_of
 from worker.stream.dead_letter import dead_letter_record, send_dead_letter
@@ -107,6 +108,7 @@ class Worker:
         self.first_batch_at: float | None = None
         self.finished_at: float | None = None
         self.stopping = False
+        self.observer = Observer(worker_settings, lambda: self.processor)
 
     # -- partition ownership -------------------------------------------------------------
     def on_assigned(self, partitions: set[int]) -> None:
@@ -140,10 +142,12 @@ class Worker:
             pipe.execute()
         for partition in partitions:
             self._drain_outbox(partition)
+        self.observer.assigned(partitions)
         log.info("assigned partitions %s: %d customers loaded", sorted(partitions), len(customers))
 
     def on_revoked(self, partitions: set[int]) -> None:
         self.processor.release(partitions)
+        self.observer.revoked(partitions)
         for partition in partitions:
             self.stored_offsets.pop(partition, None)
             self.published_pending.pop(partition, None)
@@ -172,6 +176,7 @@ class Worker:
         try:
             while not self.stopping:
                 polled = self.consumer.poll(timeout_ms=self.options.poll_timeout_ms)
+                self.observer.polled(self.consumer, self.topic, self.stored_offsets)
                 if polled:
                     if self.first_batch_at is None:
                         self.first_batch_at = time.monotonic()
@@ -187,6 +192,7 @@ class Worker:
             self.consumer.close()
             self.producer.flush()
             self.producer.close()
+            self.observer.close()
             log.info("worker stopped after %d batches", self.batches)
 
     def summary(self) -> dict[str, float]:
@@ -222,6 +228,7 @@ class Worker:
 
     def process(self, polled: dict[TopicPartition, list]) -> None:
         """Apply one polled batch exactly once."""
+        started = time.perf_counter()
         batch = BatchCommit(expect={})
         decoded: list[tuple[int, InvoiceLine, str]] = []
         dead = 0
@@ -247,6 +254,7 @@ class Worker:
                     send_dead_letter(
                         self.producer, self.settings.topics.dead_letter, dead_letter_record(record, error), record.key
                     )
+                    self.observer.dead_letter(record, error)
                     dead += 1
                     continue
                 moment = line.invoice_date
@@ -311,7 +319,7 @@ class Worker:
         try:
             self.committer.commit(batch)
         except FencedError as exc:
-            log.warning("%s; reloading ownership", exc)
+            log.warning("%s; reloading ownership", exc, extra={"partition": exc.partition, "offset": exc.offset})
             self._reload()
             return
         for partition, offset in batch.offsets.items():
@@ -327,7 +335,10 @@ class Worker:
             {TopicPartition(self.topic, p): OffsetAndMetadata(o, "", -1) for p, o in batch.offsets.items()}
         )
         self.batches += 1
-        self.records += sum(len(records) for records in polled.values())
+        consumed = sum(len(records) for records in polled.values())
+        self.records += consumed
+        elapsed = time.perf_counter() - started
+        self.observer.metrics.batch_done(consumed, elapsed, batch.counters, len(changes), self.processor.sweep_seconds)
 
     def _reload(self) -> None:
         """Drop in-memory state of every partition and take it again from Redis."""

@@ -11,6 +11,7 @@ day, whatever the batch size.
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -62,6 +63,7 @@ class Processor:
     sweep_markers: dict[int, datetime] = field(default_factory=dict)
     partition_times: dict[int, datetime] = field(default_factory=dict)
     pending: dict[str, tuple[int, int]] = field(default_factory=dict)
+    sweep_seconds: list[float] = field(default_factory=list)  # of the last apply(), for metrics
     _dirty: dict[str, int] = field(default_factory=dict)
 
     # -- ownership ----------------------------------------------------------------------------
@@ -127,6 +129,7 @@ class Processor:
     # -- a batch ------------------------------------------------------------------------------
     def apply(self, batch: BatchCommit, lines: Iterable[tuple[int, InvoiceLine]], watermark: datetime) -> list[Change]:
         """Fold the batch's new lines into state in event-time order, sweeping at each day passed."""
+        self.sweep_seconds = []
         ordered = sorted(lines, key=lambda item: item[1].invoice_date)
         for partition, line in ordered:
             latest = self.partition_times.get(partition)
@@ -140,7 +143,9 @@ class Processor:
             while end < len(ordered) and ordered[end][1].invoice_date < day:
                 end += 1
             changes += self._score(batch, self._fold(batch, ordered[position:end], kinds), day)
+            started = time.perf_counter()
             changes += self._sweep(batch, day)
+            self.sweep_seconds.append(time.perf_counter() - started)
             position = end
         changes += self._score(batch, self._fold(batch, ordered[position:], kinds), watermark)
         for kind, n in kinds.items():

@@ -6,6 +6,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings
 
 from shared.settings import section_config
+from worker.observability.logs import LogFormat
 
 
 class WorkerSettings(BaseSettings):
@@ -38,3 +39,10 @@ class WorkerSettings(BaseSettings):
     )
     retry_initial_s: float = Field(0.5, gt=0)
     retry_max_s: float = Field(30.0, gt=0)
+    metrics_port: int = Field(
+        0, ge=0, le=65535, description="port of /metrics, /healthz and /readyz (all interfaces); 0 = no HTTP server"
+    )
+    liveness_timeout_s: float = Field(
+        60.0, gt=0, description="/healthz fails when the loop has not polled for this long"
+    )
+    log_format: LogFormat = Field("text", description="text, or json for one JSON object per line")

@@ -1,0 +1,1 @@
+"""What an operator sees of a running worker: Prometheus metrics, health endpoints, structured logs."""

@@ -1,0 +1,75 @@
+"""What the consume loop reports, in one object: metrics, health and their HTTP server.
+
+The loop calls :meth:`Observer.polled` at every poll, :meth:`assigned` and
+:meth:`revoked` on rebalances, :meth:`dead_letter` for each unusable record and
+``observer.metrics.batch_done`` after each committed batch; the drift engine
+reports through ``observer.metrics.drift`` and ``observer.metrics.incidents_open``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Collection, Mapping
+
+from kafka import KafkaConsumer
+from kafka.consumer.fetcher import ConsumerRecord
+
+from shared.exceptions import RecordError
+from worker.observability.health import Health
+from worker.observability.metrics import WorkerMetrics
+from worker.observability.segments import segment_sizes
+from worker.observability.server import ObservabilityServer
+from worker.stream.processor import Processor
+from worker.stream.settings import WorkerSettings
+
+log = logging.getLogger("worker")
+
+
+class Observer:
+    """Metrics and health of one worker; serves them when ``metrics_port`` is set."""
+
+    def __init__(self, options: WorkerSettings, processor: Callable[[], Processor]) -> None:
+        self.metrics = WorkerMetrics()
+        self.metrics.watch_segments(lambda: segment_sizes(processor()))
+        self.health = Health(options.liveness_timeout_s)
+        self.server = (
+            ObservabilityServer(options.metrics_port, self.metrics.registry, self.health)
+            if options.metrics_port
+            else None
+        )
+
+    def polled(self, consumer: KafkaConsumer, topic: str, applied: Mapping[int, int]) -> None:
+        """After each poll: the loop is alive, and the lag of every owned partition.
+
+        The lag comes from the high watermarks the fetches brought back (no extra
+        request); a partition not fetched from yet keeps its last value.
+        """
+        self.health.polled()
+        for tp in consumer.assignment():
+            highwater = consumer.highwater(tp) if tp.partition in applied else None
+            if highwater is not None:
+                self.metrics.lag(tp.partition, max(highwater - max(applied[tp.partition], 0), 0))
+
+    def assigned(self, partitions: Collection[int]) -> None:
+        """After the customers of ``partitions`` are loaded."""
+        self.health.assigned(partitions)
+
+    def revoked(self, partitions: Collection[int]) -> None:
+        self.health.revoked(partitions)
+        self.metrics.forget_partitions(partitions)
+
+    def dead_letter(self, record: ConsumerRecord, error: RecordError) -> None:
+        """A record went to the dead-letter topic: count it by reason, log where it was."""
+        self.metrics.dead_letter(error.kind)
+        log.warning(
+            "dead letter (%s) from partition %d offset %d: %s",
+            error.kind,
+            record.partition,
+            record.offset,
+            error,
+            extra={"partition": record.partition, "offset": record.offset, "reason": error.kind},
+        )
+
+    def close(self) -> None:
+        if self.server is not None:
+            self.server.close()
