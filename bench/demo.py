@@ -71,8 +71,7 @@ def main() -> int:
         worker = Worker(settings, WorkerSettings())
         worker.run(until_caught_up=True)
         model = result.snapshot
-        ids = [segment.id for segment in model.segments]
-        _, counts = live_stats(client, keys, ids, len(model.feature_names))
+        _, counts = live_stats(client, keys, model)
         print(f"applied {worker.records:,} records in {worker.batches} batches")
         print(f"segment changes published on '{settings.topics.segment_changes}': {_published(settings):,}")
         print("segment sizes now (live model):")

@@ -110,8 +110,7 @@ def _quality(settings: Settings) -> dict[str, float]:
         if features is not None:
             rows.append([features[name] for name in FEATURE_NAMES])
     vectors = transform_matrix(np.array(rows), snapshot.transform)
-    segment_ids = [segment.id for segment in snapshot.segments]
-    sums, counts = live_stats(client, keys, segment_ids, len(FEATURE_NAMES))
+    sums, counts = live_stats(client, keys, snapshot)
     centroids = sums[counts > 0] / counts[counts > 0, None]
     streaming = ((vectors[:, None, :] - centroids[None]) ** 2).sum(axis=2)
     batch = KMeans(n_clusters=len(centroids), init="k-means++", n_init=10, random_state=0).fit(vectors)

@@ -3,7 +3,8 @@
 The bootstrap writes them for the whole model (``model:stats``); each worker
 writes them whole for every partition it owns (``model:stats:p{n}``), so the
 live centroids are the sums over all partitions divided by the counts. Fields:
-``count:{segment}`` and ``sum:{segment}:{dimension}``.
+``count:{segment}`` and ``sum:{segment}:{dimension}``; a partition's hash also
+carries the model ``version`` it was computed under.
 """
 
 from __future__ import annotations
@@ -13,7 +14,10 @@ from collections.abc import Iterable, Mapping
 import numpy as np
 import redis
 
+from shared.contracts.model_snapshot import ModelSnapshot
 from shared.state_keys import Keys
+
+VERSION_FIELD = "version"
 
 
 def count_field(segment: int) -> str:
@@ -45,18 +49,24 @@ def parse_stats(raw: Mapping[str, str], segment_ids: list[int], dimensions: int)
     return sums, counts
 
 
-def live_stats(
-    client: redis.Redis, keys: Keys, segment_ids: list[int], dimensions: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Sums and counts of the live model: all partitions' statistics added up.
+def live_stats(client: redis.Redis, keys: Keys, snapshot: ModelSnapshot) -> tuple[np.ndarray, np.ndarray]:
+    """Sums and counts of the live model (rows in ``snapshot.segments`` order): all partitions added up.
 
-    Before any worker has written its partitions, the bootstrap's ``model:stats``.
+    Only partitions already scored under ``snapshot``'s version count; before any
+    worker has written its partitions under it, the model's own ``model:stats``.
     """
+    segment_ids = [segment.id for segment in snapshot.segments]
+    dimensions = len(snapshot.feature_names)
     partition_keys = sorted(client.scan_iter(match=keys.partition_stats_pattern, count=1000))
-    if not partition_keys:
-        return parse_stats(client.hgetall(keys.model_stats), segment_ids, dimensions)
     pipe = client.pipeline(transaction=False)
     for key in partition_keys:
         pipe.hgetall(key)
-    parts = [parse_stats(raw, segment_ids, dimensions) for raw in pipe.execute()]
+    version = str(snapshot.version)
+    parts = [
+        parse_stats(raw, segment_ids, dimensions)
+        for raw in pipe.execute()
+        if raw.get(VERSION_FIELD, version) == version
+    ]
+    if not parts:
+        return parse_stats(client.hgetall(keys.model_stats), segment_ids, dimensions)
     return sum(s for s, _ in parts), sum(c for _, c in parts)

@@ -103,6 +103,9 @@ class TopicSettings(BaseModel):
     dead_letter: str = "invoices-dlq"
     segment_changes: str = "segment-changes"
     drift_alerts: str = "drift-alerts"
+    drift_observations: str = Field(
+        "drift-observations", description="internal: what workers report to the drift monitor (one partition)"
+    )
     partitions: int = Field(6, ge=1, le=1000)
     replication_factor: int = Field(1, ge=1, le=7)
 
@@ -132,6 +135,7 @@ def isolated_settings(bootstrap_servers: str, redis_url: str, label: str, partit
             dead_letter=f"invoices-dlq-{tag}",
             segment_changes=f"segment-changes-{tag}",
             drift_alerts=f"drift-alerts-{tag}",
+            drift_observations=f"drift-observations-{tag}",
             partitions=partitions,
         ),
     )

@@ -24,6 +24,11 @@ key                               type    holds
 ``guests:invoices``               set     guest invoice numbers
 ``offsets:{topic}``               hash    partition -> next offset to consume
 ``watermark``                     string  ISO event-time watermark of the stream
+``drift:state``                   hash    ``offset`` (next drift-observations offset),
+                                          ``state`` (drift monitor JSON: engine, sources)
+``drift:alerts``                  list    recent drift alerts JSON, newest first
+``drift:incidents``               hash    incident id -> latest alert JSON, open ones only
+``drift:outbox``                  list    alerts committed but maybe not yet published
 ================================  ======  ===================================================
 """
 
@@ -85,3 +90,19 @@ class Keys:
     @property
     def watermark(self) -> str:
         return f"{self.prefix}watermark"
+
+    @property
+    def drift_state(self) -> str:
+        return f"{self.prefix}drift:state"
+
+    @property
+    def drift_alerts(self) -> str:
+        return f"{self.prefix}drift:alerts"
+
+    @property
+    def drift_incidents(self) -> str:
+        return f"{self.prefix}drift:incidents"
+
+    @property
+    def drift_outbox(self) -> str:
+        return f"{self.prefix}drift:outbox"

@@ -94,6 +94,7 @@ class BatchCommit:
     guest_invoices: set[str] = field(default_factory=set)
     counters: dict[str, int] = field(default_factory=dict)
     outbox: dict[int, tuple[int, list[str]]] = field(default_factory=dict)
+    observations: dict[int, tuple[int, list[str]]] = field(default_factory=dict)
     watermark: str = ""
 
     def count(self, name: str, n: int = 1) -> None:
@@ -109,7 +110,12 @@ class Committer:
         self._script = client.register_script(_SCRIPT)
 
     def outbox_key(self, partition: int) -> str:
+        """Segment changes committed but maybe not yet published (drained on reassignment)."""
         return f"{self.keys.prefix}outbox:{self.topic}:{partition}"
+
+    def observations_key(self, partition: int) -> str:
+        """Drift observations committed but maybe not yet published (drained on reassignment)."""
+        return f"{self.keys.prefix}outbox-observations:{self.topic}:{partition}"
 
     @property
     def counters_key(self) -> str:
@@ -138,7 +144,8 @@ class Committer:
             "guest_amount": repr(batch.guest_amount),
             "guest_invoices": sorted(batch.guest_invoices),
             "counters": batch.counters,
-            "outbox": {self.outbox_key(p): {"trim": t, "push": push} for p, (t, push) in batch.outbox.items()},
+            "outbox": {self.outbox_key(p): {"trim": t, "push": push} for p, (t, push) in batch.outbox.items()}
+            | {self.observations_key(p): {"trim": t, "push": push} for p, (t, push) in batch.observations.items()},
             "watermark": batch.watermark,
         }
         ok, partition, stored = self._script(args=[json.dumps(payload)])

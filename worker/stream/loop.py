@@ -7,19 +7,23 @@ Order per batch, and why:
    check of every event id in the batch;
 3. apply lines and score customers in memory (:mod:`worker.stream.processor`);
 4. flush dead letters (so none is lost once the offsets move);
-5. one Lua script writes state, model deltas, the outbox of segment changes and
-   the new offsets atomically (:mod:`worker.stream.commit`);
+5. one Lua script writes state, model statistics, the outbox (segment changes and
+   the batch's drift observations) and the new offsets atomically
+   (:mod:`worker.stream.commit`, :mod:`worker.stream.outbox`);
 6. publish the outbox to Kafka, then commit offsets to Kafka for lag tooling.
 
 A crash between 5 and 6 republishes the outbox on restart: consumers drop the
 repeats by (customer, sequence). Nothing is ever applied twice, because the
 offsets that say where to resume are written in the same step as the state.
+
+A new live model version (a refresh) is taken up before the next batch, or
+within ``model_check_s`` when idle: every owned customer is re-scored and the
+switch is committed as a step of its own (:meth:`Processor.switch_model`).
 """
 
 from __future__ import annotations
 
 import gc
-import json
 import logging
 import signal
 import time
@@ -32,9 +36,11 @@ import redis
 from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.structs import OffsetAndMetadata
 
+from shared.contracts.drift_observation import DriftObservations
 from shared.contracts.invoice import InvoiceLine
-from shared.exceptions import RecordError
+from shared.exceptions import ModelError, RecordError
 from shared.kafka_clients import ensure_topics, make_consumer, make_producer
+from shared.model_stats import VERSION_FIELD
 from shared.model_store import require_current
 from shared.redis_client import make_redis
 from shared.settings import Settings
@@ -46,7 +52,8 @@ from worker.stream.dead_letter import dead_letter_record, send_dead_letter
 from worker.stream.decode import decode_line
 from worker.stream.dedup import SeenCheck, dedup_key, expired_keys
 from worker.stream.model import AS_OF_FIELD, LocalModel
-from worker.stream.processor import Processor
+from worker.stream.outbox import Outbox
+from worker.stream.processor import Change, Processor
 from worker.stream.settings import WorkerSettings
 
 log = logging.getLogger("worker")
@@ -93,7 +100,9 @@ class Worker:
             settings.topics.partitions,
             settings.topics.replication_factor,
         )
+        ensure_topics(settings.kafka, [settings.topics.drift_observations], 1, settings.topics.replication_factor)
         self.producer: KafkaProducer = make_producer(settings.kafka)
+        self.outbox = Outbox(self.redis, self.committer, self.producer, settings.topics)
         self.consumer: KafkaConsumer = make_consumer(
             settings.kafka,
             worker_settings.group_id,
@@ -102,7 +111,7 @@ class Worker:
         )
         self.partition_count = 0
         self.stored_offsets: dict[int, int] = {}
-        self.published_pending: dict[int, int] = {}
+        self.model_checked_at = time.monotonic()
         self.batches = 0
         self.records = 0
         self.first_batch_at: float | None = None
@@ -126,22 +135,27 @@ class Worker:
         customers = load_customers(self.redis, self.keys, partitions, self.partition_count)
         pipe = self.redis.pipeline(transaction=False)
         for partition in sorted(partitions):
-            pipe.hget(self.keys.partition_stats(partition), AS_OF_FIELD)
-        markers = {
-            partition: datetime.fromisoformat(marker)
-            for partition, marker in zip(sorted(partitions), pipe.execute(), strict=True)
-            if marker
-        }
+            pipe.hmget(self.keys.partition_stats(partition), [AS_OF_FIELD, VERSION_FIELD])
+        markers, stale = {}, set()
+        for partition, (marker, version) in zip(sorted(partitions), pipe.execute(), strict=True):
+            if marker:
+                markers[partition] = datetime.fromisoformat(marker)
+            if version is not None and int(version) != self.processor.model.version:
+                stale.add(partition)
         self.processor.adopt(customers, {cid: partition_of(cid, self.partition_count) for cid in customers}, markers)
-        batch = BatchCommit(expect={})
-        self.processor.stats_for(batch, partitions, self.keys.partition_stats)
-        with self.redis.pipeline(transaction=True) as pipe:
-            for key, fields in batch.stats.items():
-                pipe.delete(key)
-                pipe.hset(key, mapping=fields)
-            pipe.execute()
         for partition in partitions:
-            self._drain_outbox(partition)
+            self.outbox.drain(partition)
+        if stale:
+            log.info("partitions %s were scored under an older model: re-scoring them", sorted(stale))
+            self._switch_model(stale)
+        else:
+            batch = BatchCommit(expect={})
+            self.processor.stats_for(batch, partitions, self.keys.partition_stats)
+            with self.redis.pipeline(transaction=True) as pipe:
+                for key, fields in batch.stats.items():
+                    pipe.delete(key)
+                    pipe.hset(key, mapping=fields)
+                pipe.execute()
         self.observer.assigned(partitions)
         log.info("assigned partitions %s: %d customers loaded", sorted(partitions), len(customers))
 
@@ -150,17 +164,8 @@ class Worker:
         self.observer.revoked(partitions)
         for partition in partitions:
             self.stored_offsets.pop(partition, None)
-            self.published_pending.pop(partition, None)
+            self.outbox.forget(partition)
         log.info("revoked partitions %s", sorted(partitions))
-
-    def _drain_outbox(self, partition: int) -> None:
-        """Publish what a previous owner committed but may not have sent."""
-        pending = self.redis.lrange(self.committer.outbox_key(partition), 0, -1)
-        for payload in pending:
-            customer = json.loads(payload)["customer_id"]
-            self.producer.send(self.settings.topics.segment_changes, key=customer.encode(), value=payload.encode())
-        self.producer.flush()
-        self.published_pending[partition] = len(pending)
 
     # -- the loop -------------------------------------------------------------------------
     def stop(self, signum: int = 0, frame: FrameType | None = None) -> None:
@@ -187,6 +192,8 @@ class Worker:
                     gc.freeze()
                 elif until_caught_up and self._caught_up():
                     break
+                elif time.monotonic() - self.model_checked_at > self.options.model_check_s:
+                    self._with_retry(self._check_model)
             self.finished_at = time.monotonic()
         finally:
             self.consumer.close()
@@ -285,8 +292,9 @@ class Worker:
         stats, current_version = replies[0], replies[1]
         remote_stats = dict(zip(remote, replies[2 : 2 + len(remote)], strict=True))
         seen = SeenCheck.decode(replies[-1]) if by_day else set()
-        if current_version is not None and int(current_version) != self.processor.model.version:
-            self.processor.model = LocalModel(require_current(self.redis, self.keys))
+        new_model = current_version is not None and int(current_version) != self.processor.model.version
+        if new_model and not self._switch_model(set()):
+            return
         self.processor.model.load_global(stats)
         self.processor.model.load_remote(remote_stats)
         fresh_lines = []
@@ -308,29 +316,11 @@ class Worker:
                     self.keys.prefix, previous_watermark, self.watermark, self.options.dedup_retention_days
                 )
         changes = self.processor.apply(batch, fresh_lines, self.watermark) if self.watermark else []
-        by_partition: dict[int, list[str]] = defaultdict(list)
-        for change in changes:
-            by_partition[change.partition].append(change.payload)
-        self.processor.stats_for(batch, self.stored_offsets, self.keys.partition_stats)
-        for partition in batch.offsets:
-            batch.outbox[partition] = (self.published_pending.get(partition, 0), by_partition.get(partition, []))
+        observations = self._observations(batch.offsets)
         if dead:
             self.producer.flush()
-        try:
-            self.committer.commit(batch)
-        except FencedError as exc:
-            log.warning("%s; reloading ownership", exc, extra={"partition": exc.partition, "offset": exc.offset})
-            self._reload()
+        if not self._commit(batch, changes, observations):
             return
-        for partition, offset in batch.offsets.items():
-            self.stored_offsets[partition] = offset
-        for change in changes:
-            self.producer.send(
-                self.settings.topics.segment_changes, key=change.customer_id.encode(), value=change.payload.encode()
-            )
-        self.producer.flush()
-        for partition in batch.offsets:
-            self.published_pending[partition] = len(by_partition.get(partition, []))
         self.consumer.commit_async(
             {TopicPartition(self.topic, p): OffsetAndMetadata(o, "", -1) for p, o in batch.offsets.items()}
         )
@@ -339,6 +329,78 @@ class Worker:
         self.records += consumed
         elapsed = time.perf_counter() - started
         self.observer.metrics.batch_done(consumed, elapsed, batch.counters, len(changes), self.processor.sweep_seconds)
+
+    def _observations(self, offsets: dict[int, int]) -> dict[int, str]:
+        """This batch's drift observations, one message per source partition it advanced."""
+        taken = self.processor.observations.take(self.processor.partition_times)
+        out = {}
+        for partition, offset in offsets.items():
+            moment = self.processor.partition_times.get(partition)
+            if moment is None:
+                continue
+            invoices, assignments = taken.get(partition, ([], []))
+            out[partition] = DriftObservations(
+                source_partition=partition,
+                end_offset=offset,
+                partition_time=moment,
+                model_version=self.processor.model.version,
+                invoices=invoices,
+                assignments=assignments,
+            ).model_dump_json()
+        return out
+
+    def _commit(self, batch: BatchCommit, changes: list[Change], observations: dict[int, str]) -> bool:
+        """Write the batch with every owned partition's statistics and its outbox; then publish.
+
+        False when fenced (another worker owns a partition now): state is reloaded, nothing sent.
+        """
+        self.processor.stats_for(batch, self.stored_offsets, self.keys.partition_stats)
+        by_partition: dict[int, list[tuple[str, str]]] = defaultdict(list)
+        for change in changes:
+            by_partition[change.partition].append((change.customer_id, change.payload))
+        staged = self.outbox.stage(batch, sorted(self.stored_offsets), by_partition, observations)
+        try:
+            self.committer.commit(batch)
+        except FencedError as exc:
+            log.warning("%s; reloading ownership", exc, extra={"partition": exc.partition, "offset": exc.offset})
+            self._reload()
+            return False
+        for partition, offset in batch.offsets.items():
+            self.stored_offsets[partition] = offset
+        self.outbox.send(batch, staged)
+        return True
+
+    def _check_model(self) -> None:
+        """While idle: switch to a new live model version if one was installed (e.g. a refresh)."""
+        self.model_checked_at = time.monotonic()
+        current = self.redis.get(self.keys.model_current)
+        if self.stored_offsets and current is not None and int(current) != self.processor.model.version:
+            self._switch_model(set())
+
+    def _switch_model(self, partitions: set[int]) -> bool:
+        """Re-score under the live model (every owned customer on a version change, else ``partitions``), commit.
+
+        False when the commit was fenced (state has been reloaded).
+        """
+        snapshot = require_current(self.redis, self.keys)
+        previous = self.processor.model
+        model = previous if snapshot.version == previous.version else LocalModel(snapshot)
+        as_of = self.watermark or self.processor.cutoff
+        if as_of is None:
+            raise ModelError("no event time to score at: neither a stream watermark nor a bootstrap cutoff in Redis")
+        changes = self.processor.switch_model(model, previous.names, partitions, as_of)
+        batch = BatchCommit(expect=dict(self.stored_offsets))
+        self.processor.dirty_records(batch)
+        batch.count("model_switch_rescored", len(batch.customers))
+        if not self._commit(batch, changes, {}):
+            return False
+        log.info(
+            "now on model v%d: %d customers re-scored, %d segment changes (model_refresh)",
+            snapshot.version,
+            len(batch.customers),
+            len(changes),
+        )
+        return True
 
     def _reload(self) -> None:
         """Drop in-memory state of every partition and take it again from Redis."""

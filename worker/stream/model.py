@@ -18,7 +18,7 @@ import numpy as np
 from shared.contracts.model_snapshot import ModelSnapshot
 from shared.features.scaling import transform_matrix
 from shared.features.vector import FEATURE_NAMES
-from shared.model_stats import parse_stats, stats_mapping
+from shared.model_stats import VERSION_FIELD, parse_stats, stats_mapping
 
 AS_OF_FIELD = "as_of"
 
@@ -88,7 +88,7 @@ class LocalModel:
         self.remote = {
             partition: parse_stats(raw, self.segment_ids, self.dimensions)
             for partition, raw in raw_by_partition.items()
-            if raw and partition not in self.own
+            if raw and partition not in self.own and raw.get(VERSION_FIELD, str(self.version)) == str(self.version)
         }
         self.recentre()
 
@@ -112,6 +112,11 @@ class LocalModel:
         counts[self.row_of[new]] += 1
 
     def stats_fields(self, partition: int, as_of: str) -> dict[str, str]:
-        """The ``model:stats:p{n}`` hash of an owned partition, with its sweep marker."""
+        """The ``model:stats:p{n}`` hash of an owned partition, with its sweep marker and model version.
+
+        Another worker's statistics count only under the same model version: while
+        workers switch to a new version, the bootstrap's or refit's global
+        statistics stand in.
+        """
         sums, counts = self.own.get(partition, self._empty())
-        return stats_mapping(self.segment_ids, sums, counts) | {AS_OF_FIELD: as_of}
+        return stats_mapping(self.segment_ids, sums, counts) | {AS_OF_FIELD: as_of, VERSION_FIELD: str(self.version)}

@@ -26,6 +26,7 @@ from shared.features.vector import FEATURE_NAMES, compute_features
 from worker.stream.commit import BatchCommit
 from worker.stream.customers import CustomerState
 from worker.stream.model import LocalModel
+from worker.stream.observations import ObservationCollector
 from worker.stream.scored_index import ScoredIndex
 
 Touched = dict[str, tuple[int, InvoiceLine | None]]
@@ -64,6 +65,7 @@ class Processor:
     partition_times: dict[int, datetime] = field(default_factory=dict)
     pending: dict[str, tuple[int, int]] = field(default_factory=dict)
     sweep_seconds: list[float] = field(default_factory=list)  # of the last apply(), for metrics
+    observations: ObservationCollector = field(default_factory=ObservationCollector)
     _dirty: dict[str, int] = field(default_factory=dict)
 
     # -- ownership ----------------------------------------------------------------------------
@@ -116,6 +118,7 @@ class Processor:
             self.pending.pop(cid, None)
         self.index.drop_partitions(partitions)
         self.model.release(partitions)
+        self.observations.release(partitions)
         for partition in partitions:
             self.sweep_markers.pop(partition, None)
             self.partition_times.pop(partition, None)
@@ -125,6 +128,63 @@ class Processor:
         for partition in partitions:
             marker = self.sweep_markers.get(partition)
             batch.stats[keys_of(partition)] = self.model.stats_fields(partition, marker.isoformat() if marker else "")
+
+    def switch_model(
+        self, model: LocalModel, previous_names: dict[int, str], partitions: set[int], as_of: datetime
+    ) -> list[Change]:
+        """Adopt a new model version for the customers of ``partitions``: exact re-score, no debounce.
+
+        A refresh is a deliberate relabelling, so the published segment follows the
+        new assignment at once, with exactly one ``model_refresh`` change per
+        customer whose segment id changed (committed with the new statistics, so a
+        restart neither repeats nor skips it). ``previous_names`` name the ids of
+        the version being left, for the changes' ``previous`` field.
+        """
+        if model.version != self.model.version:
+            model.partition_count = self.model.partition_count
+            self.model = model
+            self.index = ScoredIndex()
+            partitions = set(self.partition_of_customer.values()) | partitions
+        names = self.model.names
+        self.model.names = previous_names | names
+        changes = []
+        scored = [
+            (cid, features)
+            for cid, partition in self.partition_of_customer.items()
+            if partition in partitions
+            and (features := compute_features(self.customers[cid].aggregates, as_of)) is not None
+        ]
+        vectors = self.model.vectors(np.array([[f[name] for name in FEATURE_NAMES] for _, f in scored]))
+        distances = self.model.distances(vectors) if scored else np.zeros((0, self.model.k))
+        for row, (cid, features) in enumerate(scored):
+            state = self.customers[cid]
+            nearest = int(distances[row].argmin())
+            state.features, state.as_of, state.vector = features, as_of, vectors[row]
+            state.segment = self.model.segment_ids[nearest]
+            self.pending.pop(cid, None)
+            if state.published != state.segment:
+                kept = state.published in self.model.row_of
+                margin = (
+                    float(distances[row, self.model.row_of[state.published]] - distances[row, nearest]) if kept else 0.0
+                )
+                changes.append(
+                    Change(self.partition_of_customer[cid], cid, self._published(state, "model_refresh", as_of, margin))
+                )
+            self._mark(cid, WRITE_SCORE)
+            partition = self.partition_of_customer[cid]
+            self.index.update(cid, state.aggregates, features, vectors[row], nearest, nearest, partition)
+        self.model.names = names
+        self._rebuild(partitions)
+        return changes
+
+    def dirty_records(self, batch: BatchCommit) -> None:
+        """Put every customer record changed since the last commit into ``batch``."""
+        for cid, level in self._dirty.items():
+            state = self.customers[cid]
+            batch.customers[cid] = (
+                {"segment": str(state.segment)} if level == WRITE_SEGMENT else state.fields(level == WRITE_ALL)
+            )
+        self._dirty.clear()
 
     # -- a batch ------------------------------------------------------------------------------
     def apply(self, batch: BatchCommit, lines: Iterable[tuple[int, InvoiceLine]], watermark: datetime) -> list[Change]:
@@ -150,12 +210,7 @@ class Processor:
         changes += self._score(batch, self._fold(batch, ordered[position:], kinds), watermark)
         for kind, n in kinds.items():
             batch.count(f"lines_{kind}", n)
-        for cid, level in self._dirty.items():
-            state = self.customers[cid]
-            batch.customers[cid] = (
-                {"segment": str(state.segment)} if level == WRITE_SEGMENT else state.fields(level == WRITE_ALL)
-            )
-        self._dirty.clear()
+        self.dirty_records(batch)
         return changes
 
     def _days_to_sweep(self) -> list[datetime]:
@@ -192,6 +247,15 @@ class Processor:
                 self.customers[line.customer_id] = state
                 self.partition_of_customer[line.customer_id] = partition
                 batch.new_customers.add(line.customer_id)
+            if kind == "purchase":
+                self.observations.purchase_line(
+                    partition,
+                    line.customer_id,
+                    line.invoice_no,
+                    line.invoice_date,
+                    line.amount,
+                    state.aggregates.last_purchase,
+                )
             apply_line(state.aggregates, line, kind)
             touched[line.customer_id] = (partition, line)
         return touched
@@ -220,6 +284,10 @@ class Processor:
             counted = self.index.row.get(cid)
             old_vector = self.index.vectors[counted] if counted is not None else None
             self.model.move(partition, state.segment, old_vector, segment, vectors[row])
+            if not sweep:
+                moment = line.invoice_date if line is not None else as_of
+                distance = float(distances[row, nearest[row]])
+                self.observations.assignment(partition, moment, cid, state.segment, segment, distance)
             state.features, state.as_of, state.vector, state.segment = features, as_of, vectors[row], segment
             change = self._publish_decision(state, distances[row], line, sweep)
             if change is not None:
@@ -264,17 +332,24 @@ class Processor:
             reason = "first_purchase"
         else:
             reason = "cancellation" if line is not None and line.is_cancellation else "purchase"
+        event_time = line.invoice_date if line is not None else state.as_of
+        return self._published(state, reason, event_time, margin if margin != float("inf") else 0.0)
+
+    def _published(self, state: CustomerState, reason: ChangeReason, event_time: datetime, margin: float) -> str:
+        """Publish the customer's segment: bump its sequence, return the change event's JSON."""
+        assert state.segment is not None and state.features is not None
+        previous = state.published
         state.published = state.segment
         state.seq += 1
         change = SegmentChange(
-            customer_id=cid,
+            customer_id=state.aggregates.customer_id,
             previous=None if previous is None else SegmentRef(id=previous, name=self.model.names.get(previous, "")),
             current=SegmentRef(id=state.segment, name=self.model.names[state.segment]),
             model_version=self.model.version,
-            event_time=line.invoice_date if line is not None else state.as_of,
+            event_time=event_time,
             reason=reason,
             features=state.features,
-            distance_margin=margin if margin != float("inf") else 0.0,
+            distance_margin=margin,
             sequence=state.seq,
         )
         return change.model_dump_json()

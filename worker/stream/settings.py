@@ -37,6 +37,9 @@ class WorkerSettings(BaseSettings):
     dedup_retention_days: int = Field(
         400, ge=1, description="event ids are remembered this many event-days for dropping duplicates"
     )
+    model_check_s: float = Field(
+        5.0, gt=0, description="while no events arrive, look for a new live model version this often (seconds)"
+    )
     retry_initial_s: float = Field(0.5, gt=0)
     retry_max_s: float = Field(30.0, gt=0)
     metrics_port: int = Field(

@@ -46,8 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(settings: Settings, args: argparse.Namespace) -> int:
     client, keys = connect(settings)
     snapshot = require_current(client, keys)
-    ids = [segment.id for segment in snapshot.segments]
-    _, counts = live_stats(client, keys, ids, len(snapshot.feature_names))
+    _, counts = live_stats(client, keys, snapshot)
     rows = segment_rows(snapshot, counts)
     if args.json:
         print(json_line({"model_version": snapshot.version, "segments": rows}))
