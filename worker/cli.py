@@ -106,6 +106,74 @@ def _add_run(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(command=run)
 
 
+def monitor(args: argparse.Namespace) -> int:
+    """Run the drift monitor service."""
+    from worker.drift import DriftSettings
+    from worker.monitor.service import DriftMonitor
+    from worker.monitor.settings import MonitorSettings
+    from worker.refresh.settings import RefreshSettings
+
+    refresh_options = load(RefreshSettings, **({"policy": args.policy} if args.policy else {}))
+    service = DriftMonitor(load(Settings), load(MonitorSettings), load(DriftSettings), refresh_options)
+    service.run(until_caught_up=args.until_caught_up)
+    print(json.dumps({"alerts_published": service.published, "refreshes": service.refreshes}))
+    return 0
+
+
+def _add_monitor(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "monitor",
+        help="run the drift monitor: every worker's observations in, drift incidents out",
+        description="Consume the workers' drift observations (topic SEG_TOPICS__DRIFT_OBSERVATIONS, one "
+        "partition: one active monitor, others stand by), evaluate the drift monitors (SEG_DRIFT_*) against the "
+        "live model's references and publish incidents (open/update/closed) on the drift-alerts topic; recent "
+        "alerts and open incidents are kept in Redis (python -m worker alerts --recent N / --open). With "
+        "policy refresh (SEG_REFRESH_POLICY or --policy) an opened incident also refits the model.",
+    )
+    parser.add_argument("--policy", choices=["alert-only", "refresh"], help="override SEG_REFRESH_POLICY")
+    parser.add_argument(
+        "--until-caught-up", action="store_true", help="exit once every observation published so far is evaluated"
+    )
+    parser.set_defaults(command=monitor)
+
+
+def refresh(args: argparse.Namespace) -> int:
+    """Refit the live model now."""
+    from datetime import datetime
+
+    from worker.refresh.refit import refit
+    from worker.refresh.settings import RefreshSettings
+
+    settings = load(Settings)
+    client = make_redis(settings.redis)
+    keys = Keys(settings.redis.key_prefix)
+    as_of = args.as_of or client.get(keys.watermark) or client.get(keys.cutoff)
+    if as_of is None:
+        raise SegmentationError("no event time to refit at: give --as-of, or bootstrap and run the worker first")
+    result = refit(client, keys, as_of if isinstance(as_of, datetime) else datetime.fromisoformat(as_of),
+                   load(RefreshSettings))  # fmt: skip
+    print(
+        f"model v{result.previous.version} -> v{result.snapshot.version} on {result.snapshot.customers:,} customers: "
+        f"ids kept {result.kept}, new {result.created}, retired {result.retired}. Running workers switch at their "
+        "next batch (or within SEG_WORKER_MODEL_CHECK_S when idle) and publish model_refresh changes."
+    )
+    return 0
+
+
+def _add_refresh(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "refresh",
+        help="refit k-means on every customer's current features and install model v+1",
+        description="Refit the live model (same scaler and k, k-means++ with SEG_REFRESH_N_INIT restarts) on "
+        "every customer's features as of the stream watermark, keep the ids of segments the Hungarian matching "
+        "pairs within SEG_REFRESH_MATCH_THRESHOLD, give new clusters new ids (retired ids are never reused) and "
+        "switch model:current atomically. Workers then re-score and publish one model_refresh change per "
+        "customer whose segment changed.",
+    )
+    parser.add_argument("--as-of", type=iso_datetime, help="event time of the features (default: the watermark)")
+    parser.set_defaults(command=refresh)
+
+
 def changes(args: argparse.Namespace) -> int:
     """Follow the segment-change topic."""
     from worker.tools import changes as tool
@@ -213,6 +281,8 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(title="commands", required=True)
     _add_bootstrap(subparsers)
     _add_run(subparsers)
+    _add_monitor(subparsers)
+    _add_refresh(subparsers)
     _add_changes(subparsers)
     _add_alerts(subparsers)
     _add_segments(subparsers)

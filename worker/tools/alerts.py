@@ -1,4 +1,8 @@
-"""``alerts``: follow the drift-alerts topic, one line per incident update (repeats by ``alert_id`` once)."""
+"""``alerts``: follow the drift-alerts topic, one line per incident update (repeats by ``alert_id`` once).
+
+``--recent N`` and ``--open`` read what the drift monitor keeps in Redis instead
+(no topic needed): the latest alerts, or the latest alert of each open incident.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,9 @@ import argparse
 
 from shared.contracts.drift_alert import DriftAlert
 from shared.settings import Settings
-from worker.tools.follow import Feed, add_follow_arguments, follow
+from worker.monitor.store import MonitorStore
+from worker.tools.follow import Feed, add_follow_arguments, follow, header, render
+from worker.tools.state import connect
 
 FEED: Feed[DriftAlert] = Feed(
     contract=DriftAlert,
@@ -36,11 +42,24 @@ FEED: Feed[DriftAlert] = Feed(
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--monitor", metavar="NAME", help="only alerts of this monitor")
+    stored = parser.add_mutually_exclusive_group()
+    stored.add_argument("--recent", type=int, metavar="N", help="print the N latest alerts kept in Redis, then exit")
+    stored.add_argument("--open", action="store_true", help="print the open incidents kept in Redis, then exit")
     add_follow_arguments(parser)
 
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
-    """Follow until ``--max`` or ``--timeout`` (or Ctrl-C)."""
+    """Follow until ``--max`` or ``--timeout`` (or Ctrl-C); or print what Redis keeps and exit."""
+    if args.recent is not None or args.open:
+        client, keys = connect(settings)
+        store = MonitorStore(client, keys, keep=1)
+        stored = store.open_incidents() if args.open else store.recent(args.recent)
+        if not args.json:
+            print(header(FEED))
+        for alert in stored:
+            if args.monitor is None or alert.monitor == args.monitor:
+                print(render(FEED, alert, args.json))
+        return 0
     follow(
         settings.kafka,
         settings.topics.drift_alerts,

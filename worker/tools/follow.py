@@ -53,7 +53,7 @@ def follow(
     """Print the events of ``topic`` that ``accept`` passes, each identity once; returns how many."""
     out = out or sys.stdout
     if not args.json:
-        print(_line(feed, [name for name, _ in feed.columns]), file=out, flush=True)
+        print(header(feed), file=out, flush=True)
     seen: set[Hashable] = set()
     shown = 0
     records = read(settings, topic, ReadOptions(from_beginning=args.from_beginning, idle_timeout_s=args.timeout))
@@ -74,13 +74,21 @@ def follow(
                 continue
             seen.add(identity)
             shown += 1
-            text = json_line(event.model_dump(mode="json")) if args.json else _line(feed, feed.row(event))
-            print(text, file=out, flush=True)
+            print(render(feed, event, args.json), file=out, flush=True)
             if args.max is not None and shown >= args.max:
                 break
     finally:
         records.close()
     return shown
+
+
+def render(feed: Feed[Event], event: Event, as_json: bool) -> str:
+    """One event as a table row or a JSON line."""
+    return json_line(event.model_dump(mode="json")) if as_json else _line(feed, feed.row(event))
+
+
+def header(feed: Feed[Event]) -> str:
+    return _line(feed, [name for name, _ in feed.columns])
 
 
 def _line(feed: Feed[Event], cells: Sequence[object]) -> str:

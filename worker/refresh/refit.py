@@ -1,0 +1,140 @@
+"""Refit the live model on every customer's current features and install it as version v+1.
+
+When: on a drift incident (policy ``refresh``) or by hand (``python -m worker
+refresh``). The scaler stays the same (vectors of both versions are in the same
+units, so old and new centroids can be matched); k stays the same; the
+segment-structure references (shares, distance bins, feature bins) move to the
+new model. The invoice-behaviour reference stays the bootstrap period's: it
+describes purchases, not the model. Workers notice the new ``model:current`` at
+their next batch (or idle check), re-score their customers and publish one
+``model_refresh`` change per customer whose segment changed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import numpy as np
+import pandas as pd
+import redis
+from sklearn.cluster import KMeans
+
+from shared.contracts.model_snapshot import ModelSnapshot, ReferenceStats, Segment
+from shared.exceptions import ModelError
+from shared.features.aggregates import CustomerAggregates
+from shared.features.scaling import transform_matrix
+from shared.features.vector import FEATURE_NAMES, compute_features
+from shared.model_stats import live_stats
+from shared.model_store import activate, require_current, write_version
+from shared.state_keys import Keys
+from worker.bootstrap.model_fit import nearest_centroid
+from worker.bootstrap.naming import name_segments
+from worker.bootstrap.reference import quantile_bins
+from worker.refresh.matching import match_centroids
+from worker.refresh.settings import RefreshSettings
+
+
+@dataclass(frozen=True)
+class RefreshResult:
+    """What a refresh changed: ids kept (old id → same id), ids created, ids retired."""
+
+    previous: ModelSnapshot
+    snapshot: ModelSnapshot
+    kept: list[int]
+    created: list[int]
+    retired: list[int]
+
+
+def current_features(client: redis.Redis, keys: Keys, as_of: datetime, chunk: int = 1_000) -> pd.DataFrame:
+    """Every stored customer's exact features as of ``as_of`` (one row per customer with a purchase)."""
+    ids = sorted(client.smembers(keys.customers))
+    rows: dict[str, list[float]] = {}
+    for start in range(0, len(ids), chunk):
+        part = ids[start : start + chunk]
+        pipe = client.pipeline(transaction=False)
+        for cid in part:
+            pipe.hget(keys.customer(cid), "agg")
+        for cid, text in zip(part, pipe.execute(), strict=True):
+            features = compute_features(CustomerAggregates.from_json(text), as_of) if text else None
+            if features is not None:
+                rows[cid] = [features[name] for name in FEATURE_NAMES]
+    return pd.DataFrame.from_dict(rows, orient="index", columns=list(FEATURE_NAMES))
+
+
+def _unique(name: str, taken: set[str]) -> str:
+    candidate, n = name, 1
+    while candidate in taken:
+        n += 1
+        candidate = f"{name} {n}"
+    return candidate
+
+
+def refit(client: redis.Redis, keys: Keys, as_of: datetime, options: RefreshSettings) -> RefreshResult:
+    """Fit, match ids, write ``model:v{n+1}`` and switch ``model:current`` to it atomically."""
+    previous = require_current(client, keys)
+    features = current_features(client, keys, as_of)
+    if len(features) <= previous.k:
+        raise ModelError(f"only {len(features)} customers with purchases: too few to refit k={previous.k}")
+    vectors = transform_matrix(features.to_numpy(), previous.transform, list(FEATURE_NAMES))
+    fit = KMeans(n_clusters=previous.k, init="k-means++", n_init=options.n_init, random_state=options.seed)
+    centroids = fit.fit(vectors).cluster_centers_
+    labels = nearest_centroid(vectors, centroids)
+    old_ids = [segment.id for segment in previous.segments]
+    sums, counts = live_stats(client, keys, previous)
+    live = np.array(
+        [s / c if c > 0 else segment.centroid for s, c, segment in zip(sums, counts, previous.segments, strict=True)]
+    )
+    matched = match_centroids(centroids, live, options.match_threshold)
+    named = name_segments(features, labels)
+    next_id = previous.next_segment_id
+    taken = {previous.segments[row].name for row in matched.values() if row is not None}
+    segments, created = [], []
+    for label in range(previous.k):
+        row = matched[label]
+        if row is not None:
+            segment_id, name = previous.segments[row].id, previous.segments[row].name
+        else:
+            segment_id, next_id = next_id, next_id + 1
+            name = _unique(named.names[named.id_of_label[label]], taken)
+            taken.add(name)
+            created.append(segment_id)
+        members = vectors[labels == label]
+        segments.append(
+            Segment(
+                id=segment_id,
+                name=name,
+                centroid=centroids[label].tolist(),
+                sum=members.sum(axis=0).tolist(),
+                count=len(members),
+                profile=named.profiles[named.id_of_label[label]],
+            )
+        )
+    segments.sort(key=lambda segment: segment.id)
+    kept = sorted(previous.segments[row].id for row in matched.values() if row is not None)
+    retired = sorted(set(old_ids) - set(kept))
+    distances = np.linalg.norm(vectors - centroids[labels], axis=1)
+    snapshot = ModelSnapshot(
+        version=previous.version + 1,
+        created_at=datetime.now(UTC),
+        feature_names=list(FEATURE_NAMES),
+        transform=previous.transform,
+        segments=segments,
+        k=previous.k,
+        training_window=(previous.training_window[0], as_of),
+        data_fingerprint=previous.data_fingerprint,
+        quality={"inertia": float(fit.inertia_)},
+        next_segment_id=next_id,
+        retired_segment_ids=sorted(set(previous.retired_segment_ids) | set(retired)),
+        reference=ReferenceStats(
+            feature_bins={name: quantile_bins(features[name].to_numpy()) for name in features.columns},
+            segment_shares={str(segment.id): segment.count / len(features) for segment in segments},
+            distance_bins=quantile_bins(distances),
+            invoice_stats=previous.reference.invoice_stats,
+            extra={"customers": float(len(features)), "refreshed_from": float(previous.version)},
+        ),
+        customers=len(features),
+    )
+    write_version(client, keys, snapshot)
+    activate(client, keys, snapshot)
+    return RefreshResult(previous=previous, snapshot=snapshot, kept=kept, created=created, retired=retired)
