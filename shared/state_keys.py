@@ -24,6 +24,8 @@ key                               type    holds
 ``guests:invoices``               set     guest invoice numbers
 ``offsets:{topic}``               hash    partition -> next offset to consume
 ``watermark``                     string  ISO event-time watermark of the stream
+``segment:{id}:products``         zset    StockCode -> net units bought by the segment's
+                                          current members (returns negative)
 ================================  ======  ===================================================
 """
 
@@ -85,3 +87,6 @@ class Keys:
     @property
     def watermark(self) -> str:
         return f"{self.prefix}watermark"
+
+    def segment_products(self, segment_id: int) -> str:
+        return f"{self.prefix}segment:{segment_id}:products"
