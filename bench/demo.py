@@ -1,7 +1,8 @@
-"""``make demo``: the whole pipeline on a local broker and Redis, then a summary.
+"""``make demo``: the whole pipeline on a local broker and Redis, then a summary and a report.
 
 Bootstrap on the history before the cutoff, replay the rest through Kafka, let a
-worker catch up, and print what happened. Uses the real dataset from SEG_DATASET
+worker catch up, print what happened and write the HTML report (``out/report.html``,
+as ``python -m worker report`` does). Uses the real dataset from SEG_DATASET
 (default ``../shared/data/online_retail.csv.xz``); where there is none, a
 simulated year (``python -m producer simulate``, seed 42) of the same shape.
 """
@@ -29,11 +30,14 @@ from shared.state_keys import Keys
 from worker.bootstrap.pipeline import run_bootstrap
 from worker.bootstrap.settings import BootstrapSettings
 from worker.bootstrap.summary import summary as bootstrap_summary
+from worker.report.gather import gather as gather_report
+from worker.report.page import write as write_report
 from worker.stream.loop import Worker
 from worker.stream.settings import WorkerSettings
 
 CUTOFF = datetime(2011, 6, 1)
 DATASET = Path(os.environ.get("SEG_DATASET", "../shared/data/online_retail.csv.xz"))
+REPORT = Path("out/report.html")
 
 
 def _published(settings: Settings) -> int:
@@ -80,7 +84,8 @@ def main() -> int:
             print(f"  {segment.id:>2} {segment.name:<16} {int(count):>6,}")
         counters = client.hgetall(f"{keys.prefix}worker:counters")
         print("worker counters: " + ", ".join(f"{k}={v}" for k, v in sorted(counters.items())))
-    print(f"\ndemo done in {time.monotonic() - started:.0f} s; model file out/model.json")
+        report = write_report(gather_report(settings), REPORT)
+    print(f"\ndemo done in {time.monotonic() - started:.0f} s; model file out/model.json; report {report.resolve()}")
     return 0
 
 

@@ -1,4 +1,5 @@
-"""Shared by the ``test_tools_*`` modules: seeded state, published events, in-process commands."""
+"""Shared by the ``test_tools_*`` and ``test_report`` modules: seeded state, a small stream, published events,
+in-process commands."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pathlib import Path
 import redis
 from pydantic import BaseModel
 
+from producer.replay import ReplayOptions, replay
 from producer.simulate import SimulationConfig, simulate
 from shared.contracts.drift_alert import DriftAlert, EventWindow
 from shared.contracts.segment_change import SegmentChange, SegmentRef
@@ -21,16 +23,35 @@ from shared.state_keys import Keys
 from worker.bootstrap.pipeline import BootstrapResult, run_bootstrap
 from worker.bootstrap.settings import BootstrapSettings
 from worker.cli import build_parser
+from worker.stream.loop import Worker
+from worker.stream.settings import WorkerSettings
 
 START = datetime(2010, 12, 1)
 DAYS = 120
 
 
-def bootstrap_simulated(settings: Settings, client: redis.Redis, tmp_path: Path, k: int = 4) -> BootstrapResult:
-    """A small simulated history bootstrapped into this test's Redis prefix."""
-    result = simulate(SimulationConfig(out=tmp_path / "sim.csv", customers=300, days=DAYS, seed=11))
+CUTOFF = START + timedelta(days=DAYS)
+
+
+def bootstrap_simulated(
+    settings: Settings, client: redis.Redis, tmp_path: Path, k: int = 4, streamed_days: int = 0
+) -> BootstrapResult:
+    """A small simulated history bootstrapped into this test's Redis prefix.
+
+    ``streamed_days`` more days are simulated after the cutoff, for :func:`stream_simulated`.
+    """
+    config = SimulationConfig(out=tmp_path / "sim.csv", customers=300, days=DAYS + streamed_days, seed=11)
+    result = simulate(config)
     options = BootstrapSettings(k=k, model_file=tmp_path / "model.json")
-    return run_bootstrap(result.path, START + timedelta(days=DAYS), client, Keys(settings.redis.key_prefix), options)
+    return run_bootstrap(result.path, CUTOFF, client, Keys(settings.redis.key_prefix), options)
+
+
+def stream_simulated(settings: Settings, tmp_path: Path) -> Worker:
+    """Replay the simulated days after the cutoff and let one worker apply them all; returns the worker."""
+    replay(tmp_path / "sim.csv", settings, ReplayOptions(start=CUTOFF, checkpoint=tmp_path / "replay.json"))
+    worker = Worker(settings, WorkerSettings(group_id=f"g-{settings.redis.key_prefix}"))
+    worker.run(until_caught_up=True)
+    return worker
 
 
 def publish(settings: Settings, topic: str, events: Sequence[tuple[str, BaseModel]]) -> None:
