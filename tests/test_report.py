@@ -23,7 +23,7 @@ from shared.contracts.drift_alert import DriftAlert, EventWindow
 from shared.kafka_clients import read_to_end
 from shared.settings import Settings, as_environment
 from shared.state_keys import Keys
-from tests.tools_helpers import START, alert, bootstrap_simulated, publish, stream_simulated
+from tests.tools_helpers import START, alert, bootstrap_simulated, change, publish, stream_simulated
 from worker.cli import main
 from worker.report import history
 from worker.report.gather import gather
@@ -61,6 +61,20 @@ def test_incidents_fold_open_update_closed_per_incident_and_count_each_alert_onc
     assert (mix_incident.monitor, mix_incident.alerts, mix_incident.severity) == ("segment_mix", 2, "warning")
     assert mix_incident.closed is None and mix_incident.end == START + timedelta(days=30)
     assert mix_incident.suggested_action == "watch the segment mix"
+
+
+def test_sizes_start_from_each_customers_segment_before_its_first_change_and_end_at_the_published_ones() -> None:
+    first = change("a", 1, None, (0, "zero"))
+    changes = history.distinct_changes(
+        [change("a", 9, (0, "zero"), (1, "one")), first, change("c", 3, (2, "two"), (0, "zero")), first]
+    )
+    assert [(c.customer_id, c.sequence) for c in changes] == [("a", 1), ("c", 3), ("a", 9)]
+    sizes = history.size_history(changes, {"a": 1, "b": 2, "c": 0, "d": None})
+    assert sizes.times == [START + timedelta(days=day) for day in (1, 8, 15)]
+    assert sizes.sizes == {0: [0, 2, 1], 1: [0, 0, 1], 2: [2, 1, 1]}
+    assert sizes.at_end() == {0: 1, 1: 1, 2: 1}
+    assert history.transitions(changes).counts == {(None, 0): 1, (2, 0): 1, (0, 1): 1}
+    assert history.transitions(changes).sources == [None, 0, 2]
 
 
 def chromium(*args: str, profile: Path) -> str:
