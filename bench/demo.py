@@ -17,11 +17,8 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from kafka import TopicPartition
-
 from producer.replay import ReplayOptions, replay
 from producer.simulate.simulation import SimulationConfig, simulate
-from shared.kafka_clients import make_consumer
 from shared.local_services import RedisServer, TansuBroker
 from shared.model_stats import live_stats
 from shared.redis_client import make_redis
@@ -38,15 +35,6 @@ from worker.stream.settings import WorkerSettings
 CUTOFF = datetime(2011, 6, 1)
 DATASET = Path(os.environ.get("SEG_DATASET", "../shared/data/online_retail.csv.xz"))
 REPORT = Path("out/report.html")
-
-
-def _published(settings: Settings) -> int:
-    consumer = make_consumer(settings.kafka, group_id=None)
-    topic = settings.topics.segment_changes
-    partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
-    total = sum(consumer.end_offsets(partitions).values())
-    consumer.close()
-    return total
 
 
 def main() -> int:
@@ -78,14 +66,15 @@ def main() -> int:
         ids = [segment.id for segment in model.segments]
         _, counts = live_stats(client, keys, ids, len(model.feature_names))
         print(f"applied {worker.records:,} records in {worker.batches} batches")
-        print(f"segment changes published on '{settings.topics.segment_changes}': {_published(settings):,}")
+        report = gather_report(settings)
+        print(f"distinct segment changes on '{settings.topics.segment_changes}': {report.changes:,}")
         print("segment sizes now (live model):")
         for segment, count in zip(model.segments, counts, strict=True):
             print(f"  {segment.id:>2} {segment.name:<16} {int(count):>6,}")
         counters = client.hgetall(f"{keys.prefix}worker:counters")
         print("worker counters: " + ", ".join(f"{k}={v}" for k, v in sorted(counters.items())))
-        report = write_report(gather_report(settings), REPORT)
-    print(f"\ndemo done in {time.monotonic() - started:.0f} s; model file out/model.json; report {report.resolve()}")
+        print(f"report: {write_report(report, REPORT).resolve()}")
+    print(f"\ndemo done in {time.monotonic() - started:.0f} s; model file out/model.json, report {REPORT}")
     return 0
 
 

@@ -20,7 +20,6 @@ import redis
 from PIL import Image
 
 from shared.contracts.drift_alert import DriftAlert, EventWindow
-from shared.kafka_clients import read_to_end
 from shared.settings import Settings, as_environment
 from shared.state_keys import Keys
 from tests.tools_helpers import START, alert, bootstrap_simulated, change, publish, stream_simulated
@@ -28,6 +27,7 @@ from worker.cli import main
 from worker.report import history
 from worker.report.gather import gather
 from worker.report.page import write
+from worker.tools.topic import ReadOptions, read
 
 CHROMIUM_TIMEOUT_S = 120
 
@@ -101,14 +101,13 @@ def coloured_share(png: Path) -> float:
 
 def distinct_changes_on_topic(settings: Settings) -> list[dict]:
     """The segment-change topic as raw JSON, each (customer, sequence) once."""
-    events = (json.loads(record.value) for record in read_to_end(settings.kafka, settings.topics.segment_changes))
+    records = read(settings.kafka, settings.topics.segment_changes, ReadOptions(from_beginning=True, to_end=True))
+    events = (json.loads(record.value) for record in records)
     return list({(e["customer_id"], e["sequence"]): e for e in events}.values())
 
 
-def published_now(client: redis.Redis, keys: Keys) -> Counter[int]:
-    """Customers per published segment, straight from their Redis records."""
-    values = (client.hget(keys.customer(c), "published") for c in client.smembers(keys.customers))
-    return Counter(int(value) for value in values if value)
+def customer_records(client: redis.Redis, keys: Keys) -> list[dict[str, str]]:
+    return [client.hgetall(keys.customer(customer)) for customer in client.smembers(keys.customers)]
 
 
 def test_report_of_a_streamed_pipeline_matches_topics_and_redis_and_renders_in_chromium(
@@ -127,12 +126,13 @@ def test_report_of_a_streamed_pipeline_matches_topics_and_redis_and_renders_in_c
     data = gather(settings)
 
     changes = distinct_changes_on_topic(settings)
-    assert len(changes) > 50 and data.changes == len(changes)
+    records = customer_records(redis_client, keys)
+    assert len(changes) > 50 and data.changes == len(changes) == sum(int(r["seq"]) for r in records)
     moves = Counter((e["previous"]["id"] if e["previous"] else None, e["current"]["id"]) for e in changes)
     assert data.transitions.counts == dict(moves)
     assert any(source is None for source, _ in moves) and any(source is not None for source, _ in moves)
     end_sizes = {segment: size for segment, size in data.sizes.at_end().items() if size}
-    assert end_sizes == dict(published_now(redis_client, keys))
+    assert end_sizes == Counter(int(r["published"]) for r in records if r.get("published"))
     assert data.sizes.times[-1] > max(datetime.fromisoformat(e["event_time"]) for e in changes)
     assert [s.name for s in data.segments] == [s.name for s in fitted.snapshot.segments]
     assert [(i.monitor, i.alerts, i.closed is None) for i in data.incidents] == [
