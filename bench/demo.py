@@ -1,7 +1,8 @@
-"""``make demo``: the whole pipeline on a local broker and Redis, then a summary.
+"""``make demo``: the whole pipeline on a local broker and Redis, then a summary and a report.
 
 Bootstrap on the history before the cutoff, replay the rest through Kafka, let a
-worker catch up, and print what happened. Uses the real dataset from SEG_DATASET
+worker catch up, print what happened and write the HTML report (``out/report.html``,
+as ``python -m worker report`` does). Uses the real dataset from SEG_DATASET
 (default ``../shared/data/online_retail.csv.xz``); where there is none, a
 simulated year (``python -m producer simulate``, seed 42) of the same shape.
 """
@@ -16,11 +17,8 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from kafka import TopicPartition
-
 from producer.replay import ReplayOptions, replay
 from producer.simulate.simulation import SimulationConfig, simulate
-from shared.kafka_clients import make_consumer
 from shared.local_services import RedisServer, TansuBroker
 from shared.model_stats import live_stats
 from shared.redis_client import make_redis
@@ -29,20 +27,14 @@ from shared.state_keys import Keys
 from worker.bootstrap.pipeline import run_bootstrap
 from worker.bootstrap.settings import BootstrapSettings
 from worker.bootstrap.summary import summary as bootstrap_summary
+from worker.report.gather import gather as gather_report
+from worker.report.page import write as write_report
 from worker.stream.loop import Worker
 from worker.stream.settings import WorkerSettings
 
 CUTOFF = datetime(2011, 6, 1)
 DATASET = Path(os.environ.get("SEG_DATASET", "../shared/data/online_retail.csv.xz"))
-
-
-def _published(settings: Settings) -> int:
-    consumer = make_consumer(settings.kafka, group_id=None)
-    topic = settings.topics.segment_changes
-    partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
-    total = sum(consumer.end_offsets(partitions).values())
-    consumer.close()
-    return total
+REPORT = Path("out/report.html")
 
 
 def main() -> int:
@@ -73,13 +65,15 @@ def main() -> int:
         model = result.snapshot
         _, counts = live_stats(client, keys, model)
         print(f"applied {worker.records:,} records in {worker.batches} batches")
-        print(f"segment changes published on '{settings.topics.segment_changes}': {_published(settings):,}")
+        report = gather_report(settings)
+        print(f"distinct segment changes on '{settings.topics.segment_changes}': {report.changes:,}")
         print("segment sizes now (live model):")
         for segment, count in zip(model.segments, counts, strict=True):
             print(f"  {segment.id:>2} {segment.name:<16} {int(count):>6,}")
         counters = client.hgetall(f"{keys.prefix}worker:counters")
         print("worker counters: " + ", ".join(f"{k}={v}" for k, v in sorted(counters.items())))
-    print(f"\ndemo done in {time.monotonic() - started:.0f} s; model file out/model.json")
+        print(f"report: {write_report(report, REPORT).resolve()}")
+    print(f"\ndemo done in {time.monotonic() - started:.0f} s; model file out/model.json, report {REPORT}")
     return 0
 
 

@@ -11,14 +11,13 @@ it, and later installs re-fitted versions the same way.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 import redis
 
+from shared.atomic_file import write_text_atomically
 from shared.contracts.model_snapshot import ModelSnapshot
 from shared.exceptions import LiveModelExistsError, ModelError
 from shared.model_stats import stats_mapping
@@ -83,16 +82,7 @@ def activate(client: redis.Redis, keys: Keys, snapshot: ModelSnapshot, also: Map
 
 def write_file(snapshot: ModelSnapshot, path: Path) -> None:
     """Write the snapshot JSON atomically (temp file in the same directory, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write(snapshot.model_dump_json(indent=2))
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+    write_text_atomically(path, snapshot.model_dump_json(indent=2))
 
 
 def refuse_live(live: ModelSnapshot | None, force: bool) -> None:

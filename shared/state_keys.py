@@ -29,6 +29,8 @@ key                               type    holds
 ``drift:alerts``                  list    recent drift alerts JSON, newest first
 ``drift:incidents``               hash    incident id -> latest alert JSON, open ones only
 ``drift:outbox``                  list    alerts committed but maybe not yet published
+``segment:{id}:products``         zset    StockCode -> net units bought by the segment's
+                                          current members (returns negative)
 ================================  ======  ===================================================
 """
 
@@ -106,3 +108,6 @@ class Keys:
     @property
     def drift_outbox(self) -> str:
         return f"{self.prefix}drift:outbox"
+
+    def segment_products(self, segment_id: int) -> str:
+        return f"{self.prefix}segment:{segment_id}:products"

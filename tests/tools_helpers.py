@@ -1,4 +1,5 @@
-"""Shared by the tools and metrics tests: seeded state, a stream after it, published events, in-process commands."""
+"""Shared by the tools, metrics, report and refresh tests: seeded state, a stream after it, published events,
+in-process commands."""
 
 from __future__ import annotations
 
@@ -22,6 +23,8 @@ from shared.state_keys import Keys
 from worker.bootstrap.pipeline import BootstrapResult, run_bootstrap
 from worker.bootstrap.settings import BootstrapSettings
 from worker.cli import build_parser
+from worker.stream.loop import Worker
+from worker.stream.settings import WorkerSettings
 
 START = datetime(2010, 12, 1)
 DAYS = 120
@@ -40,10 +43,18 @@ def bootstrap_simulated(
     return run_bootstrap(result.path, CUTOFF, client, Keys(settings.redis.key_prefix), options)
 
 
-def replay_simulated(settings: Settings, tmp_path: Path, start: datetime, end: datetime) -> int:
-    """Replay the simulated file's lines from ``start`` to ``end`` to the invoices topic; the number sent."""
+def replay_simulated(settings: Settings, tmp_path: Path, start: datetime, end: datetime | None = None) -> int:
+    """Replay the simulated file's lines from ``start`` to ``end`` (or the end) to the invoices topic; the number sent."""
     options = ReplayOptions(start=start, end=end, checkpoint=tmp_path / f"replay-{start:%Y%m%d}.json")
     return replay(tmp_path / "sim.csv", settings, options).sent
+
+
+def stream_simulated(settings: Settings, tmp_path: Path) -> Worker:
+    """Replay the simulated days after the cutoff and let one worker apply them all; returns the worker."""
+    replay_simulated(settings, tmp_path, CUTOFF)
+    worker = Worker(settings, WorkerSettings(group_id=f"g-{settings.redis.key_prefix}"))
+    worker.run(until_caught_up=True)
+    return worker
 
 
 def publish(settings: Settings, topic: str, events: Sequence[tuple[str, BaseModel]]) -> None:

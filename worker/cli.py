@@ -276,6 +276,36 @@ def _add_models(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(command=models)
 
 
+def report(args: argparse.Namespace) -> int:
+    """Write the HTML report."""
+    from worker.report.gather import gather
+    from worker.report.page import write
+
+    path = write(gather(load(Settings)), args.out)
+    print(f"report written to {path.resolve()}")
+    return 0
+
+
+def _add_report(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "report",
+        help="write a self-contained HTML report: profiles, sizes over time, transitions, drift, products",
+        description="Read the whole segment-change and drift-alert topics (each event once) and the live state "
+        "in Redis, and write one HTML file with inline SVG charts (no network needed to view it): segment "
+        "profiles, published segment sizes over event time (weekly), the segment-transition matrix, drift "
+        "incidents per monitor, and the top products per segment. Sections without data say so. Settings: "
+        "SEG_KAFKA__*, SEG_REDIS__*, SEG_TOPICS__*.",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path("out/report.html"),
+        metavar="FILE",
+        help="where to write (default out/report.html)",
+    )
+    parser.set_defaults(command=report)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m worker", description="Customer segmentation worker.")
     subparsers = parser.add_subparsers(title="commands", required=True)
@@ -288,6 +318,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_segments(subparsers)
     _add_customer(subparsers)
     _add_models(subparsers)
+    _add_report(subparsers)
     return parser
 
 

@@ -1,0 +1,95 @@
+"""Reading what the report needs: the segment-change and drift-alert topics whole, and Redis now.
+
+Why a whole-topic read: sizes over time and transitions are facts of every
+published change, and consumers of the topic (CRM, analysts) see exactly these.
+Redis adds what the topics do not carry: the live model (names, profiles, sizes),
+each customer's published segment, and the top products per segment.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import TypeVar
+
+import redis
+from pydantic import BaseModel
+
+from shared.contracts.drift_alert import DriftAlert
+from shared.contracts.segment_change import SegmentChange
+from shared.model_stats import live_stats
+from shared.model_store import require_current
+from shared.settings import KafkaSettings, Settings
+from shared.state_keys import Keys
+from worker.report import history
+from worker.report.content import ReportData, SegmentProfile
+from worker.tools.state import connect
+from worker.tools.topic import MissingTopicError, ReadOptions, read
+
+TOP_PRODUCTS = 10
+REDIS_BATCH = 5_000
+
+WHOLE_TOPIC = ReadOptions(from_beginning=True, to_end=True)
+
+Event = TypeVar("Event", bound=BaseModel)
+
+
+def read_topic(settings: KafkaSettings, topic: str, contract: type[Event]) -> list[Event]:
+    """Every message of ``topic`` as ``contract``, from the beginning to the end; none if it does not exist."""
+    try:
+        return [contract.model_validate_json(record.value) for record in read(settings, topic, WHOLE_TOPIC)]
+    except MissingTopicError:
+        return []
+
+
+def published_segments(client: redis.Redis, keys: Keys) -> dict[str, int | None]:
+    """Every customer's published segment id (None while it has none)."""
+    customers = sorted(client.smembers(keys.customers))
+    published: dict[str, int | None] = {}
+    for batch in _batches(customers):
+        pipe = client.pipeline(transaction=False)
+        for customer in batch:
+            pipe.hget(keys.customer(customer), "published")
+        for customer, value in zip(batch, pipe.execute(), strict=True):
+            published[customer] = int(value) if value not in (None, "") else None
+    return published
+
+
+def top_products(client: redis.Redis, keys: Keys, segment_ids: list[int]) -> dict[int, list[tuple[str, float]]]:
+    """The most-bought stock codes (net units) of each segment that has any."""
+    pipe = client.pipeline(transaction=False)
+    for segment in segment_ids:
+        pipe.zrevrange(keys.segment_products(segment), 0, TOP_PRODUCTS - 1, withscores=True)
+    return {segment: list(rows) for segment, rows in zip(segment_ids, pipe.execute(), strict=True) if rows}
+
+
+def _batches(items: list[str]) -> Iterator[list[str]]:
+    for start in range(0, len(items), REDIS_BATCH):
+        yield items[start : start + REDIS_BATCH]
+
+
+def gather(settings: Settings) -> ReportData:
+    """Read the topics and Redis once and compute every figure of the report."""
+    client, keys = connect(settings)
+    snapshot = require_current(client, keys)
+    ids = [segment.id for segment in snapshot.segments]
+    _, counts = live_stats(client, keys, ids, len(snapshot.feature_names))
+    changes = history.distinct_changes(read_topic(settings.kafka, settings.topics.segment_changes, SegmentChange))
+    alerts = read_topic(settings.kafka, settings.topics.drift_alerts, DriftAlert)
+    names = {ref.id: ref.name for c in changes for ref in (c.previous, c.current) if ref is not None and ref.name}
+    names |= {segment.id: segment.name for segment in snapshot.segments}
+    return ReportData(
+        generated_at=datetime.now(UTC),
+        model_version=snapshot.version,
+        trained_until=snapshot.training_window[1],
+        segments=[
+            SegmentProfile(id=s.id, name=s.name, size=int(count), profile=s.profile)
+            for s, count in zip(snapshot.segments, counts, strict=True)
+        ],
+        names=names,
+        changes=len(changes),
+        sizes=history.size_history(changes, published_segments(client, keys)),
+        transitions=history.transitions(changes),
+        incidents=history.incidents(alerts),
+        products=top_products(client, keys, sorted(names)),
+    )

@@ -1,0 +1,104 @@
+"""From published events to the report's figures: sizes over event time, transitions, incidents.
+
+Pure functions over contract objects, so they are tested without a broker. Both
+topics are delivered at least once: repeats are dropped by each event's identity
+((customer, sequence) for changes, ``alert_id`` for alerts) before anything is counted.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timedelta
+
+from shared.contracts.drift_alert import DriftAlert
+from shared.contracts.segment_change import SegmentChange
+from worker.report.content import Incident, SizeHistory, Transitions
+
+SEVERITY_ORDER = ("info", "warning", "critical")
+
+
+def distinct_changes(changes: Iterable[SegmentChange]) -> list[SegmentChange]:
+    """Each (customer, sequence) once, in event-time order (a customer's own changes by sequence)."""
+    unique = {(change.customer_id, change.sequence): change for change in changes}
+    return sorted(unique.values(), key=lambda c: (c.event_time, c.customer_id, c.sequence))
+
+
+def size_history(
+    changes: list[SegmentChange], published: Mapping[str, int | None], step: timedelta = timedelta(days=7)
+) -> SizeHistory:
+    """Published members per segment every ``step`` of event time, from the first change's day on.
+
+    ``changes`` come from :func:`distinct_changes`; ``published`` is every customer's
+    published segment now (Redis). A customer starts in the segment it left with its
+    first change on the topic (none for a first purchase), or stays in its published
+    segment throughout when it never changed. The last sample lies after the last
+    change, so it equals ``published`` for every customer the topic knows.
+    """
+    first_seen: dict[str, SegmentChange] = {}
+    for change in changes:
+        known = first_seen.get(change.customer_id)
+        if known is None or change.sequence < known.sequence:
+            first_seen[change.customer_id] = change
+    segment_of = {customer: segment for customer, segment in published.items() if customer not in first_seen}
+    segment_of |= {c: change.previous.id if change.previous else None for c, change in first_seen.items()}
+    if not changes:
+        return SizeHistory(times=[], sizes={})
+    start = changes[0].event_time.replace(hour=0, minute=0, second=0, microsecond=0)
+    samples = int((changes[-1].event_time - start) / step) + 2
+    times = [start + i * step for i in range(samples)]
+    ids = {s for s in segment_of.values() if s is not None} | {c.current.id for c in changes}
+    sizes: dict[int, list[int]] = {segment: [] for segment in sorted(ids)}
+    members = Counter(s for s in segment_of.values() if s is not None)
+    pending = iter(changes)
+    change = next(pending, None)
+    for time in times:
+        while change is not None and change.event_time < time:
+            _move(members, segment_of.get(change.customer_id), change.current.id)
+            segment_of[change.customer_id] = change.current.id
+            change = next(pending, None)
+        for segment, counts in sizes.items():
+            counts.append(members[segment])
+    return SizeHistory(times=times, sizes=sizes)
+
+
+def _move(members: Counter[int], source: int | None, target: int) -> None:
+    if source is not None:
+        members[source] -= 1
+    members[target] += 1
+
+
+def transitions(changes: Iterable[SegmentChange]) -> Transitions:
+    """Count previous → current over distinct changes; a first segment counts from ``NEW`` (None)."""
+    counted = Counter((c.previous.id if c.previous else None, c.current.id) for c in changes)
+    return Transitions(counts=dict(counted))
+
+
+def incidents(alerts: Iterable[DriftAlert]) -> list[Incident]:
+    """One :class:`Incident` per ``incident_id``, oldest first; each ``alert_id`` counted once.
+
+    An incident's time is the end of the event window its alerts were computed over;
+    its severity is the highest any of its alerts had.
+    """
+    unique = {alert.alert_id: alert for alert in alerts}
+    grouped: dict[str, list[DriftAlert]] = {}
+    for alert in sorted(unique.values(), key=lambda a: a.window.end):
+        grouped.setdefault(alert.incident_id, []).append(alert)
+    folded = [_incident(group) for group in grouped.values()]
+    return sorted(folded, key=lambda incident: (incident.opened, incident.monitor))
+
+
+def _incident(alerts: list[DriftAlert]) -> Incident:
+    first, last = alerts[0], alerts[-1]
+    closed: datetime | None = next((a.window.end for a in alerts if a.state == "closed"), None)
+    return Incident(
+        incident_id=first.incident_id,
+        monitor=first.monitor,
+        severity=max((a.severity for a in alerts), key=SEVERITY_ORDER.index),
+        statistic=f"{first.method}:{first.statistic}",
+        opened=first.window.end,
+        last_seen=last.window.end,
+        closed=closed,
+        alerts=len(alerts),
+        suggested_action=last.suggested_action,
+    )
