@@ -44,7 +44,7 @@ def bootstrap_simulated(
 
 
 def replay_simulated(settings: Settings, tmp_path: Path, start: datetime, end: datetime | None = None) -> int:
-    """Replay the simulated file's lines from ``start`` to ``end`` (or the end) to the invoices topic; the number sent."""
+    """Replay the simulated lines from ``start`` to ``end`` (default: all) to the invoices topic; the number sent."""
     options = ReplayOptions(start=start, end=end, checkpoint=tmp_path / f"replay-{start:%Y%m%d}.json")
     return replay(tmp_path / "sim.csv", settings, options).sent
 
