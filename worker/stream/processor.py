@@ -145,6 +145,10 @@ class Processor:
             self.model = model
             self.index = ScoredIndex()
             partitions = set(self.partition_of_customer.values()) | partitions
+        # Their statistics were counted under the old version: score against the
+        # model's own (refit) statistics until they are rebuilt below.
+        self.model.release(partitions)
+        self.model.recentre()
         names = self.model.names
         self.model.names = previous_names | names
         changes = []
