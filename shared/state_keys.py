@@ -29,6 +29,8 @@ key                               type    holds
 ``drift:alerts``                  list    recent drift alerts JSON, newest first
 ``drift:incidents``               hash    incident id -> latest alert JSON, open ones only
 ``drift:outbox``                  list    alerts committed but maybe not yet published
+``drift:reference``               string  reference invoice table JSON (bootstrap window), on
+                                          which the invoice-behaviour thresholds are calibrated
 ``segment:{id}:products``         zset    StockCode -> net units bought by the segment's
                                           current members (returns negative)
 ================================  ======  ===================================================
@@ -104,6 +106,10 @@ class Keys:
     @property
     def drift_incidents(self) -> str:
         return f"{self.prefix}drift:incidents"
+
+    @property
+    def drift_reference(self) -> str:
+        return f"{self.prefix}drift:reference"
 
     @property
     def drift_outbox(self) -> str:

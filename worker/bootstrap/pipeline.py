@@ -37,6 +37,7 @@ from worker.bootstrap.naming import name_segments
 from worker.bootstrap.seeding import SeedReport, seed_customers, seed_guests
 from worker.bootstrap.settings import BootstrapSettings
 from worker.bootstrap.snapshot import build_snapshot, data_fingerprint, segment_ids
+from worker.monitor.reference import reference_json
 
 log = logging.getLogger("worker.bootstrap")
 
@@ -166,7 +167,12 @@ def run_bootstrap(
             "scored": seed.scored,
             "guest_lines": guests.lines,
         }
-        activate(client, keys, snapshot, {keys.cutoff: until.isoformat(), keys.bootstrap_meta: json.dumps(meta)})
+        also = {
+            keys.cutoff: until.isoformat(),
+            keys.bootstrap_meta: json.dumps(meta),
+            keys.drift_reference: reference_json(cleaned.customers),
+        }
+        activate(client, keys, snapshot, also)
         write_file(snapshot, settings.model_file)
     outcome: Outcome = "reseeded" if same else "installed"
     return BootstrapResult(outcome, snapshot, cleaned.report, features, segments, seed, timings)

@@ -28,7 +28,8 @@ from shared.model_store import load_version, require_current
 from shared.redis_client import make_redis
 from shared.settings import Settings
 from shared.state_keys import Keys
-from worker.drift import DriftEngine, DriftSettings
+from worker.drift import DriftEngine, DriftSettings, calibration
+from worker.monitor.reference import load_reference
 from worker.monitor.settings import MonitorSettings
 from worker.monitor.store import MonitorStore
 from worker.refresh.refit import refit
@@ -77,7 +78,9 @@ class DriftMonitor:
         )
         self.producer = make_producer(settings.kafka)
         self.consumer: KafkaConsumer = make_consumer(settings.kafka, options.group_id, max_poll_records=1_000)
-        self.engine = DriftEngine(require_current(self.redis, self.keys), drift)
+        reference = load_reference(self.redis, self.keys)
+        self.references = None if reference is None else calibration.from_invoices(reference, drift)
+        self.engine = DriftEngine(require_current(self.redis, self.keys), drift, self.references)
         self.offset = -1
         self.sources: dict[str, int] = {}
         self.times: dict[str, datetime] = {}
@@ -183,7 +186,7 @@ class DriftMonitor:
 
     def _new_engine(self, version: int) -> None:
         """A new model version: its references replace the old; open incidents of the old model end with it."""
-        self.engine = DriftEngine(load_version(self.redis, self.keys, version), self.drift)
+        self.engine = DriftEngine(load_version(self.redis, self.keys, version), self.drift, self.references)
         log.info("drift monitor now compares against model v%d", version)
 
     def _refresh(self, as_of: datetime) -> None:
