@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import signal
+from collections import Counter
 from datetime import datetime
 from types import FrameType
 from typing import Any
@@ -29,9 +30,12 @@ from shared.redis_client import make_redis
 from shared.settings import Settings
 from shared.state_keys import Keys
 from worker.drift import DriftEngine, DriftSettings, calibration
+from worker.monitor.metrics import DriftMetrics
 from worker.monitor.reference import load_reference
 from worker.monitor.settings import MonitorSettings
 from worker.monitor.store import MonitorStore
+from worker.observability.health import Health
+from worker.observability.server import ObservabilityServer
 from worker.refresh.refit import refit
 from worker.refresh.settings import RefreshSettings
 from worker.stream.commit import FencedError
@@ -45,6 +49,7 @@ class _Rebalance(ConsumerRebalanceListener):
 
     def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         self.monitor.owned = False
+        self.monitor.health.revoked([0])
 
     def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         if assigned:
@@ -88,6 +93,13 @@ class DriftMonitor:
         self.stopping = False
         self.published = 0
         self.refreshes = 0
+        self.metrics = DriftMetrics()
+        self.health = Health(liveness_timeout_s=60.0)
+        self.server = (
+            ObservabilityServer(options.metrics_port, self.metrics.registry, self.health)
+            if options.metrics_port
+            else None
+        )
 
     # -- state -------------------------------------------------------------------------------
     def resume(self) -> None:
@@ -105,6 +117,7 @@ class DriftMonitor:
             self.consumer.seek_to_beginning(tp)
         self._publish()
         self.owned = True
+        self.health.assigned([0])
         log.info("drift monitor resumed at offset %d (model v%d)", self.offset, self.engine.context.model_version)
 
     def _state(self) -> dict[str, Any]:
@@ -127,6 +140,7 @@ class DriftMonitor:
         try:
             while not self.stopping:
                 polled = self.consumer.poll(timeout_ms=self.options.poll_timeout_ms)
+                self.health.polled()
                 records = [record for batch in polled.values() for record in batch]
                 if records and self.owned:
                     self.process(records)
@@ -135,6 +149,8 @@ class DriftMonitor:
         finally:
             self.consumer.close()
             self.producer.close()
+            if self.server is not None:
+                self.server.close()
 
     def _caught_up(self) -> bool:
         tp = TopicPartition(self.topic, 0)
@@ -161,6 +177,8 @@ class DriftMonitor:
             self.resume()
             return
         self._publish()
+        open_now = Counter(alert.monitor for alert in self.store.open_incidents())
+        self.metrics.alerted(alerts, {monitor: open_now.get(monitor, 0) for monitor in self.engine.machines})
         for alert in alerts:
             log.info("drift %s %s: %s=%.4f (threshold %.4f)", alert.monitor, alert.state, alert.statistic,
                      alert.value, alert.threshold)  # fmt: skip
@@ -172,6 +190,7 @@ class DriftMonitor:
         if share.end_offset <= self.sources.get(source, -1):
             return
         self.sources[source] = share.end_offset
+        self.metrics.observed(len(share.invoices), len(share.assignments))
         previous = self.times.get(source)
         self.times[source] = share.partition_time if previous is None else max(previous, share.partition_time)
         if share.model_version > self.engine.context.model_version:

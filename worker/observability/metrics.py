@@ -81,15 +81,6 @@ class WorkerMetrics:
         self.dead_letters = Counter(
             "seg_worker_dead_letters", "Records sent to the dead-letter topic", ["reason"], registry=self.registry
         )
-        self.drift_statistic = Gauge(
-            "seg_worker_drift_statistic",
-            "Latest value of a drift monitor's statistic",
-            ["monitor", "statistic"],
-            registry=self.registry,
-        )
-        self.drift_incidents = Gauge(
-            "seg_worker_drift_incidents_open", "Open drift incidents per monitor", ["monitor"], registry=self.registry
-        )
 
     def batch_done(
         self, records: int, seconds: float, counters: Mapping[str, int], changes: int, sweep_seconds: Iterable[float]
@@ -113,14 +104,6 @@ class WorkerMetrics:
 
     def dead_letter(self, reason: str) -> None:
         self.dead_letters.labels(reason).inc()
-
-    def drift(self, monitor: str, statistic: str, value: float) -> None:
-        """For the drift engine: the statistic a monitor just evaluated."""
-        self.drift_statistic.labels(monitor, statistic).set(value)
-
-    def incidents_open(self, monitor: str, open_incidents: int) -> None:
-        """For the drift engine: how many incidents of ``monitor`` are open now."""
-        self.drift_incidents.labels(monitor).set(open_incidents)
 
     def watch_segments(self, read: Callable[[], SegmentSizes]) -> None:
         """Report ``read()`` as the segment sizes at every scrape."""

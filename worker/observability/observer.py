@@ -2,8 +2,8 @@
 
 The loop calls :meth:`Observer.polled` at every poll, :meth:`assigned` and
 :meth:`revoked` on rebalances, :meth:`dead_letter` for each unusable record and
-``observer.metrics.batch_done`` after each committed batch; the drift engine
-reports through ``observer.metrics.drift`` and ``observer.metrics.incidents_open``.
+``observer.metrics.batch_done`` after each committed batch. Drift metrics are
+the drift monitor's (:mod:`worker.monitor.metrics`).
 """
 
 from __future__ import annotations
