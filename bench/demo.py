@@ -27,6 +27,11 @@ from shared.state_keys import Keys
 from worker.bootstrap.pipeline import run_bootstrap
 from worker.bootstrap.settings import BootstrapSettings
 from worker.bootstrap.summary import summary as bootstrap_summary
+from worker.drift import DriftSettings
+from worker.monitor.service import DriftMonitor
+from worker.monitor.settings import MonitorSettings
+from worker.monitor.store import MonitorStore
+from worker.refresh.settings import RefreshSettings
 from worker.report.gather import gather as gather_report
 from worker.report.page import write as write_report
 from worker.stream.loop import Worker
@@ -51,20 +56,27 @@ def main() -> int:
         )
         client = make_redis(settings.redis)
         keys = Keys(settings.redis.key_prefix)
-        print(f"\n1/3 bootstrap on {dataset.name} before {CUTOFF:%Y-%m-%d}")
+        print(f"\n1/4 bootstrap on {dataset.name} before {CUTOFF:%Y-%m-%d}")
         result = run_bootstrap(dataset, CUTOFF, client, keys, BootstrapSettings(model_file=Path("out/model.json")))
         print(bootstrap_summary(result))
-        print(f"\n2/3 replay from {CUTOFF:%Y-%m-%d} into '{settings.topics.invoices}'")
+        print(f"\n2/4 replay from {CUTOFF:%Y-%m-%d} into '{settings.topics.invoices}'")
         replayed = replay(
             dataset, settings, ReplayOptions(start=CUTOFF, checkpoint=Path(workdir) / "replay.json", progress=True)
         )
         print("\n".join(replayed.lines()))
-        print("\n3/3 worker catches up")
+        print("\n3/4 worker catches up")
         worker = Worker(settings, WorkerSettings())
         worker.run(until_caught_up=True)
         model = result.snapshot
         _, counts = live_stats(client, keys, model)
         print(f"applied {worker.records:,} records in {worker.batches} batches")
+        print("\n4/4 drift monitor evaluates the workers' observations")
+        monitor = DriftMonitor(settings, MonitorSettings(), DriftSettings(), RefreshSettings())
+        monitor.run(until_caught_up=True)
+        for alert in MonitorStore(client, keys, keep=1).recent(1_000)[::-1]:
+            if alert.state != "update":
+                print(f"  {alert.window.end:%Y-%m-%d %H:%M} {alert.state:<6} {alert.monitor}: {alert.statistic} "
+                      f"{alert.value:.3g} (threshold {alert.threshold:.3g})")  # fmt: skip
         report = gather_report(settings)
         print(f"distinct segment changes on '{settings.topics.segment_changes}': {report.changes:,}")
         print("segment sizes now (live model):")
