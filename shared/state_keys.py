@@ -29,8 +29,9 @@ key                               type    holds
 ``drift:alerts``                  list    recent drift alerts JSON, newest first
 ``drift:incidents``               hash    incident id -> latest alert JSON, open ones only
 ``drift:outbox``                  list    alerts committed but maybe not yet published
-``segment:{id}:products``         zset    StockCode -> net units bought by the segment's
-                                          current members (returns negative)
+``segment:{id}:products``         zset    StockCode -> net units bought by the customers
+                                          whose published segment is {id} (returns
+                                          negative; members at 0 are removed)
 ================================  ======  ===================================================
 """
 
@@ -111,3 +112,7 @@ class Keys:
 
     def segment_products(self, segment_id: int) -> str:
         return f"{self.prefix}segment:{segment_id}:products"
+
+    @property
+    def segment_products_pattern(self) -> str:
+        return f"{self.prefix}segment:*:products"
