@@ -204,6 +204,13 @@ TOOLS: dict[str, tuple[str, str]] = {
         "model versions in Redis: created, k, training window, quality, which is live",
         "Every model:v{n} under the Redis prefix, oldest first; the live one (model:current) is marked with *.",
     ),
+    "recommend": (
+        "top products of a customer's segment that the customer has not bought",
+        "The products with the most net units (purchases minus returns) among the customers of this "
+        "customer's published segment (the sorted set segment:{id}:products the worker keeps), leaving out "
+        "every product the customer has bought or returned and those with no positive net units. Ties: stock "
+        "code descending. Nothing while the customer has no published segment. Redis from SEG_REDIS__*.",
+    ),
 }
 
 
