@@ -72,8 +72,7 @@ def gather(settings: Settings) -> ReportData:
     """Read the topics and Redis once and compute every figure of the report."""
     client, keys = connect(settings)
     snapshot = require_current(client, keys)
-    ids = [segment.id for segment in snapshot.segments]
-    _, counts = live_stats(client, keys, ids, len(snapshot.feature_names))
+    _, counts = live_stats(client, keys, snapshot)
     changes = history.distinct_changes(read_topic(settings.kafka, settings.topics.segment_changes, SegmentChange))
     alerts = read_topic(settings.kafka, settings.topics.drift_alerts, DriftAlert)
     names = {ref.id: ref.name for c in changes for ref in (c.previous, c.current) if ref is not None and ref.name}
