@@ -78,6 +78,13 @@ class DecodeError(RecordError):
     kind = "decode_error"
 
 
+class UnknownCustomerError(SegmentationError):
+    """No record for this customer id in Redis."""
+
+    def __init__(self, customer_id: str, prefix: str) -> None:
+        super().__init__(f"customer {customer_id} has no record under Redis prefix {prefix!r}")
+
+
 class ServiceUnavailableError(SegmentationError):
     """Kafka or Redis does not answer; the caller retries with backoff."""
 

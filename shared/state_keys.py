@@ -31,8 +31,9 @@ key                               type    holds
 ``drift:outbox``                  list    alerts committed but maybe not yet published
 ``drift:reference``               string  reference invoice table JSON (bootstrap window), on
                                           which the invoice-behaviour thresholds are calibrated
-``segment:{id}:products``         zset    StockCode -> net units bought by the segment's
-                                          current members (returns negative)
+``segment:{id}:products``         zset    StockCode -> net units bought by the customers
+                                          whose published segment is {id} (returns
+                                          negative; members at 0 are removed)
 ================================  ======  ===================================================
 """
 
@@ -117,3 +118,7 @@ class Keys:
 
     def segment_products(self, segment_id: int) -> str:
         return f"{self.prefix}segment:{segment_id}:products"
+
+    @property
+    def segment_products_pattern(self) -> str:
+        return f"{self.prefix}segment:*:products"

@@ -22,7 +22,12 @@ UNTIL = datetime(2011, 6, 1)
 
 def dump(client: redis.Redis, prefix: str) -> dict[str, tuple[str, object]]:
     """Every key under ``prefix`` with its type and value: the state idempotence is judged on."""
-    readers = {"string": client.get, "hash": client.hgetall, "set": lambda key: sorted(client.smembers(key))}
+    readers = {
+        "string": client.get,
+        "hash": client.hgetall,
+        "set": lambda key: sorted(client.smembers(key)),
+        "zset": lambda key: client.zrange(key, 0, -1, withscores=True),
+    }
     return {
         key: (kind, readers[kind](key))
         for key in sorted(client.scan_iter(match=prefix + "*", count=1000))
@@ -52,6 +57,9 @@ def test_real_window_fit_round_trips_and_is_idempotent(
     assert redis_client.scard(keys.customers) == result.cleaning.customers
 
     before = dump(redis_client, keys.prefix)
+    assert {key for key, (kind, _) in before.items() if kind == "zset"} == {
+        keys.segment_products(segment.id) for segment in snapshot.segments
+    }
     again = run_bootstrap(dataset, UNTIL, redis_client, keys, options)
     assert again.outcome == "unchanged"
     assert dump(redis_client, keys.prefix) == before
@@ -65,4 +73,7 @@ def test_real_window_fit_round_trips_and_is_idempotent(
     replaced = run_bootstrap(dataset, UNTIL, redis_client, keys, other, force=True)
     assert replaced.outcome == "installed" and replaced.snapshot.version == 2 and replaced.snapshot.k == 4
     assert load_current(redis_client, keys) == replaced.snapshot
+    assert set(redis_client.scan_iter(match=keys.segment_products_pattern)) == {
+        keys.segment_products(segment.id) for segment in replaced.snapshot.segments
+    }
     assert ModelSnapshot.model_validate_json(redis_client.get(keys.model(1)) or "") == snapshot

@@ -1,8 +1,8 @@
 """The demo report: figures equal to the topics and Redis, and a page that headless Chromium renders.
 
 The pipeline is real (simulated invoices bootstrapped, replayed through the
-broker, applied by a worker); drift alerts and product counts are published and
-written by the test, since the worker does not produce them yet.
+broker, applied by a worker, which also keeps the product counts); drift alerts
+are published by the test, since the worker does not produce them yet.
 """
 
 from __future__ import annotations
@@ -119,9 +119,6 @@ def test_report_of_a_streamed_pipeline_matches_topics_and_redis_and_renders_in_c
     price = alert("p", "avg_order_value")
     alerts = [at(price, "p1", 125), at(price, "p2", 130, state="closed"), at(alert("m", "segment_mix"), "m1", 140)]
     publish(settings, settings.topics.drift_alerts, [(a.monitor, a) for a in alerts])
-    products = {0: {"85123A": 120.0, "22423": 64.0, "47566": -3.0}, 2: {"84879": 40.0}}
-    for segment, units in products.items():
-        redis_client.zadd(keys.segment_products(segment), units)
 
     data = gather(settings)
 
@@ -139,7 +136,11 @@ def test_report_of_a_streamed_pipeline_matches_topics_and_redis_and_renders_in_c
         ("avg_order_value", 2, False),
         ("segment_mix", 1, True),
     ]
-    assert data.products == {0: [("85123A", 120.0), ("22423", 64.0), ("47566", -3.0)], 2: [("84879", 40.0)]}
+    products = {
+        int(key.removeprefix(keys.prefix).split(":")[1]): redis_client.zrevrange(key, 0, 9, withscores=True)
+        for key in redis_client.scan_iter(match=keys.segment_products_pattern)
+    }
+    assert data.products == products and len(products) == len(end_sizes)
 
     for name, value in as_environment(settings).items():
         monkeypatch.setenv(name, value)
@@ -163,6 +164,8 @@ def test_report_of_a_streamed_pipeline_matches_topics_and_redis_and_renders_in_c
 
 def test_sections_without_data_say_so(settings: Settings, redis_client: redis.Redis, tmp_path: Path) -> None:
     bootstrap_simulated(settings, redis_client, tmp_path)
+    keys = Keys(settings.redis.key_prefix)
+    redis_client.delete(*redis_client.scan_iter(match=keys.segment_products_pattern))  # no product counts seeded
     data = gather(settings)
     assert (data.changes, data.incidents, data.products) == (0, [], {})
     page = write(data, tmp_path / "report.html")

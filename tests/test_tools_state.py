@@ -8,12 +8,11 @@ from pathlib import Path
 import pytest
 import redis
 
-from shared.exceptions import ModelError
+from shared.exceptions import ModelError, UnknownCustomerError
 from shared.model_store import activate, write_version
 from shared.settings import Settings
 from shared.state_keys import Keys
 from tests.tools_helpers import bootstrap_simulated, change, publish, run_tool
-from worker.tools.customer import UnknownCustomerError
 
 
 def test_without_a_model_the_tools_say_how_to_make_one(settings: Settings, redis_client: redis.Redis) -> None:

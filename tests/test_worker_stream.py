@@ -1,7 +1,9 @@
 """The streaming worker against a real broker, a real Redis and the real data.
 
 Bootstrap up to the cutoff, replay the rest, and the state in Redis must equal
-a pandas computation over the whole file, also when workers are killed.
+a pandas computation over the whole file, also when workers are killed: the
+customers' aggregates and features, the guest statistics, and the product
+popularity per published segment (and the recommendations read from it).
 """
 
 from __future__ import annotations
@@ -14,9 +16,11 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import redis
 
@@ -24,6 +28,7 @@ from producer.replay import ReplayOptions, replay
 from shared.features.aggregates import CustomerAggregates, GuestStats
 from shared.features.vector import compute_features
 from shared.kafka_clients import read_to_end
+from shared.recommendations import Recommendation, recommend
 from shared.settings import Settings, as_environment
 from shared.state_keys import Keys
 from worker.bootstrap.batch_aggregates import batch_aggregates, guest_stats
@@ -38,11 +43,24 @@ CUTOFF = datetime(2011, 6, 1)
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="module")
-def truth(dataset: Path) -> tuple[dict[str, CustomerAggregates], GuestStats]:
+@dataclass(frozen=True)
+class Truth:
     """The batch answer over the whole file: what the stream must arrive at."""
+
+    aggregates: dict[str, CustomerAggregates]
+    guests: GuestStats
+    product_lines: pd.DataFrame  # customer_id, stock_code, quantity of every cleaned product line
+
+
+@pytest.fixture(scope="module")
+def truth(dataset: Path) -> Truth:
     cleaned = clean(load_history(dataset))
-    return batch_aggregates(cleaned.customers), guest_stats(cleaned.guests)
+    lines = cleaned.customers[cleaned.customers["kind"] != "non_product"]
+    return Truth(
+        batch_aggregates(cleaned.customers),
+        guest_stats(cleaned.guests),
+        lines[["customer_id", "stock_code", "quantity"]].reset_index(drop=True),
+    )
 
 
 def _prepare(settings: Settings, client: redis.Redis, dataset: Path, tmp_path: Path) -> None:
@@ -55,10 +73,8 @@ def _close(a: float, b: float) -> bool:
     return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9)
 
 
-def _assert_matches_batch(
-    client: redis.Redis, keys: Keys, truth: tuple[dict[str, CustomerAggregates], GuestStats]
-) -> dict[str, dict[str, str]]:
-    aggregates, guests = truth
+def _assert_matches_batch(client: redis.Redis, keys: Keys, truth: Truth) -> dict[str, dict[str, str]]:
+    aggregates, guests = truth.aggregates, truth.guests
     assert set(client.smembers(keys.customers)) == set(aggregates)
     pipe = client.pipeline(transaction=False)
     ids = sorted(aggregates)
@@ -89,7 +105,39 @@ def _assert_matches_batch(
     assert int(stored_guests["lines"]) == guests.lines
     assert _close(float(stored_guests["amount"]), guests.amount)
     assert client.scard(keys.guest_invoices) == len(guests.invoices)
+    expected = _segment_products(truth.product_lines, _published_segments(records))
+    assert _stored_segment_products(client, keys) == expected
     return records
+
+
+def _published_segments(records: dict[str, dict[str, str]]) -> dict[str, int]:
+    return {cid: int(record["published"]) for cid, record in records.items() if record["published"]}
+
+
+def _segment_products(lines: pd.DataFrame, published: dict[str, int]) -> dict[int, dict[str, int]]:
+    """pandas: net units per stock code of the customers of each published segment, zeros left out."""
+    segment = lines["customer_id"].map(published)
+    units = lines[segment.notna()].groupby([segment.dropna().astype(int), "stock_code"])["quantity"].sum()
+    expected: dict[int, dict[str, int]] = {}
+    for (seg, code), n in units[units != 0].items():
+        expected.setdefault(seg, {})[code] = int(n)
+    return expected
+
+
+def _stored_segment_products(client: redis.Redis, keys: Keys) -> dict[int, dict[str, int]]:
+    stored: dict[int, dict[str, int]] = {}
+    for key in client.scan_iter(match=keys.segment_products_pattern):
+        members = client.zrange(key, 0, -1, withscores=True)
+        assert all(score == int(score) for _, score in members), key
+        stored[int(key.removeprefix(keys.prefix).split(":")[1])] = {code: int(score) for code, score in members}
+    return stored
+
+
+def _expected_recommendations(segment: dict[str, int], had: set[str], n: int) -> list[Recommendation]:
+    """The segment's products with positive net units that the customer never had, most units first
+    (ties: stock code descending, as Redis orders them)."""
+    ranked = sorted(((units, code) for code, units in segment.items() if units > 0 and code not in had), reverse=True)
+    return [Recommendation(code, units) for units, code in ranked[:n]]
 
 
 def _last_published(settings: Settings) -> dict[str, dict]:
@@ -104,7 +152,7 @@ def _last_published(settings: Settings) -> dict[str, dict]:
 
 
 def test_stream_equals_batch_and_published_segments_match(
-    settings: Settings, redis_client: redis.Redis, dataset: Path, tmp_path: Path, truth
+    settings: Settings, redis_client: redis.Redis, dataset: Path, tmp_path: Path, truth: Truth
 ) -> None:
     keys = Keys(settings.redis.key_prefix)
     _prepare(settings, redis_client, dataset, tmp_path)
@@ -116,6 +164,15 @@ def test_stream_equals_batch_and_published_segments_match(
     for cid, event in published.items():
         assert str(event["current"]["id"]) == records[cid]["published"], cid
         assert int(records[cid]["seq"]) == event["sequence"], cid
+    segments = _published_segments(records)
+    expected = _segment_products(truth.product_lines, segments)
+    lines = truth.product_lines[truth.product_lines["customer_id"].isin(segments)]
+    by_lines = lines["customer_id"].value_counts()  # most product lines first
+    for cid in [*by_lines.index[:: len(by_lines) // 6], by_lines.index[-1]]:
+        had = set(lines.loc[lines["customer_id"] == cid, "stock_code"])
+        assert recommend(redis_client, keys, cid, 10) == _expected_recommendations(expected[segments[cid]], had, 10)
+    unpublished = next(cid for cid, record in records.items() if not record["published"])
+    assert recommend(redis_client, keys, unpublished, 10) == []
     counters = redis_client.hgetall(f"{keys.prefix}worker:counters")
     print(f"\nworker counters: {counters}; customers with published changes: {len(published)}")
 
@@ -146,7 +203,7 @@ def _wait_for_progress(client: redis.Redis, keys: Keys, topic: str, beyond: int,
 
 
 def test_sigkill_five_times_then_state_equals_batch(
-    settings: Settings, redis_client: redis.Redis, dataset: Path, tmp_path: Path, truth
+    settings: Settings, redis_client: redis.Redis, dataset: Path, tmp_path: Path, truth: Truth
 ) -> None:
     keys = Keys(settings.redis.key_prefix)
     _prepare(settings, redis_client, dataset, tmp_path)
@@ -166,7 +223,7 @@ def test_sigkill_five_times_then_state_equals_batch(
 
 
 def test_three_workers_one_killed_state_equals_batch(
-    settings: Settings, redis_client: redis.Redis, dataset: Path, tmp_path: Path, truth
+    settings: Settings, redis_client: redis.Redis, dataset: Path, tmp_path: Path, truth: Truth
 ) -> None:
     keys = Keys(settings.redis.key_prefix)
     _prepare(settings, redis_client, dataset, tmp_path)

@@ -7,6 +7,7 @@ a one-line message; anything else is a bug and keeps its traceback.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 from collections.abc import Callable, Sequence
@@ -174,106 +175,59 @@ def _add_refresh(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(command=refresh)
 
 
-def changes(args: argparse.Namespace) -> int:
-    """Follow the segment-change topic."""
-    from worker.tools import changes as tool
-
-    return tool.run(load(Settings), args)
-
-
-def _add_changes(subparsers: argparse._SubParsersAction) -> None:
-    from worker.tools import changes as tool
-
-    parser = subparsers.add_parser(
-        "changes",
-        help="follow segment changes live (table or JSON lines)",
-        description="Print segment changes as they are published (from now, or --from-beginning), each "
+# The consumer tools: name -> (help, description); each is ``worker.tools.{name}`` with
+# ``add_arguments(parser)`` and ``run(settings, args)``, imported only when used.
+TOOLS: dict[str, tuple[str, str]] = {
+    "changes": (
+        "follow segment changes live (table or JSON lines)",
+        "Print segment changes as they are published (from now, or --from-beginning), each "
         "(customer, sequence) once. Ends at --max N events or after --timeout S quiet seconds, or with Ctrl-C. "
         "Kafka and topic names come from SEG_KAFKA__* and SEG_TOPICS__*.",
-    )
-    tool.add_arguments(parser)
-    parser.set_defaults(command=changes)
-
-
-def alerts(args: argparse.Namespace) -> int:
-    """Follow the drift-alerts topic."""
-    from worker.tools import alerts as tool
-
-    return tool.run(load(Settings), args)
-
-
-def _add_alerts(subparsers: argparse._SubParsersAction) -> None:
-    from worker.tools import alerts as tool
-
-    parser = subparsers.add_parser(
-        "alerts",
-        help="follow drift alerts live (table or JSON lines)",
-        description="Print drift alerts (incident open/update/closed) as they are published (from now, or "
+    ),
+    "alerts": (
+        "follow drift alerts live (table or JSON lines)",
+        "Print drift alerts (incident open/update/closed) as they are published (from now, or "
         "--from-beginning), each alert_id once. Ends at --max N alerts or after --timeout S quiet seconds.",
-    )
-    tool.add_arguments(parser)
-    parser.set_defaults(command=alerts)
-
-
-def segments(args: argparse.Namespace) -> int:
-    """Show the live segments."""
-    from worker.tools import segments as tool
-
-    return tool.run(load(Settings), args)
-
-
-def _add_segments(subparsers: argparse._SubParsersAction) -> None:
-    from worker.tools import segments as tool
-
-    parser = subparsers.add_parser(
-        "segments",
-        help="segment sizes, shares and profiles of the live model",
-        description="Sizes (member counts in model:stats) and median profiles (from the live model snapshot) "
+    ),
+    "segments": (
+        "segment sizes, shares and profiles of the live model",
+        "Sizes (member counts in model:stats) and median profiles (from the live model snapshot) "
         "of every segment. Redis from SEG_REDIS__*.",
-    )
-    tool.add_arguments(parser)
-    parser.set_defaults(command=segments)
-
-
-def customer(args: argparse.Namespace) -> int:
-    """Show one customer."""
-    from worker.tools import customer as tool
-
-    return tool.run(load(Settings), args)
-
-
-def _add_customer(subparsers: argparse._SubParsersAction) -> None:
-    from worker.tools import customer as tool
-
-    parser = subparsers.add_parser(
-        "customer",
-        help="one customer's aggregates, features, segment and recent changes",
-        description="Aggregates, features (as of the stored event time), assigned and published segment of "
+    ),
+    "customer": (
+        "one customer's aggregates, features, segment and recent changes",
+        "Aggregates, features (as of the stored event time), assigned and published segment of "
         "one customer from Redis, and the last segment changes from the topic (only the customer's partition "
         "is read; --changes 0 skips the topic).",
-    )
-    tool.add_arguments(parser)
-    parser.set_defaults(command=customer)
+    ),
+    "models": (
+        "model versions in Redis: created, k, training window, quality, which is live",
+        "Every model:v{n} under the Redis prefix, oldest first; the live one (model:current) is marked with *.",
+    ),
+    "recommend": (
+        "top products of a customer's segment that the customer has not bought",
+        "The products with the most net units (purchases minus returns) among the customers of this "
+        "customer's published segment (the sorted set segment:{id}:products the worker keeps), leaving out "
+        "every product the customer has bought or returned and those with no positive net units. Ties: stock "
+        "code descending. Nothing while the customer has no published segment. Redis from SEG_REDIS__*.",
+    ),
+}
 
 
-def models(args: argparse.Namespace) -> int:
-    """List the stored model versions."""
-    from worker.tools import models as tool
+def _tool_command(name: str) -> Command:
+    """Run the tool ``name`` with the settings of the environment."""
 
-    return tool.run(load(Settings), args)
+    def command(args: argparse.Namespace) -> int:
+        return importlib.import_module(f"worker.tools.{name}").run(load(Settings), args)
+
+    return command
 
 
-def _add_models(subparsers: argparse._SubParsersAction) -> None:
-    from worker.tools import models as tool
-
-    parser = subparsers.add_parser(
-        "models",
-        help="model versions in Redis: created, k, training window, quality, which is live",
-        description="Every model:v{n} under the Redis prefix, oldest first; the live one (model:current) is "
-        "marked with *.",
-    )
-    tool.add_arguments(parser)
-    parser.set_defaults(command=models)
+def _add_tools(subparsers: argparse._SubParsersAction) -> None:
+    for name, (summary, description) in TOOLS.items():
+        parser = subparsers.add_parser(name, help=summary, description=description)
+        importlib.import_module(f"worker.tools.{name}").add_arguments(parser)
+        parser.set_defaults(command=_tool_command(name))
 
 
 def report(args: argparse.Namespace) -> int:
@@ -313,11 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run(subparsers)
     _add_monitor(subparsers)
     _add_refresh(subparsers)
-    _add_changes(subparsers)
-    _add_alerts(subparsers)
-    _add_segments(subparsers)
-    _add_customer(subparsers)
-    _add_models(subparsers)
+    _add_tools(subparsers)
     _add_report(subparsers)
     return parser
 

@@ -9,6 +9,7 @@ caller's job (by event id): this function counts what it is given.
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -56,6 +57,10 @@ class CustomerAggregates:
     cancel_invoices: set[str] = field(default_factory=set)
     products: set[str] = field(default_factory=set)
     month_spend: dict[str, float] = field(default_factory=dict)
+    # Net units per stock code over product lines (returns negative): what the customer adds
+    # to its segment's product popularity (``segment:{id}:products``). A code stays when its
+    # units net to zero: the customer has had it, so it is never recommended to them.
+    product_units: dict[str, int] = field(default_factory=dict)
 
     @property
     def net_spend(self) -> float:
@@ -77,8 +82,12 @@ class CustomerAggregates:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CustomerAggregates:
         values = dict(data)
-        for name in ("invoices", "cancel_invoices", "products"):
+        for name in ("invoices", "cancel_invoices"):
             values[name] = set(values.get(name, ()))
+        # Stock codes are interned: a few thousand codes shared by every loaded customer's
+        # products and product_units, instead of one string per customer and product.
+        values["products"] = {sys.intern(code) for code in values.get("products", ())}
+        values["product_units"] = {sys.intern(code): units for code, units in values.get("product_units", {}).items()}
         for name in ("first_seen", "last_seen", "first_purchase", "last_purchase"):
             if values.get(name) is not None:
                 values[name] = datetime.fromisoformat(values[name])
@@ -129,6 +138,8 @@ def apply_line(aggregates: CustomerAggregates, line: InvoiceLine, kind: LineKind
         return kind
     month = month_of(moment)
     aggregates.month_spend[month] = aggregates.month_spend.get(month, 0.0) + amount
+    code = sys.intern(line.stock_code)
+    aggregates.product_units[code] = aggregates.product_units.get(code, 0) + line.quantity
     if kind == "cancellation":
         aggregates.cancel_lines += 1
         aggregates.cancel_amount -= amount
@@ -138,7 +149,7 @@ def apply_line(aggregates: CustomerAggregates, line: InvoiceLine, kind: LineKind
     aggregates.units += line.quantity
     aggregates.gross_spend += amount
     aggregates.invoices.add(line.invoice_no)
-    aggregates.products.add(line.stock_code)
+    aggregates.products.add(code)
     if aggregates.first_purchase is None or moment < aggregates.first_purchase:
         aggregates.first_purchase = moment
     if aggregates.last_purchase is None or moment > aggregates.last_purchase:

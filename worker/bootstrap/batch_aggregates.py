@@ -63,6 +63,10 @@ def batch_aggregates(customers: pd.DataFrame) -> dict[str, CustomerAggregates]:
     monthly = customers[kind != "non_product"].groupby(["customer_id", "month"])["amount"].sum()
     for (customer, month), amount in monthly.items():
         month_spend.setdefault(customer, {})[month] = float(amount)
+    product_units: dict[str, dict[str, int]] = {}
+    units = customers[kind != "non_product"].groupby(["customer_id", "stock_code"])["quantity"].sum()
+    for (customer, code), quantity in units.items():
+        product_units.setdefault(customer, {})[code] = int(quantity)
     aggregates: dict[str, CustomerAggregates] = {}
     for customer, row in zip(scalars.index, scalars.to_dict("records"), strict=True):
         aggregates[customer] = CustomerAggregates(
@@ -72,6 +76,7 @@ def batch_aggregates(customers: pd.DataFrame) -> dict[str, CustomerAggregates]:
             cancel_invoices=cancel_invoices.get(customer, set()),
             products=products.get(customer, set()),
             month_spend=month_spend.get(customer, {}),
+            product_units=product_units.get(customer, {}),
         )
     return aggregates
 

@@ -34,7 +34,7 @@ from worker.bootstrap.cleaning import CleaningReport, clean
 from worker.bootstrap.loading import load_history
 from worker.bootstrap.model_fit import fit_model, nearest_centroid
 from worker.bootstrap.naming import name_segments
-from worker.bootstrap.seeding import SeedReport, seed_customers, seed_guests
+from worker.bootstrap.seeding import SeedReport, seed_customers, seed_guests, seed_segment_products
 from worker.bootstrap.settings import BootstrapSettings
 from worker.bootstrap.snapshot import build_snapshot, data_fingerprint, segment_ids
 from worker.monitor.reference import reference_json
@@ -155,6 +155,7 @@ def run_bootstrap(
         write_version(client, keys, snapshot)
         seed = seed_customers(client, keys, aggregates, features, vectors, segments, until, settings.batch_size)
         seed_guests(client, keys, guests)
+        seed_segment_products(client, keys, aggregates, dict(zip(features.index, segments.tolist(), strict=True)))
         meta = {
             "identity": identity,
             "model_version": snapshot.version,

@@ -1,4 +1,5 @@
-"""Write the bootstrap state to Redis: customer hashes, the customer set, guest statistics.
+"""Write the bootstrap state to Redis: customer hashes, the customer set, guest statistics,
+product popularity per segment.
 
 Every key is overwritten (never incremented), so seeding the same inputs twice
 leaves Redis byte-identical. Writes are pipelined, one MULTI/EXEC per batch of
@@ -9,7 +10,8 @@ cancellations or fees) get empty features, vector and segment.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections import Counter, defaultdict
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -20,6 +22,7 @@ import redis
 from shared.features.aggregates import CustomerAggregates, GuestStats
 from shared.state_keys import Keys
 from worker.stream.customers import CustomerState
+from worker.stream.popularity import add_units, nonzero
 
 
 @dataclass(frozen=True)
@@ -79,3 +82,26 @@ def seed_guests(client: redis.Redis, keys: Keys, guests: GuestStats, batch_size:
         for batch in _batches(sorted(guests.invoices), batch_size):
             pipe.sadd(keys.guest_invoices, *batch)
         pipe.execute()
+
+
+def seed_segment_products(
+    client: redis.Redis, keys: Keys, aggregates: dict[str, CustomerAggregates], published: Mapping[str, int]
+) -> int:
+    """Replace every ``segment:{id}:products`` with the seeded customers' net units per published segment.
+
+    The same rule as the worker's (:mod:`worker.stream.popularity`): a customer adds
+    its product units to its published segment; zeros are left out. Sets of
+    segments that have no member now are deleted. Returns how many sets were written.
+    """
+    totals: defaultdict[int, Counter[str]] = defaultdict(Counter)
+    for customer, segment in published.items():
+        add_units(totals, segment, aggregates[customer].product_units)
+    seeded = nonzero(totals)
+    with client.pipeline(transaction=True) as pipe:
+        stale = list(client.scan_iter(match=keys.segment_products_pattern, count=1_000))
+        if stale:
+            pipe.delete(*stale)
+        for segment, units in seeded.items():
+            pipe.zadd(keys.segment_products(segment), units)
+        pipe.execute()
+    return len(seeded)

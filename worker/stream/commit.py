@@ -1,4 +1,4 @@
-"""One atomic Redis step per batch: state, model statistics, outbox and offsets together.
+"""One atomic Redis step per batch: state, model statistics, product popularity, outbox and offsets together.
 
 Why one Lua script: if the worker dies anywhere, Redis holds either the whole
 batch or none of it, and the stored offsets say exactly where to resume, so no
@@ -6,6 +6,11 @@ event is lost or counted twice. The script also fences: it refuses the batch
 when a partition's stored offset is not the one this worker started from (another
 worker owns the partition now), and the worker then reloads instead of writing
 over the newer state.
+
+Product popularity (``segment:{id}:products``) is incremented per (segment, stock
+code) with the batch's netted deltas; a member whose units reach 0 is removed,
+so a sorted set holds only products its members have net units of (negative when
+returns outweigh purchases) and an emptied segment's key disappears.
 """
 
 from __future__ import annotations
@@ -48,6 +53,13 @@ if p.guest_lines > 0 then
   redis.call('HINCRBY', p.guests_key, 'lines', p.guest_lines)
   redis.call('HINCRBYFLOAT', p.guests_key, 'amount', p.guest_amount)
   redis.call('SADD', p.guest_invoices_key, unpack(p.guest_invoices))
+end
+for _, entry in ipairs(p.products) do
+  local key, members = entry[1], entry[2]
+  for i = 1, #members, 2 do
+    redis.call('ZINCRBY', key, members[i + 1], members[i])
+  end
+  redis.call('ZREMRANGEBYSCORE', key, 0, 0)
 end
 for name, delta in pairs(p.counters) do
   redis.call('HINCRBY', p.counters_key, name, delta)
@@ -93,6 +105,7 @@ class BatchCommit:
     guest_amount: float = 0.0
     guest_invoices: set[str] = field(default_factory=set)
     counters: dict[str, int] = field(default_factory=dict)
+    products: dict[int, dict[str, int]] = field(default_factory=dict)  # segment -> stock code -> net units to add
     outbox: dict[int, tuple[int, list[str]]] = field(default_factory=dict)
     observations: dict[int, tuple[int, list[str]]] = field(default_factory=dict)
     watermark: str = ""
@@ -144,6 +157,10 @@ class Committer:
             "guest_amount": repr(batch.guest_amount),
             "guest_invoices": sorted(batch.guest_invoices),
             "counters": batch.counters,
+            "products": [
+                [self.keys.segment_products(segment), [x for code, n in units.items() for x in (code, str(n))]]
+                for segment, units in batch.products.items()
+            ],
             "outbox": {self.outbox_key(p): {"trim": t, "push": push} for p, (t, push) in batch.outbox.items()}
             | {self.observations_key(p): {"trim": t, "push": push} for p, (t, push) in batch.observations.items()},
             "watermark": batch.watermark,

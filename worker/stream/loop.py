@@ -7,9 +7,9 @@ Order per batch, and why:
    check of every event id in the batch;
 3. apply lines and score customers in memory (:mod:`worker.stream.processor`);
 4. flush dead letters (so none is lost once the offsets move);
-5. one Lua script writes state, model statistics, the outbox (segment changes and
-   the batch's drift observations) and the new offsets atomically
-   (:mod:`worker.stream.commit`, :mod:`worker.stream.outbox`);
+5. one Lua script writes state, model statistics, product popularity per segment,
+   the outbox (segment changes and the batch's drift observations) and the new
+   offsets atomically (:mod:`worker.stream.commit`, :mod:`worker.stream.outbox`);
 6. publish the outbox to Kafka, then commit offsets to Kafka for lag tooling.
 
 A crash between 5 and 6 republishes the outbox on restart: consumers drop the

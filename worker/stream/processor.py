@@ -27,6 +27,7 @@ from worker.stream.commit import BatchCommit
 from worker.stream.customers import CustomerState
 from worker.stream.model import LocalModel
 from worker.stream.observations import ObservationCollector
+from worker.stream.popularity import PopularityChanges
 from worker.stream.scored_index import ScoredIndex
 
 Touched = dict[str, tuple[int, InvoiceLine | None]]
@@ -66,6 +67,7 @@ class Processor:
     pending: dict[str, tuple[int, int]] = field(default_factory=dict)
     sweep_seconds: list[float] = field(default_factory=list)  # of the last apply(), for metrics
     observations: ObservationCollector = field(default_factory=ObservationCollector)
+    popularity: PopularityChanges = field(default_factory=PopularityChanges)
     _dirty: dict[str, int] = field(default_factory=dict)
 
     # -- ownership ----------------------------------------------------------------------------
@@ -182,7 +184,9 @@ class Processor:
         return changes
 
     def dirty_records(self, batch: BatchCommit) -> None:
-        """Put every customer record changed since the last commit into ``batch``."""
+        """Put every customer record changed since the last commit, and what that does to product
+        popularity per segment, into ``batch``."""
+        batch.products = self.popularity.take(self.customers)
         for cid, level in self._dirty.items():
             state = self.customers[cid]
             batch.customers[cid] = (
@@ -261,6 +265,8 @@ class Processor:
                     state.aggregates.last_purchase,
                 )
             apply_line(state.aggregates, line, kind)
+            if kind != "non_product":
+                self.popularity.line(line.customer_id, line.stock_code, line.quantity)
             touched[line.customer_id] = (partition, line)
         return touched
 
@@ -343,6 +349,7 @@ class Processor:
         """Publish the customer's segment: bump its sequence, return the change event's JSON."""
         assert state.segment is not None and state.features is not None
         previous = state.published
+        self.popularity.published(state.aggregates.customer_id, previous)
         state.published = state.segment
         state.seq += 1
         change = SegmentChange(

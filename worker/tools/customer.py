@@ -14,7 +14,7 @@ from typing import Any
 
 from shared.contracts.model_snapshot import ModelSnapshot
 from shared.contracts.segment_change import SegmentChange
-from shared.exceptions import SegmentationError
+from shared.exceptions import UnknownCustomerError
 from shared.features.aggregates import CustomerAggregates
 from shared.model_store import load_current
 from shared.settings import Settings
@@ -22,10 +22,6 @@ from worker.tools import changes as change_feed
 from worker.tools.output import json_line, table
 from worker.tools.state import connect
 from worker.tools.topic import MissingTopicError, ReadOptions, read
-
-
-class UnknownCustomerError(SegmentationError):
-    """No record for this customer id in Redis."""
 
 
 def summary(aggregates: CustomerAggregates) -> dict[str, Any]:
@@ -73,7 +69,7 @@ def describe(settings: Settings, customer_id: str, limit: int) -> dict[str, Any]
     client, keys = connect(settings)
     record = client.hgetall(keys.customer(customer_id))
     if not record:
-        raise UnknownCustomerError(f"customer {customer_id} has no record under Redis prefix {keys.prefix!r}")
+        raise UnknownCustomerError(customer_id, keys.prefix)
     snapshot = load_current(client, keys)
     return {
         "customer_id": customer_id,
