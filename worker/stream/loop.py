@@ -79,19 +79,7 @@ class Worker:
         self.topic = settings.topics.invoices
         self.keys = Keys(settings.redis.key_prefix)
         self.redis = make_redis(settings.redis)
-        snapshot = require_current(self.redis, self.keys)
-        cutoff = self.redis.get(self.keys.cutoff)
-        self.processor = Processor(
-            model=LocalModel(snapshot),
-            publish_margin=worker_settings.publish_margin,
-            confirm_sweeps=worker_settings.confirm_sweeps,
-            lloyd_passes=worker_settings.lloyd_passes,
-            cutoff=datetime.fromisoformat(cutoff) if cutoff else None,
-        )
-        stored_watermark = self.redis.get(self.keys.watermark)
-        self.watermark = datetime.fromisoformat(stored_watermark) if stored_watermark else None
-        if self.watermark is not None:
-            self.processor.last_sweep_day = datetime(self.watermark.year, self.watermark.month, self.watermark.day)
+        self.processor, self.watermark = self._load_processor()
         self.committer = Committer(self.redis, self.keys, self.topic)
         self.seen_check = SeenCheck(self.redis)
         ensure_topics(
@@ -221,17 +209,25 @@ class Worker:
         return all(self.stored_offsets.get(tp.partition, -1) >= end for tp, end in ends.items() if end > 0)
 
     def _with_retry(self, step: Callable[[], None]) -> None:
+        """Run ``step`` (which may have changed in-memory state before Redis failed), recovering on outages.
+
+        A step that fails part-way leaves memory ahead of Redis, so it is never
+        simply run again: once Redis answers, every owned partition is reloaded
+        from Redis (where the stored offsets say whether the batch's commit landed)
+        and the consumer is rewound to them; the records are then polled again.
+        """
         delay = self.options.retry_initial_s
         while True:
             try:
                 step()
                 return
             except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
-                log.warning("Redis unavailable (%s); retrying in %.1f s", exc, delay)
+                log.warning("Redis unavailable (%s); reloading state from Redis in %.1f s", exc, delay)
             if self.stopping:
                 raise SystemExit(1)
             time.sleep(delay)
             delay = min(delay * 2, self.options.retry_max_s)
+            step = self._reload
 
     def process(self, polled: dict[TopicPartition, list]) -> None:
         """Apply one polled batch exactly once."""
@@ -402,8 +398,30 @@ class Worker:
         )
         return True
 
+    def _load_processor(self) -> tuple[Processor, datetime | None]:
+        """A processor owning nothing yet, and the stream watermark, from what Redis holds now."""
+        snapshot = require_current(self.redis, self.keys)
+        cutoff = self.redis.get(self.keys.cutoff)
+        processor = Processor(
+            model=LocalModel(snapshot),
+            publish_margin=self.options.publish_margin,
+            confirm_sweeps=self.options.confirm_sweeps,
+            lloyd_passes=self.options.lloyd_passes,
+            cutoff=datetime.fromisoformat(cutoff) if cutoff else None,
+        )
+        stored = self.redis.get(self.keys.watermark)
+        watermark = datetime.fromisoformat(stored) if stored else None
+        if watermark is not None:
+            processor.last_sweep_day = datetime(watermark.year, watermark.month, watermark.day)
+        return processor, watermark
+
     def _reload(self) -> None:
-        """Drop in-memory state of every partition and take it again from Redis."""
-        partitions = set(self.stored_offsets)
-        self.on_revoked(partitions)
-        self.on_assigned(partitions)
+        """Forget everything in memory and take the assigned partitions again from Redis, as a restart would."""
+        partitions = {tp.partition for tp in self.consumer.assignment()}
+        self.processor, self.watermark = self._load_processor()
+        for partition in list(self.stored_offsets):
+            self.stored_offsets.pop(partition)
+            self.outbox.forget(partition)
+        self.observer.revoked(partitions)
+        if partitions:
+            self.on_assigned(partitions)
