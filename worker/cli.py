@@ -96,7 +96,8 @@ def _add_run(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--until-caught-up",
         action="store_true",
-        help="exit once every assigned partition is applied up to its end (catch-up jobs, demos)",
+        help="exit once every partition of the topic is applied up to its end, by this worker or another "
+        "(catch-up jobs, demos)",
     )
     parser.add_argument(
         "--log-format",

@@ -162,7 +162,7 @@ class Worker:
 
     def run(self, until_caught_up: bool = False) -> None:
         """Consume until stopped; with ``until_caught_up`` (tests, benchmarks, one-off catch-up
-        runs), stop once every assigned partition has been applied up to its end offset."""
+        runs), stop once every partition of the topic has been applied up to its end offset."""
         signal.signal(signal.SIGTERM, self.stop)
         signal.signal(signal.SIGINT, self.stop)
         self.consumer.subscribe([self.topic], listener=_Rebalance(self))
@@ -202,11 +202,18 @@ class Worker:
         }
 
     def _caught_up(self) -> bool:
-        assigned = self.consumer.assignment()
-        if not assigned:
+        """Every partition of the topic applied up to its end offset, by this worker or another.
+
+        Not only the assigned ones: when a group member dies, its partitions are
+        reassigned only after the session timeout, and a catch-up run must not
+        end before they are applied too.
+        """
+        if not self.consumer.assignment():
             return False
-        ends = self.consumer.end_offsets(list(assigned))
-        return all(self.stored_offsets.get(tp.partition, -1) >= end for tp, end in ends.items() if end > 0)
+        partitions = [TopicPartition(self.topic, p) for p in self.consumer.partitions_for_topic(self.topic) or ()]
+        stored = self.redis.hgetall(self.keys.offsets(self.topic))
+        ends = self.consumer.end_offsets(partitions)
+        return all(int(stored.get(str(tp.partition), -1)) >= end for tp, end in ends.items() if end > 0)
 
     def _with_retry(self, step: Callable[[], None]) -> None:
         """Run ``step`` (which may have changed in-memory state before Redis failed), recovering on outages.
