@@ -6,9 +6,14 @@ there by definition) and the alert level is mean + ``threshold_sigmas``·σ.
 Given raw reference invoices in event order (bootstrap, harness), chunks are real
 stretches of time and carry the data's own clumpiness. Given only the snapshot's
 decile bins, chunks are drawn i.i.d. from those bins, and the threshold source says so.
+The customer-activity monitor's null is a day-block bootstrap of the reference
+invoices (:func:`activity_from_invoices`); it has no snapshot-only fallback.
 """
 
 from __future__ import annotations
+
+from collections import Counter, defaultdict
+from datetime import timedelta
 
 import numpy as np
 import pandas as pd
@@ -16,6 +21,7 @@ from pydantic import BaseModel
 
 from shared.contracts.model_snapshot import ModelSnapshot, QuantileBins
 from worker.bootstrap.reference import bin_shares, quantile_bins
+from worker.drift.activity_monitor import ActivityReference, shortfall
 from worker.drift.invoice_table import STATISTICS
 from worker.drift.settings import DriftSettings
 from worker.drift.statistics import Threshold, calibrated, normalised_wasserstein, psi
@@ -103,3 +109,52 @@ def from_snapshot(snapshot: ModelSnapshot, settings: DriftSettings) -> dict[str,
         source = f"i.i.d. chunks of {size:,} invoices drawn from the snapshot v{snapshot.version} bins"
         result[name] = _statistic_reference(chunks, bins, settings.threshold_sigmas, source)
     return result
+
+
+def _null_series(counts: np.ndarray, settings: DriftSettings) -> np.ndarray:
+    """The statistic at every day of a customers × days count matrix that has a full history."""
+    history, window = settings.activity_history_days, settings.activity_window_days
+    cumulative = np.concatenate([np.zeros((counts.shape[0], 1)), np.cumsum(counts, axis=1)], axis=1)
+    values = []
+    for end in range(history + window, counts.shape[1] + 1):
+        past = cumulative[:, end - window] - cumulative[:, end - window - history]
+        loyal = past >= settings.activity_min_invoices
+        if loyal.sum() < settings.activity_min_customers:
+            continue
+        recent = cumulative[:, end] - cumulative[:, end - window]
+        values.append(shortfall(recent[loyal].sum(), past[loyal].sum() * window / history))
+    return np.asarray(values)
+
+
+def activity_from_invoices(reference: pd.DataFrame, settings: DriftSettings) -> ActivityReference:
+    """Null mean and σ from day-block bootstraps of the reference invoices (event_time, customer_id).
+
+    Each replay is ``activity_null_days`` trading days (days with invoices) drawn with
+    replacement; days without invoices carry no information about customers' pace.
+    """
+    days = reference["event_time"].dt.normalize()
+    codes, _ = pd.factorize(reference["customer_id"])
+    day_codes, _ = pd.factorize(days, sort=True)
+    per_day = np.zeros((codes.max() + 1, day_codes.max() + 1))
+    np.add.at(per_day, (codes, day_codes), 1.0)
+    rng = np.random.default_rng(settings.seed)
+    length = settings.activity_history_days + settings.activity_window_days + settings.activity_null_days
+    replays = settings.activity_null_replays
+    values = np.concatenate(
+        [_null_series(per_day[:, rng.integers(0, per_day.shape[1], size=length)], settings) for _ in range(replays)]
+    )
+    sigmas = settings.activity_sigmas
+    source = f"z vs {replays} day-bootstraps of the reference ({len(values):,} days); alert at {sigmas:g}σ"
+    last = days.max().date()
+    first = last - timedelta(days=settings.activity_history_days + settings.activity_window_days - 1)
+    recent = reference[days.dt.date >= first]
+    history: dict[str, list[list[int]]] = defaultdict(list)
+    pairs = zip(recent["customer_id"], recent["event_time"].dt.date, strict=True)
+    for (customer, day), count in Counter(pairs).items():
+        history[str(customer)].append([day.toordinal(), count])
+    return ActivityReference(
+        mean=float(values.mean()),
+        scale=float(values.std(ddof=1)) or 1.0,
+        threshold=Threshold(value=sigmas, source=source),
+        history={customer: sorted(rows) for customer, rows in history.items()},
+    )

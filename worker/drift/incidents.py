@@ -35,6 +35,10 @@ ACTIONS = {
         "check the feed for this period (prices, units, duplicated or missing invoices); "
         "if behaviour really changed and the shift lasts, refit the model: python -m worker bootstrap --force"
     ),
+    "customer_activity": (
+        "customers who bought regularly have slowed down or stopped: check which segments lost them "
+        "(python -m worker segments), the feed's coverage of these days, and retention actions"
+    ),
     "segment_structure": (
         "segment structure moved for a lasting period: refit the model on recent history "
         "(python -m worker bootstrap --force) and review segment names"
