@@ -16,6 +16,7 @@ from worker.drift import DriftEngine, DriftSettings, calibration
 from worker.drift.activity_monitor import shortfall
 from worker.drift.fast_tier import FastTier
 from worker.drift.incidents import IncidentMachine
+from worker.drift.invoice_table import STATISTICS
 
 START = datetime(2011, 6, 1)
 # I.i.d. synthetic windows are smoother than the real reference chunks the 4σ default
@@ -90,6 +91,24 @@ def test_incident_opens_after_consecutive_exceedances_and_closes_with_hysteresis
     assert hovering == [None, None, "update", None, None, None] and machine.is_open
     assert [machine.step(r) for r in (0.5, 0.5, 0.5)] == [None, None, "closed"]
     assert machine.incident == 1 and not machine.is_open
+
+
+def test_a_machine_may_close_after_its_own_count_of_quiet_evaluations() -> None:
+    settings = DriftSettings(open_after=1, close_after=5, update_every=100, update_min_gap=100)
+    default, own = IncidentMachine("a", settings), IncidentMachine("b", settings, close_after=2)
+    assert default.step(1.5) == own.step(1.5) == "open"
+    assert [own.step(0.1) for _ in range(2)] == [None, "closed"]
+    assert [default.step(0.1) for _ in range(5)] == [None, None, None, None, "closed"]
+    assert "close_after" not in own.state_dict()
+
+
+def test_window_psi_is_smoothed_so_one_empty_bin_is_no_spike() -> None:
+    """A 100-invoice window missing one reference decile: about 0.3, not over 0.7 (ln of 10% over 0.01%)."""
+    reference = calibration.from_invoices(pd.DataFrame({name: np.arange(20_000.0) for name in STATISTICS}), QUIET)
+    order = reference["log_order_value"]
+    window = np.linspace(2_000.0, 19_999.0, 100)  # nothing in the first decile
+    assert 0.2 < order.psi_of(window) < 0.4
+    assert order.psi_of(np.linspace(0.0, 19_999.0, 100)) < 0.01
 
 
 def test_updates_are_rate_limited_unless_severity_moves() -> None:

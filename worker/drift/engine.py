@@ -72,8 +72,8 @@ class DriftEngine:
         self.invoices = InvoiceMonitor(self.references, settings)
         self.segments = SegmentMonitor(snapshot.reference.distance_bins, settings)
         self.activity = None if activity is None else ActivityMonitor(activity, settings)
-        families = (INVOICE_MONITOR, SEGMENT_MONITOR, ACTIVITY_MONITOR)
-        self.machines = {name: IncidentMachine(name, settings) for name in families}
+        self.machines = {name: IncidentMachine(name, settings) for name in (INVOICE_MONITOR, SEGMENT_MONITOR)}
+        self.machines[ACTIVITY_MONITOR] = IncidentMachine(ACTIVITY_MONITOR, settings, settings.activity_close_after)
         order = self.references["log_order_value"]
         self.tiers: dict[str, FastTier | None] = {
             INVOICE_MONITOR: FastTier(order.mean, order.scale, settings.adwin_delta, settings.adwin_memory),

@@ -53,6 +53,7 @@ class IncidentMachine:
 
     monitor: str
     settings: DriftSettings
+    close_after: int | None = None  # evaluations below the closing level that close; None: settings.close_after
     incident: int = 0
     is_open: bool = False
     above: int = 0
@@ -78,7 +79,7 @@ class IncidentMachine:
             return "open"
         self.below = self.below + 1 if ratio < self.settings.close_ratio else 0
         self.since_update += 1
-        if self.below >= self.settings.close_after:
+        if self.below >= (self.close_after or self.settings.close_after):
             self.is_open, self.above, self.severity = False, 0, "info"
             return "closed"
         moved = severity != self.severity and self.since_update >= self.settings.update_min_gap
@@ -98,7 +99,7 @@ class IncidentMachine:
         return f"{self.monitor}-{self.incident}"
 
     def state_dict(self) -> dict[str, Any]:
-        return {key: value for key, value in asdict(self).items() if key not in ("monitor", "settings")}
+        return {key: value for key, value in asdict(self).items() if key not in ("monitor", "settings", "close_after")}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         for key, value in state.items():
