@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -56,6 +57,7 @@ CHURN_SHARE = 0.5  # of loyal customers (top decile by reference invoices) who s
 COHORT_RATE = 0.2  # new high-value customers' invoices, per base invoice
 COHORT_SHIFT = 1.5  # their log order value, in reference σ above the base invoice
 FAMILIES = ("invoice_behaviour", "customer_activity")
+SHORT = {"invoice_behaviour": "invoice", "customer_activity": "activity"}
 
 
 @dataclass(frozen=True)
@@ -184,6 +186,7 @@ class Outcome:
     false_incidents: dict[str, int]
     no_drift_days: float
     episode_incidents: int
+    episode_families: tuple[str, ...]
     delay_invoices: int | None
     delay_days: float | None
     closed_after_revert: bool
@@ -204,10 +207,17 @@ def score(alerts: list[DriftAlert], stream: pd.DataFrame, drifted: bool) -> Outc
         false_incidents={family: sum(a.monitor == family and a not in inside for a in opens) for family in FAMILIES},
         no_drift_days=STREAM_DAYS - (REVERT_DAY + 14 - ONSET_DAY if drifted else 0),
         episode_incidents=len(inside),
+        episode_families=tuple(alert.monitor for alert in inside),
         delay_invoices=None if first is None else int(((times >= onset) & (times <= first.window.end)).sum()),
         delay_days=None if first is None else (first.window.end - onset).total_seconds() / 86_400.0,
         closed_after_revert=any(alert.window.end >= CUTOFF + timedelta(days=REVERT_DAY) for alert in closes),
     )
+
+
+def _families(outcomes: list[Outcome]) -> str:
+    """Episode incidents per family over all seeds, e.g. "activity 5, invoice 1"."""
+    counts = Counter(SHORT[family] for outcome in outcomes for family in outcome.episode_families)
+    return ", ".join(f"{family} {count}" for family, count in sorted(counts.items())) or "-"
 
 
 def _median(values: list[float]) -> str:
@@ -242,6 +252,7 @@ def scenario_rows(data: Data, settings: DriftSettings, seeds: tuple[int, ...] = 
                 "delay days (median)": _median([o.delay_days for o in detected]) if inject else "-",
                 "missed": f"{len(outcomes) - len(detected)}/{len(outcomes)}" if inject else "-",
                 "incidents/episode": "/".join(str(o.episode_incidents) for o in outcomes) if inject else "-",
+                "opened by": _families(outcomes) if inject else "-",
                 "closed after revert": f"{sum(o.closed_after_revert for o in detected)}/{len(detected)}"
                 if inject
                 else "-",

@@ -57,8 +57,11 @@ class DriftSettings(BaseSettings):
     activity_sigmas: float = Field(
         2.5, gt=0, description="alert at this z of the shortfall vs its day-bootstrap null (one-sided: fewer invoices)"
     )
+    # 3 recent windows, as close_after is 3 invoice windows. The shortfall fades while a wave goes
+    # on (the customers who left stop counting as loyal once their history empties): closing after
+    # one window (14) re-opened a churn incident mid-episode on seeds 105 and 37; 42 did not.
     activity_close_after: int = Field(
-        14, ge=1, description="daily evaluations below close_ratio that close an activity incident (one recent window)"
+        42, ge=1, description="daily evaluations below close_ratio that close an activity incident (3 recent windows)"
     )
     activity_null_replays: int = Field(20, ge=3, description="day-bootstrap replays of the reference that calibrate")
     activity_null_days: int = Field(180, ge=30, description="evaluated days per null replay")
