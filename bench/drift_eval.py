@@ -251,6 +251,7 @@ def scenario_rows(data: Data, settings: DriftSettings, seeds: tuple[int, ...] = 
                 "delay inv (median)": _median([o.delay_invoices for o in detected]) if inject else "-",
                 "delay days (median)": _median([o.delay_days for o in detected]) if inject else "-",
                 "missed": f"{len(outcomes) - len(detected)}/{len(outcomes)}" if inject else "-",
+                "found ≤30 d": f"{sum(o.delay_days <= 30 for o in detected)}/{len(outcomes)}" if inject else "-",
                 "incidents/episode": "/".join(str(o.episode_incidents) for o in outcomes) if inject else "-",
                 "opened by": _families(outcomes) if inject else "-",
                 "closed after revert": f"{sum(o.closed_after_revert for o in detected)}/{len(detected)}"

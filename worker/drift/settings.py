@@ -26,7 +26,7 @@ class DriftSettings(BaseSettings):
     # Each family runs several checks (3 statistics × PSI and Wasserstein) and their nulls have
     # heavier tails than a normal: bench/drift_eval.py measured ~2 false incidents per 90 days at
     # 3σ (seeds 1-5). No-drift controls, seeds 100-119 (smoothed window PSI, close_after 60): 0.83
-    # at 4σ, 0.63 at 4.25σ, ~0.4 at 4.5σ, where the median delay of a 1σ shift grows from 52 to 54
+    # at 4σ, 0.63 at 4.25σ, 0.40 at 4.5σ (100-109), where the median delay of a 1σ shift grows from 52 to 54
     # to 58 invoices (goal ≤ 60): 4.25σ.
     threshold_sigmas: float = Field(4.25, gt=0, description="threshold = mean + this many σ over the null chunks")
     psi_bins: int = Field(10, ge=3, description="quantile bins of the reference (the snapshot uses deciles)")
@@ -76,6 +76,7 @@ class DriftSettings(BaseSettings):
     # 60 invoice evaluations = 3 whole windows (300 invoices) below the closing level. At 10 (half a
     # window, still overlapping the exceedance) a lasting mixture hovering at the threshold (a new
     # high-value cohort) split into 3-9 incidents per episode in bench/drift_eval.py; at 60, one.
+    # In the segment family (step 30 of 300 assignments) the same 60 evaluations are 6 windows.
     close_after: int = Field(
         60, ge=1, description="consecutive evaluations below close_ratio that close an invoice or segment incident"
     )
