@@ -13,8 +13,10 @@ import pytest
 from shared.contracts.model_snapshot import ModelSnapshot, ReferenceStats, Segment, Transform
 from worker.bootstrap.reference import quantile_bins
 from worker.drift import DriftEngine, DriftSettings, calibration
+from worker.drift.activity_monitor import shortfall
 from worker.drift.fast_tier import FastTier
 from worker.drift.incidents import IncidentMachine
+from worker.drift.invoice_table import STATISTICS
 
 START = datetime(2011, 6, 1)
 # I.i.d. synthetic windows are smoother than the real reference chunks the 4σ default
@@ -89,6 +91,24 @@ def test_incident_opens_after_consecutive_exceedances_and_closes_with_hysteresis
     assert hovering == [None, None, "update", None, None, None] and machine.is_open
     assert [machine.step(r) for r in (0.5, 0.5, 0.5)] == [None, None, "closed"]
     assert machine.incident == 1 and not machine.is_open
+
+
+def test_a_machine_may_close_after_its_own_count_of_quiet_evaluations() -> None:
+    settings = DriftSettings(open_after=1, close_after=5, update_every=100, update_min_gap=100)
+    default, own = IncidentMachine("a", settings), IncidentMachine("b", settings, close_after=2)
+    assert default.step(1.5) == own.step(1.5) == "open"
+    assert [own.step(0.1) for _ in range(2)] == [None, "closed"]
+    assert [default.step(0.1) for _ in range(5)] == [None, None, None, None, "closed"]
+    assert "close_after" not in own.state_dict()
+
+
+def test_window_psi_is_smoothed_so_one_empty_bin_is_no_spike() -> None:
+    """A 100-invoice window missing one reference decile: about 0.3, not over 0.7 (ln of 10% over 0.01%)."""
+    reference = calibration.from_invoices(pd.DataFrame({name: np.arange(20_000.0) for name in STATISTICS}), QUIET)
+    order = reference["log_order_value"]
+    window = np.linspace(2_000.0, 19_999.0, 100)  # nothing in the first decile
+    assert 0.2 < order.psi_of(window) < 0.4
+    assert order.psi_of(np.linspace(0.0, 19_999.0, 100)) < 0.01
 
 
 def test_updates_are_rate_limited_unless_severity_moves() -> None:
@@ -184,3 +204,96 @@ def test_cost_per_invoice_is_well_under_a_millisecond() -> None:
     feed(engine, values, (values > 0).astype(int))
     per_event = (time.perf_counter() - started) / len(values)
     assert per_event < 0.5e-3, f"{per_event * 1e6:.0f} µs per invoice + assignment"
+
+
+def purchases(start: datetime, days: int, seed: int, stop: tuple[int, set[str]] | None = None) -> pd.DataFrame:
+    """Invoices of 400 customers buying at steady Poisson rates (0.02-0.5 a day) for ``days`` from ``start``.
+
+    ``stop`` = (day, customers): those customers buy nothing from that day on.
+    """
+    rng = np.random.default_rng(seed)
+    rates = np.geomspace(0.02, 0.5, 400)
+    rows = []
+    for day in range(days):
+        moment = start + timedelta(days=day, hours=10)
+        for customer, n in enumerate(rng.poisson(rates)):
+            if stop is None or day < stop[0] or f"c{customer}" not in stop[1]:
+                rows += [(moment + timedelta(minutes=i), f"c{customer}") for i in range(n)]
+    return pd.DataFrame(rows, columns=["event_time", "customer_id"])
+
+
+def activity_engine(settings: DriftSettings) -> DriftEngine:
+    """An engine whose activity monitor is calibrated on 180 reference days before START."""
+    reference = purchases(START - timedelta(days=180), 180, seed=7)
+    return DriftEngine(snapshot(), settings, activity=calibration.activity_from_invoices(reference, settings))
+
+
+def activity_alerts(engine: DriftEngine, stream: pd.DataFrame) -> list:
+    """Feed one event day per batch, the watermark at the day's last microsecond; the activity family's alerts."""
+    alerts = []
+    for day, batch in stream.groupby(stream["event_time"].dt.normalize()):
+        for row in batch.itertuples(index=False):
+            engine.observe_invoice(row.event_time, row.customer_id, 50.0, 3, 7.0)
+        alerts.extend(engine.advance(day + pd.Timedelta(days=1, microseconds=-1)))
+    return [alert for alert in alerts if alert.monitor == "customer_activity"]
+
+
+def test_shortfall_is_zero_at_the_expected_pace_and_grows_when_customers_stop() -> None:
+    assert shortfall(observed=40.0, expected=40.0) == 0.0
+    assert shortfall(observed=19.0, expected=39.0) == pytest.approx(np.log(2.0))
+    assert shortfall(observed=60.0, expected=40.0) < 0.0
+
+
+def test_steady_customers_open_no_activity_incident() -> None:
+    settings = DriftSettings()
+    reference = calibration.activity_from_invoices(purchases(START - timedelta(days=180), 180, seed=7), settings)
+    assert abs(reference.mean) < 0.2 and reference.scale > 0
+    assert reference.threshold.source.startswith("z vs 20 day-bootstraps of the reference")
+    alerts = activity_alerts(activity_engine(settings), purchases(START, 120, seed=8))
+    assert alerts == []
+
+
+def test_loyal_customers_who_stop_open_one_activity_incident_within_weeks() -> None:
+    """The 100 busiest of 400 customers (about half of all invoices) stop at day 40."""
+    settings = DriftSettings()
+    engine = activity_engine(settings)
+    gone = {f"c{customer}" for customer in range(300, 400)}
+    alerts = activity_alerts(engine, purchases(START, 120, seed=8, stop=(40, gone)))
+    opened = [alert for alert in alerts if alert.state == "open"]
+    assert len(opened) == 1
+    assert START + timedelta(days=40) < opened[0].window.end < START + timedelta(days=40 + 21)
+    assert opened[0].statistic == "loyal_invoice_rate" and opened[0].value > opened[0].threshold
+    assert opened[0].contributions[0].shift < -0.3  # loyal customers' invoices well below their pace
+
+
+def test_activity_day_is_evaluated_only_once_the_watermark_passes_its_end() -> None:
+    settings = DriftSettings()
+    engine = activity_engine(settings)
+    monitor = engine.activity
+    assert monitor is not None
+    last = monitor.last_closed
+    engine.observe_invoice(START + timedelta(hours=9), "c1", 10.0, 1, 3.0)
+    engine.advance(START + timedelta(hours=23))
+    assert monitor.last_closed == START.date().toordinal() - 1 == last
+    engine.advance(START + timedelta(days=1, microseconds=-1))
+    assert monitor.last_closed == START.date().toordinal()
+
+
+def test_activity_state_round_trips_and_old_states_still_load() -> None:
+    settings = DriftSettings()
+    gone = {f"c{customer}" for customer in range(300, 400)}
+    stream = purchases(START, 90, seed=9, stop=(30, gone))
+    first = activity_engine(settings)
+    head, tail = (
+        stream[stream["event_time"] < START + timedelta(days=35)],
+        stream[stream["event_time"] >= START + timedelta(days=35)],
+    )
+    activity_alerts(first, head)
+    state = json.loads(json.dumps(first.state_dict(), allow_nan=False))
+    resumed = DriftEngine.from_state_dict(snapshot(), settings, state)
+    assert resumed.state_dict() == first.state_dict()
+    assert [a.model_dump() for a in activity_alerts(first, tail)] == [
+        a.model_dump() for a in activity_alerts(resumed, tail)
+    ]
+    without = {key: value for key, value in state.items() if key != "activity"}
+    assert DriftEngine.from_state_dict(snapshot(), settings, without).activity is None

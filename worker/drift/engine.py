@@ -4,7 +4,9 @@ Call :meth:`DriftEngine.observe_invoice` for every purchase invoice and
 :meth:`DriftEngine.observe_assignment` for every customer (re)scored, in any
 order within a batch; then :meth:`DriftEngine.advance` with the batch's event-time
 watermark (no later observation will be older) to evaluate what it closed and get
-the alerts to publish. Persist :meth:`DriftEngine.state_dict` with the batch's
+the alerts to publish. For the customer-activity (churn) monitor, pass
+``activity=calibration.activity_from_invoices(reference_invoices, settings)``;
+without it that monitor is off. Persist :meth:`DriftEngine.state_dict` with the batch's
 offsets; restore with :meth:`DriftEngine.from_state_dict`. Pure Python/numpy, no
 I/O, deterministic: the same observations give the same alerts, ids included.
 A new model version means a new engine (its references and baseline belong to it).
@@ -19,6 +21,8 @@ from typing import Any
 from shared.contracts.drift_alert import Contribution, DriftAlert
 from shared.contracts.model_snapshot import ModelSnapshot
 from worker.drift import calibration
+from worker.drift.activity_monitor import MONITOR as ACTIVITY_MONITOR
+from worker.drift.activity_monitor import ActivityMonitor, ActivityReference
 from worker.drift.calibration import StatisticReference
 from worker.drift.evaluation import Evaluation
 from worker.drift.fast_tier import FastTier
@@ -39,12 +43,14 @@ def _log_value(order_value: float) -> float:
 
 
 class DriftEngine:
-    """Invoice-behaviour and segment-structure monitors, ADWIN fast tier, one incident machine per monitor.
+    """Invoice-behaviour, segment-structure and customer-activity monitors, ADWIN fast tier, one incident machine each.
 
     ``references`` are the invoice monitor's calibrated references; by default they
     are simulated from the snapshot's bins (:func:`~worker.drift.calibration.from_snapshot`).
     Pass :func:`~worker.drift.calibration.from_invoices` of the reference invoices
     when the history is at hand: real chunks give better-calibrated thresholds.
+    ``activity`` (keyword, optional) turns the customer-activity monitor on; it
+    needs the reference invoices (:func:`~worker.drift.calibration.activity_from_invoices`).
     """
 
     def __init__(
@@ -52,6 +58,8 @@ class DriftEngine:
         snapshot: ModelSnapshot,
         settings: DriftSettings,
         references: dict[str, StatisticReference] | None = None,
+        *,
+        activity: ActivityReference | None = None,
     ) -> None:
         self.settings = settings
         self.references = references or calibration.from_snapshot(snapshot, settings)
@@ -63,7 +71,9 @@ class DriftEngine:
         )
         self.invoices = InvoiceMonitor(self.references, settings)
         self.segments = SegmentMonitor(snapshot.reference.distance_bins, settings)
+        self.activity = None if activity is None else ActivityMonitor(activity, settings)
         self.machines = {name: IncidentMachine(name, settings) for name in (INVOICE_MONITOR, SEGMENT_MONITOR)}
+        self.machines[ACTIVITY_MONITOR] = IncidentMachine(ACTIVITY_MONITOR, settings, settings.activity_close_after)
         order = self.references["log_order_value"]
         self.tiers: dict[str, FastTier | None] = {
             INVOICE_MONITOR: FastTier(order.mean, order.scale, settings.adwin_delta, settings.adwin_memory),
@@ -97,7 +107,11 @@ class DriftEngine:
         alerts = []
         for event_time, customer_id, values in invoices:
             self._feed_tier(INVOICE_MONITOR, values[0])
+            if self.activity is not None:
+                alerts.extend(self._incidents(self.activity.add(event_time, customer_id)))
             alerts.extend(self._incident(self.invoices.add(event_time, customer_id, values)))
+        if self.activity is not None:
+            alerts.extend(self._incidents(self.activity.close_through(watermark)))
         for row in assignments:
             self._feed_tier(SEGMENT_MONITOR, row[4])
             alerts.extend(self._incident(self.segments.add(row)))
@@ -113,11 +127,14 @@ class DriftEngine:
         if tier is not None and tier.update(value):
             self.machines[monitor].bump()
 
+    def _incidents(self, evaluations: list[Evaluation]) -> list[DriftAlert]:
+        return [alert for evaluation in evaluations for alert in self._incident(evaluation)]
+
     def _incident(self, evaluation: Evaluation | None) -> list[DriftAlert]:
         if evaluation is None:
             return []
         machine = self.machines[evaluation.monitor]
-        tier = self.tiers[evaluation.monitor]
+        tier = self.tiers.get(evaluation.monitor)
         extra = (
             [Contribution(name=f"adwin: {evaluation.monitor} signal mean shift (σ)", shift=round(tier.shift, 4))]
             if machine.bump_left and tier is not None
@@ -137,6 +154,9 @@ class DriftEngine:
             "invoices": self.invoices.state_dict(),
             "segments": self.segments.state_dict(),
             "machines": {name: machine.state_dict() for name, machine in self.machines.items()},
+            "activity": None
+            if self.activity is None
+            else {"reference": self.activity.reference.model_dump(mode="json"), **self.activity.state_dict()},
             "tiers": {name: None if tier is None else tier.state_dict() for name, tier in self.tiers.items()},
             "pending_invoices": [
                 [t.isoformat(), c, v[0], v[1], None if math.isnan(v[2]) else v[2]] for t, c, v in self.pending_invoices
@@ -150,7 +170,11 @@ class DriftEngine:
         if state.get("format") != STATE_FORMAT or state.get("model_version") != snapshot.version:
             raise ValueError(f"drift state is for model v{state.get('model_version')}, not v{snapshot.version}")
         references = {name: StatisticReference.model_validate(raw) for name, raw in state["references"].items()}
-        engine = cls(snapshot, settings, references)
+        activity = state.get("activity")
+        reference = None if activity is None else ActivityReference.model_validate(activity["reference"])
+        engine = cls(snapshot, settings, references, activity=reference)
+        if engine.activity is not None:
+            engine.activity.load_state_dict(activity)
         engine.invoices.load_state_dict(state["invoices"])
         engine.segments.load_state_dict(state["segments"])
         for name, machine_state in state["machines"].items():

@@ -35,6 +35,10 @@ ACTIONS = {
         "check the feed for this period (prices, units, duplicated or missing invoices); "
         "if behaviour really changed and the shift lasts, refit the model: python -m worker bootstrap --force"
     ),
+    "customer_activity": (
+        "customers who bought regularly have slowed down or stopped: check which segments lost them "
+        "(python -m worker segments), the feed's coverage of these days, and retention actions"
+    ),
     "segment_structure": (
         "segment structure moved for a lasting period: refit the model on recent history "
         "(python -m worker bootstrap --force) and review segment names"
@@ -49,6 +53,7 @@ class IncidentMachine:
 
     monitor: str
     settings: DriftSettings
+    close_after: int | None = None  # evaluations below the closing level that close; None: settings.close_after
     incident: int = 0
     is_open: bool = False
     above: int = 0
@@ -74,7 +79,7 @@ class IncidentMachine:
             return "open"
         self.below = self.below + 1 if ratio < self.settings.close_ratio else 0
         self.since_update += 1
-        if self.below >= self.settings.close_after:
+        if self.below >= (self.close_after or self.settings.close_after):
             self.is_open, self.above, self.severity = False, 0, "info"
             return "closed"
         moved = severity != self.severity and self.since_update >= self.settings.update_min_gap
@@ -94,7 +99,7 @@ class IncidentMachine:
         return f"{self.monitor}-{self.incident}"
 
     def state_dict(self) -> dict[str, Any]:
-        return {key: value for key, value in asdict(self).items() if key not in ("monitor", "settings")}
+        return {key: value for key, value in asdict(self).items() if key not in ("monitor", "settings", "close_after")}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         for key, value in state.items():
