@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -48,10 +48,11 @@ def reference(dataset: Path, cutoff: datetime) -> Reference:
     return Reference(history, float(invoice_table(clean(history).customers)["log_order_value"].std()))
 
 
-def stream(source: Reference, start: datetime, shift: Shift | None = None) -> Iterator[InvoiceLine]:
-    """The reference period moved to begin on ``start``'s day, customer ids suffixed ``-copy``; event order."""
-    history = source.history
-    first = history["invoice_date"].iloc[0].normalize().to_pydatetime()
+def stream(source: Reference, start: datetime, days: int, shift: Shift | None = None) -> Iterator[InvoiceLine]:
+    """The first ``days`` of the reference period moved to begin on ``start``'s day, customer ids suffixed
+    ``-copy``; event order."""
+    first = source.history["invoice_date"].iloc[0].normalize().to_pydatetime()
+    history = source.history[source.history["invoice_date"] < first + timedelta(days=days)]
     moved = start - first
     factor = math.exp(shift.sigmas * source.sigma) if shift else 1.0
     for row in history.itertuples(index=False):

@@ -24,6 +24,7 @@ from pydantic import ValidationError
 
 from shared.contracts.drift_alert import DriftAlert
 from shared.contracts.drift_observation import DriftObservations
+from shared.contracts.model_snapshot import ModelSnapshot
 from shared.kafka_clients import ensure_topics, make_consumer, make_producer
 from shared.model_store import load_version, require_current
 from shared.redis_client import make_redis
@@ -85,7 +86,8 @@ class DriftMonitor:
         self.consumer: KafkaConsumer = make_consumer(settings.kafka, options.group_id, max_poll_records=1_000)
         reference = load_reference(self.redis, self.keys)
         self.references = None if reference is None else calibration.from_invoices(reference, drift)
-        self.engine = DriftEngine(require_current(self.redis, self.keys), drift, self.references)
+        self.activity = None if reference is None else calibration.activity_from_invoices(reference, drift)
+        self.engine = self._engine(require_current(self.redis, self.keys))
         self.offset = -1
         self.sources: dict[str, int] = {}
         self.times: dict[str, datetime] = {}
@@ -205,8 +207,16 @@ class DriftMonitor:
 
     def _new_engine(self, version: int) -> None:
         """A new model version: its references replace the old; open incidents of the old model end with it."""
-        self.engine = DriftEngine(load_version(self.redis, self.keys, version), self.drift, self.references)
+        self.engine = self._engine(load_version(self.redis, self.keys, version))
         log.info("drift monitor now compares against model v%d", version)
+
+    def _engine(self, snapshot: ModelSnapshot) -> DriftEngine:
+        """An engine for ``snapshot``, calibrated on the bootstrap's reference invoices when stored.
+
+        Without them (a bootstrap from before they were stored) the invoice thresholds
+        come from the snapshot's bins and the customer-activity monitor is off.
+        """
+        return DriftEngine(snapshot, self.drift, self.references, activity=self.activity)
 
     def _refresh(self, as_of: datetime) -> None:
         result = refit(self.redis, self.keys, as_of, self.refresh)
