@@ -31,6 +31,7 @@ from worker.drift import DriftSettings
 from worker.monitor.service import DriftMonitor
 from worker.monitor.settings import MonitorSettings
 from worker.monitor.store import MonitorStore
+from worker.observability.logs import quiet_kafka_internals
 from worker.refresh.settings import RefreshSettings
 from worker.report.gather import gather as gather_report
 from worker.report.page import write as write_report
@@ -44,6 +45,7 @@ REPORT = Path("out/report.html")
 
 def main() -> int:
     logging.basicConfig(level=logging.WARNING)
+    quiet_kafka_internals()
     started = time.monotonic()
     with TansuBroker() as broker, RedisServer() as redis_server, tempfile.TemporaryDirectory() as workdir:
         dataset = DATASET

@@ -39,3 +39,14 @@ def configure_logging(log_format: LogFormat = "text") -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT))
     logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
+    quiet_kafka_internals()
+
+
+def quiet_kafka_internals() -> None:
+    """Silence kafka-python's event-loop timing warnings.
+
+    Its I/O thread warns whenever a task held the interpreter over 100 ms, which a
+    worker applying a batch of thousands of records does by design; the warnings
+    say nothing an operator can act on. Connection and protocol errors still log.
+    """
+    logging.getLogger("kafka.net.selector").setLevel(logging.ERROR)
