@@ -33,15 +33,15 @@ LEVELS: tuple[Severity, ...] = ("info", "warning", "critical")
 ACTIONS = {
     "invoice_behaviour": (
         "check the feed for this period (prices, units, duplicated or missing invoices); "
-        "if behaviour really changed and the shift lasts, refit the model: python -m worker bootstrap --force"
+        "if behaviour really changed and the shift lasts, refit the model: python -m worker refresh"
     ),
     "customer_activity": (
         "customers who bought regularly have slowed down or stopped: check which segments lost them "
         "(python -m worker segments), the feed's coverage of these days, and retention actions"
     ),
     "segment_structure": (
-        "segment structure moved for a lasting period: refit the model on recent history "
-        "(python -m worker bootstrap --force) and review segment names"
+        "segment structure moved for a lasting period: refit the model on the current customers "
+        "(python -m worker refresh, or SEG_REFRESH_POLICY=refresh) and review segment names"
     ),
 }
 CLOSED_ACTION = "none: the statistic is back below the closing level"
