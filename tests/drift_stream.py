@@ -19,8 +19,6 @@ from pathlib import Path
 import pandas as pd
 
 from shared.contracts.invoice import InvoiceLine
-from shared.kafka_clients import ensure_topics, make_producer
-from shared.settings import Settings
 from worker.bootstrap.cleaning import clean
 from worker.bootstrap.loading import load_history
 from worker.drift.invoice_table import invoice_table
@@ -69,20 +67,3 @@ def stream(source: Reference, start: datetime, days: int, shift: Shift | None = 
             customer_id=None if customer is None else f"{customer}-copy",
             country=row.country,
         )
-
-
-def publish(settings: Settings, lines: Iterator[InvoiceLine]) -> int:
-    """Send lines to the invoices topic as the replay producer does (key = customer or guest invoice)."""
-    ensure_topics(settings.kafka, [settings.topics.invoices], settings.topics.partitions, 1)
-    producer = make_producer(settings.kafka)
-    sent = 0
-    try:
-        for line in lines:
-            producer.send(
-                settings.topics.invoices, key=line.partition_key.encode(), value=line.model_dump_json().encode()
-            )
-            sent += 1
-        producer.flush()
-    finally:
-        producer.close()
-    return sent

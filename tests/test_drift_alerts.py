@@ -25,7 +25,8 @@ from shared.contracts.drift_alert import DriftAlert
 from shared.kafka_clients import read_to_end
 from shared.settings import Settings
 from shared.state_keys import Keys
-from tests.drift_stream import Reference, Shift, publish, reference, stream
+from tests.drift_stream import Reference, Shift, reference, stream
+from tests.tools_helpers import publish
 from worker.bootstrap.pipeline import run_bootstrap
 from worker.bootstrap.settings import BootstrapSettings
 from worker.drift import DriftSettings
@@ -53,7 +54,8 @@ def _alerts_of(settings: Settings, redis_client: redis.Redis, dataset: Path, his
                shift: Shift | None) -> list[DriftAlert]:  # fmt: skip
     keys = Keys(settings.redis.key_prefix)
     run_bootstrap(dataset, CUTOFF, redis_client, keys, BootstrapSettings(k=6, model_file=tmp_path / "model.json"))
-    publish(settings, stream(history, CUTOFF, DAYS, shift))
+    lines = stream(history, CUTOFF, DAYS, shift)
+    publish(settings, settings.topics.invoices, ((line.partition_key, line) for line in lines))
     Worker(settings, WorkerSettings(group_id=f"w-{keys.prefix}")).run(until_caught_up=True)
     monitor = DriftMonitor(settings, MonitorSettings(group_id=f"m-{keys.prefix}"), DriftSettings(), RefreshSettings())
     monitor.run(until_caught_up=True)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import io
-from collections.abc import Sequence
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -57,8 +57,8 @@ def stream_simulated(settings: Settings, tmp_path: Path) -> Worker:
     return worker
 
 
-def publish(settings: Settings, topic: str, events: Sequence[tuple[str, BaseModel]]) -> None:
-    """Send (key, event) pairs as the worker does: key = customer or monitor, value = contract JSON."""
+def publish(settings: Settings, topic: str, events: Iterable[tuple[str, BaseModel]]) -> None:
+    """Send (key, event) pairs as the worker and producer do: key = customer or monitor, value = contract JSON."""
     ensure_topics(settings.kafka, [topic], settings.topics.partitions, 1)
     producer = make_producer(settings.kafka)
     try:

@@ -15,9 +15,7 @@ from pathlib import Path
 
 from shared.cli_types import iso_datetime
 from shared.exceptions import SegmentationError
-from shared.redis_client import make_redis
 from shared.settings import Settings, load
-from shared.state_keys import Keys
 from worker.bootstrap.settings import BootstrapSettings
 from worker.observability.logs import configure_logging
 
@@ -28,6 +26,7 @@ def bootstrap(args: argparse.Namespace) -> int:
     """Fit the first model on history and seed Redis with it."""
     from worker.bootstrap.pipeline import run_bootstrap
     from worker.bootstrap.summary import summary
+    from worker.tools.state import connect
 
     overrides = {
         name: getattr(args, name)
@@ -35,9 +34,8 @@ def bootstrap(args: argparse.Namespace) -> int:
         if getattr(args, name) is not None
     }
     options = load(BootstrapSettings, **overrides)
-    settings = load(Settings)
-    client = make_redis(settings.redis)
-    result = run_bootstrap(args.input, args.until, client, Keys(settings.redis.key_prefix), options, force=args.force)
+    client, keys = connect(load(Settings))
+    result = run_bootstrap(args.input, args.until, client, keys, options, force=args.force)
     print(summary(result))
     print(f"\nmodel file: {options.model_file}")
     return 0
@@ -145,15 +143,14 @@ def refresh(args: argparse.Namespace) -> int:
 
     from worker.refresh.refit import refit
     from worker.refresh.settings import RefreshSettings
+    from worker.tools.state import connect
 
-    settings = load(Settings)
-    client = make_redis(settings.redis)
-    keys = Keys(settings.redis.key_prefix)
-    as_of = args.as_of or client.get(keys.watermark) or client.get(keys.cutoff)
+    client, keys = connect(load(Settings))
+    stored = client.get(keys.watermark) or client.get(keys.cutoff)
+    as_of = args.as_of or (datetime.fromisoformat(stored) if stored else None)
     if as_of is None:
         raise SegmentationError("no event time to refit at: give --as-of, or bootstrap and run the worker first")
-    result = refit(client, keys, as_of if isinstance(as_of, datetime) else datetime.fromisoformat(as_of),
-                   load(RefreshSettings))  # fmt: skip
+    result = refit(client, keys, as_of, load(RefreshSettings))
     print(
         f"model v{result.previous.version} -> v{result.snapshot.version} on {result.snapshot.customers:,} customers: "
         f"ids kept {result.kept}, new {result.created}, retired {result.retired}. Running workers switch at their "

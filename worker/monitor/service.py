@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import signal
-from collections import Counter
 from datetime import datetime
 from types import FrameType
 from typing import Any
@@ -179,8 +178,7 @@ class DriftMonitor:
             self.resume()
             return
         self._publish()
-        open_now = Counter(alert.monitor for alert in self.store.open_incidents())
-        self.metrics.alerted(alerts, {monitor: open_now.get(monitor, 0) for monitor in self.engine.machines})
+        self.metrics.alerted(alerts, {name: int(machine.is_open) for name, machine in self.engine.machines.items()})
         for alert in alerts:
             log.info("drift %s %s: %s=%.4f (threshold %.4f)", alert.monitor, alert.state, alert.statistic,
                      alert.value, alert.threshold)  # fmt: skip

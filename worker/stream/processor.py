@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -151,8 +151,7 @@ class Processor:
         # model's own (refit) statistics until they are rebuilt below.
         self.model.release(partitions)
         self.model.recentre()
-        names = self.model.names
-        self.model.names = previous_names | names
+        names = previous_names | self.model.names
         changes = []
         scored = [
             (cid, features)
@@ -163,23 +162,18 @@ class Processor:
         vectors = self.model.vectors(np.array([[f[name] for name in FEATURE_NAMES] for _, f in scored]))
         distances = self.model.distances(vectors) if scored else np.zeros((0, self.model.k))
         for row, (cid, features) in enumerate(scored):
-            state = self.customers[cid]
+            state, partition = self.customers[cid], self.partition_of_customer[cid]
             nearest = int(distances[row].argmin())
             state.features, state.as_of, state.vector = features, as_of, vectors[row]
             state.segment = self.model.segment_ids[nearest]
             self.pending.pop(cid, None)
             if state.published != state.segment:
-                kept = state.published in self.model.row_of
-                margin = (
-                    float(distances[row, self.model.row_of[state.published]] - distances[row, nearest]) if kept else 0.0
-                )
-                changes.append(
-                    Change(self.partition_of_customer[cid], cid, self._published(state, "model_refresh", as_of, margin))
-                )
+                old_row = self.model.row_of.get(state.published) if state.published is not None else None
+                margin = 0.0 if old_row is None else float(distances[row, old_row] - distances[row, nearest])
+                payload = self._published(state, "model_refresh", as_of, margin, names)
+                changes.append(Change(partition, cid, payload))
             self._mark(cid, WRITE_SCORE)
-            partition = self.partition_of_customer[cid]
             self.index.update(cid, state.aggregates, features, vectors[row], nearest, nearest, partition)
-        self.model.names = names
         self._rebuild(partitions)
         return changes
 
@@ -345,16 +339,27 @@ class Processor:
         event_time = line.invoice_date if line is not None else state.as_of
         return self._published(state, reason, event_time, margin if margin != float("inf") else 0.0)
 
-    def _published(self, state: CustomerState, reason: ChangeReason, event_time: datetime, margin: float) -> str:
-        """Publish the customer's segment: bump its sequence, return the change event's JSON."""
+    def _published(
+        self,
+        state: CustomerState,
+        reason: ChangeReason,
+        event_time: datetime,
+        margin: float,
+        names: Mapping[int, str] | None = None,
+    ) -> str:
+        """Publish the customer's segment: bump its sequence, return the change event's JSON.
+
+        ``names`` name the previous segment when it may belong to the model version being left.
+        """
         assert state.segment is not None and state.features is not None
         previous = state.published
+        names = self.model.names if names is None else names
         self.popularity.published(state.aggregates.customer_id, previous)
         state.published = state.segment
         state.seq += 1
         change = SegmentChange(
             customer_id=state.aggregates.customer_id,
-            previous=None if previous is None else SegmentRef(id=previous, name=self.model.names.get(previous, "")),
+            previous=None if previous is None else SegmentRef(id=previous, name=names.get(previous, "")),
             current=SegmentRef(id=state.segment, name=self.model.names[state.segment]),
             model_version=self.model.version,
             event_time=event_time,
