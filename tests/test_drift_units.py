@@ -13,9 +13,9 @@ import pytest
 from shared.contracts.model_snapshot import ModelSnapshot, ReferenceStats, Segment, Transform
 from worker.bootstrap.reference import quantile_bins
 from worker.drift import DriftEngine, DriftSettings, calibration
-from worker.drift.activity_monitor import shortfall
+from worker.drift.activity_monitor import ActivityReference, shortfall
 from worker.drift.fast_tier import FastTier
-from worker.drift.incidents import IncidentMachine
+from worker.drift.incidents import IncidentLedger, IncidentMachine
 from worker.drift.invoice_table import STATISTICS
 
 START = datetime(2011, 6, 1)
@@ -52,7 +52,7 @@ def snapshot() -> ModelSnapshot:
     )
 
 
-def engine_for(settings: DriftSettings) -> DriftEngine:
+def engine_for(settings: DriftSettings, activity: ActivityReference | None = None) -> DriftEngine:
     """An engine calibrated on 20,000 reference invoices drawn like :func:`feed` draws them."""
     rng = np.random.default_rng(6)
     reference = pd.DataFrame(
@@ -62,7 +62,7 @@ def engine_for(settings: DriftSettings) -> DriftEngine:
             "days_since_previous_purchase": rng.exponential(20.0, size=20_000),
         }
     )
-    return DriftEngine(snapshot(), settings, calibration.from_invoices(reference, settings))
+    return DriftEngine(snapshot(), settings, calibration.from_invoices(reference, settings), activity=activity)
 
 
 def feed(engine: DriftEngine, values: np.ndarray, segments: np.ndarray | None = None) -> list:
@@ -90,7 +90,7 @@ def test_incident_opens_after_consecutive_exceedances_and_closes_with_hysteresis
     hovering = [machine.step(r) for r in (0.9, 0.8, 0.75, 0.9, 0.8, 0.75)]
     assert hovering == [None, None, "update", None, None, None] and machine.is_open
     assert [machine.step(r) for r in (0.5, 0.5, 0.5)] == [None, None, "closed"]
-    assert machine.incident == 1 and not machine.is_open
+    assert not machine.is_open
 
 
 def test_a_machine_may_close_after_its_own_count_of_quiet_evaluations() -> None:
@@ -126,7 +126,7 @@ def test_fast_tier_alone_never_opens_but_bumps_an_open_incident() -> None:
     for _ in range(100):
         machine.bump()
         assert machine.step(0.9) is None
-    assert machine.incident == 0
+    assert not machine.is_open
     machine.bump()
     assert machine.step(1.2) == "open"
     assert machine.severity == "critical"  # warning, bumped by the fast tier
@@ -225,15 +225,26 @@ def purchases(start: datetime, days: int, seed: int, stop: tuple[int, set[str]] 
 def activity_engine(settings: DriftSettings) -> DriftEngine:
     """An engine whose activity monitor is calibrated on 180 reference days before START."""
     reference = purchases(START - timedelta(days=180), 180, seed=7)
-    return DriftEngine(snapshot(), settings, activity=calibration.activity_from_invoices(reference, settings))
+    return engine_for(settings, activity=calibration.activity_from_invoices(reference, settings))
 
 
 def activity_alerts(engine: DriftEngine, stream: pd.DataFrame) -> list:
-    """Feed one event day per batch, the watermark at the day's last microsecond; the activity family's alerts."""
-    alerts = []
+    """Feed one event day per batch, the watermark at the day's last microsecond; the activity family's alerts.
+
+    Invoice values are drawn like :func:`engine_for`'s reference, so with ``QUIET`` the
+    invoice family stays silent and every incident is the activity family's own.
+    """
+    alerts, stream = [], stream.reset_index(drop=True)
+    rng = np.random.default_rng(len(stream))
+    values, lines, days = (
+        rng.normal(size=len(stream)),
+        rng.integers(1, 30, size=len(stream)),
+        rng.exponential(20.0, size=len(stream)),
+    )
     for day, batch in stream.groupby(stream["event_time"].dt.normalize()):
-        for row in batch.itertuples(index=False):
-            engine.observe_invoice(row.event_time, row.customer_id, 50.0, 3, 7.0)
+        for i, row in zip(batch.index, batch.itertuples(index=False), strict=True):
+            value = float(np.sign(values[i]) * np.expm1(abs(values[i])))
+            engine.observe_invoice(row.event_time, row.customer_id, value, int(lines[i]), float(days[i]))
         alerts.extend(engine.advance(day + pd.Timedelta(days=1, microseconds=-1)))
     return [alert for alert in alerts if alert.monitor == "customer_activity"]
 
@@ -245,7 +256,7 @@ def test_shortfall_is_zero_at_the_expected_pace_and_grows_when_customers_stop() 
 
 
 def test_steady_customers_open_no_activity_incident() -> None:
-    settings = DriftSettings()
+    settings = QUIET
     reference = calibration.activity_from_invoices(purchases(START - timedelta(days=180), 180, seed=7), settings)
     assert abs(reference.mean) < 0.2 and reference.scale > 0
     assert reference.threshold.source.startswith("z vs 20 day-bootstraps of the reference")
@@ -255,7 +266,7 @@ def test_steady_customers_open_no_activity_incident() -> None:
 
 def test_loyal_customers_who_stop_open_one_activity_incident_within_weeks() -> None:
     """The 100 busiest of 400 customers (about half of all invoices) stop at day 40."""
-    settings = DriftSettings()
+    settings = QUIET
     engine = activity_engine(settings)
     gone = {f"c{customer}" for customer in range(300, 400)}
     alerts = activity_alerts(engine, purchases(START, 120, seed=8, stop=(40, gone)))
@@ -267,7 +278,7 @@ def test_loyal_customers_who_stop_open_one_activity_incident_within_weeks() -> N
 
 
 def test_activity_day_is_evaluated_only_once_the_watermark_passes_its_end() -> None:
-    settings = DriftSettings()
+    settings = QUIET
     engine = activity_engine(settings)
     monitor = engine.activity
     assert monitor is not None
@@ -280,7 +291,7 @@ def test_activity_day_is_evaluated_only_once_the_watermark_passes_its_end() -> N
 
 
 def test_activity_state_round_trips_and_old_states_still_load() -> None:
-    settings = DriftSettings()
+    settings = QUIET
     gone = {f"c{customer}" for customer in range(300, 400)}
     stream = purchases(START, 90, seed=9, stop=(30, gone))
     first = activity_engine(settings)
@@ -297,3 +308,89 @@ def test_activity_state_round_trips_and_old_states_still_load() -> None:
     ]
     without = {key: value for key, value in state.items() if key != "activity"}
     assert DriftEngine.from_state_dict(snapshot(), settings, without).activity is None
+
+
+def test_ledger_joins_families_into_one_incident_and_closes_with_the_last() -> None:
+    ledger = IncidentLedger(timedelta(days=7))
+    day = START.replace
+
+    assert ledger.step("invoice_behaviour", "open", "psi", "log_order_value", day(day=1)) == "open"
+    assert ledger.step("customer_activity", "open", "z-score", "loyal_invoice_rate", day(day=3)) == "update"
+    assert ledger.number == 1 and [(c.monitor, c.active) for c in ledger.contributors] == [
+        ("invoice_behaviour", True),
+        ("customer_activity", True),
+    ]
+    assert ledger.step("customer_activity", "update", "z-score", "loyal_invoice_rate", day(day=4)) == "update"
+    assert ledger.step("invoice_behaviour", "closed", "psi", "log_order_value", day(day=5)) == "update"
+    assert ledger.is_open and [c.active for c in ledger.contributors] == [False, True]
+    assert ledger.step("customer_activity", "closed", "z-score", "loyal_invoice_rate", day(day=9)) == "closed"
+    assert not ledger.is_open and ledger.closed_at == day(day=9)
+    # A family of no open incident (an engine state from before the ledger) sends nothing.
+    assert ledger.step("segment_structure", "update", "psi", "segment_shares", day(day=10)) is None
+
+
+def test_ledger_reopens_within_the_window_and_opens_a_new_incident_after_it() -> None:
+    ledger = IncidentLedger(timedelta(days=7))
+    ledger.step("invoice_behaviour", "open", "psi", "log_order_value", START)
+    ledger.step("invoice_behaviour", "closed", "psi", "log_order_value", START + timedelta(days=10))
+    reopened = ledger.step("customer_activity", "open", "z-score", "loyal_invoice_rate", START + timedelta(days=17))
+    assert reopened == "open" and ledger.number == 1
+    assert [(c.monitor, c.active) for c in ledger.contributors] == [
+        ("invoice_behaviour", False),
+        ("customer_activity", True),
+    ]
+    ledger.step("customer_activity", "closed", "z-score", "loyal_invoice_rate", START + timedelta(days=20))
+    later = START + timedelta(days=27, seconds=1)
+    assert ledger.step("invoice_behaviour", "open", "psi", "log_order_value", later) == "open"
+    assert ledger.number == 2 and [c.monitor for c in ledger.contributors] == ["invoice_behaviour"]
+    restored = IncidentLedger(timedelta(days=7))
+    restored.load_state_dict(json.loads(json.dumps(ledger.state_dict())))
+    assert restored == ledger
+
+
+def _shift_alerts(settings: DriftSettings, gap: int) -> list:
+    """Order value +3σ for 2,000 invoices, back for ``gap`` invoices, +3σ again for 2,000, then back for 3,000."""
+    rng = np.random.default_rng(11)
+    calm = rng.normal(size=3000)
+    episodes = [rng.normal(3.0, 1.0, size=2000), rng.normal(size=gap), rng.normal(3.0, 1.0, size=2000)]
+    return feed(engine_for(settings), np.concatenate([calm, *episodes, rng.normal(size=3000)]))
+
+
+def test_an_incident_that_closes_and_fires_again_within_the_window_reopens_under_its_id() -> None:
+    """One invoice a minute: the incident closes 12 hours before the drift returns (within 7 days, not 6 hours)."""
+    alerts = _shift_alerts(QUIET.model_copy(update={"reopen_window_days": 7.0}), gap=1500)
+    states = [alert.state for alert in alerts if alert.state != "update"]
+    assert states == ["open", "closed", "open", "closed"]
+    assert len({alert.incident_id for alert in alerts}) == 1
+
+    separate = _shift_alerts(QUIET.model_copy(update={"reopen_window_days": 0.25}), gap=1500)
+    assert [a.state for a in separate if a.state != "update"] == ["open", "closed", "open", "closed"]
+    assert len({alert.incident_id for alert in separate}) == 2
+
+
+def test_a_second_family_joins_the_open_incident_instead_of_opening_its_own() -> None:
+    """The busiest customers stop at day 40 while order values rise 3σ: one incident, both families in it."""
+    settings = QUIET
+    engine = activity_engine(settings)
+    gone = {f"c{customer}" for customer in range(300, 400)}
+    stream = purchases(START, 100, seed=8, stop=(40, gone)).reset_index(drop=True)
+    rng = np.random.default_rng(12)
+    shifted = (stream["event_time"] >= START + timedelta(days=40)).to_numpy()
+    values = rng.normal(size=len(stream)) + 3.0 * shifted
+    alerts = []
+    for day, batch in stream.groupby(stream["event_time"].dt.normalize()):
+        for i, row in zip(batch.index, batch.itertuples(index=False), strict=True):
+            value = float(np.sign(values[i]) * np.expm1(abs(values[i])))
+            engine.observe_invoice(row.event_time, row.customer_id, value, int(rng.integers(1, 30)), 20.0)
+        alerts.extend(engine.advance(day + pd.Timedelta(days=1, microseconds=-1)))
+    assert len({alert.incident_id for alert in alerts}) == 1
+    assert [alert.state for alert in alerts].count("open") == 1
+    opened = alerts[0]
+    assert opened.state == "open" and opened.monitor == "invoice_behaviour"
+    joined = next(alert for alert in alerts if alert.monitor == "customer_activity")
+    assert joined.state == "update"
+    assert [(c.monitor, c.statistic, c.active) for c in joined.contributors] == [
+        ("invoice_behaviour", opened.statistic, True),
+        ("customer_activity", "loyal_invoice_rate", True),
+    ]
+    assert joined.contributors[1].joined == joined.window.end

@@ -24,8 +24,26 @@ class Contribution(BaseModel):
     shift: float
 
 
+class Contributor(BaseModel):
+    """A monitor family that is (or was) in alarm within an incident, and the statistic it opened on."""
+
+    monitor: str
+    method: str
+    statistic: str
+    joined: datetime = Field(description="end of the event window in which this family joined (or re-joined)")
+    active: bool = Field(True, description="false once this family is back below its closing level")
+
+
 class DriftAlert(BaseModel):
-    """JSON value, key = monitor. ``state`` walks open → update* → closed per incident."""
+    """JSON value, key = incident id. ``state`` walks open → update* → closed per incident.
+
+    One incident may hold several monitor families (``contributors``): a family that
+    opens while another's incident is open joins it with an ``update``. A closed
+    incident may re-open (``open`` again, same ``incident_id``) when drift comes back
+    within the monitor's ``reopen_window_days``. Count incidents by ``incident_id``.
+    ``monitor``, ``statistic`` and ``value`` are those of the family that sent this alert.
+    Alerts written before ``contributors`` existed parse with an empty list.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
@@ -45,4 +63,5 @@ class DriftAlert(BaseModel):
     contributions: list[Contribution] = Field(default_factory=list)
     segment_shares_reference: dict[str, float] = Field(default_factory=dict)
     segment_shares_now: dict[str, float] = Field(default_factory=dict)
+    contributors: list[Contributor] = Field(default_factory=list)
     suggested_action: str = ""

@@ -15,7 +15,7 @@ A new model version means a new engine (its references and baseline belong to it
 from __future__ import annotations
 
 import math
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from shared.contracts.drift_alert import Contribution, DriftAlert
@@ -26,7 +26,7 @@ from worker.drift.activity_monitor import ActivityMonitor, ActivityReference
 from worker.drift.calibration import StatisticReference
 from worker.drift.evaluation import Evaluation
 from worker.drift.fast_tier import FastTier
-from worker.drift.incidents import AlertContext, IncidentMachine, build_alert
+from worker.drift.incidents import LEVELS, AlertContext, IncidentLedger, IncidentMachine, build_alert
 from worker.drift.invoice_monitor import MONITOR as INVOICE_MONITOR
 from worker.drift.invoice_monitor import InvoiceMonitor
 from worker.drift.segment_monitor import MONITOR as SEGMENT_MONITOR
@@ -44,6 +44,9 @@ def _log_value(order_value: float) -> float:
 
 class DriftEngine:
     """Invoice-behaviour, segment-structure and customer-activity monitors, ADWIN fast tier, one incident machine each.
+
+    The machines' transitions go through one :class:`~worker.drift.incidents.IncidentLedger`:
+    families in alarm at the same time (or within ``reopen_window_days``) share one incident.
 
     ``references`` are the invoice monitor's calibrated references; by default they
     are simulated from the snapshot's bins (:func:`~worker.drift.calibration.from_snapshot`).
@@ -74,6 +77,7 @@ class DriftEngine:
         self.activity = None if activity is None else ActivityMonitor(activity, settings)
         self.machines = {name: IncidentMachine(name, settings) for name in (INVOICE_MONITOR, SEGMENT_MONITOR)}
         self.machines[ACTIVITY_MONITOR] = IncidentMachine(ACTIVITY_MONITOR, settings, settings.activity_close_after)
+        self.ledger = IncidentLedger(timedelta(days=settings.reopen_window_days))
         order = self.references["log_order_value"]
         self.tiers: dict[str, FastTier | None] = {
             INVOICE_MONITOR: FastTier(order.mean, order.scale, settings.adwin_delta, settings.adwin_memory),
@@ -140,10 +144,20 @@ class DriftEngine:
             if machine.bump_left and tier is not None
             else []
         )
-        state = machine.step(evaluation.worst.ratio)
+        family_state = machine.step(evaluation.worst.ratio)
+        if family_state is None:
+            return []
+        worst = evaluation.worst
+        state = self.ledger.step(evaluation.monitor, family_state, worst.method, worst.statistic, evaluation.window.end)
         if state is None:
             return []
-        return [build_alert(machine, state, evaluation, self.context, extra, self.segments.shares_now())]
+        severity = max((m.severity for m in self.machines.values() if m.is_open), key=LEVELS.index, default="info")
+        return [build_alert(self.ledger, severity, state, evaluation, self.context, extra, self.segments.shares_now())]
+
+    @property
+    def open_incident_id(self) -> str | None:
+        """The id of this engine's open incident, if one is open."""
+        return self.ledger.incident_id(self.context.model_version) if self.ledger.is_open else None
 
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to resume, as plain JSON types (no pickle)."""
@@ -154,6 +168,7 @@ class DriftEngine:
             "invoices": self.invoices.state_dict(),
             "segments": self.segments.state_dict(),
             "machines": {name: machine.state_dict() for name, machine in self.machines.items()},
+            "ledger": self.ledger.state_dict(),
             "activity": None
             if self.activity is None
             else {"reference": self.activity.reference.model_dump(mode="json"), **self.activity.state_dict()},
@@ -179,6 +194,8 @@ class DriftEngine:
         engine.segments.load_state_dict(state["segments"])
         for name, machine_state in state["machines"].items():
             engine.machines[name].load_state_dict(machine_state)
+        if "ledger" in state:  # states saved before the ledger start with none open
+            engine.ledger.load_state_dict(state["ledger"])
         for name, tier_state in state["tiers"].items():
             engine.tiers[name] = None if tier_state is None else FastTier.from_state_dict(tier_state)
         for moment, customer, value, lines, days in state["pending_invoices"]:

@@ -1,4 +1,6 @@
-"""Drift incidents: one state machine per monitor, turning evaluations into open → update* → closed alerts.
+"""Drift incidents: one state machine per monitor family, one incident ledger per engine.
+
+A family's :class:`IncidentMachine` decides when that family is in alarm:
 
 * **open** after ``open_after`` consecutive evaluations above the threshold (ratio > 1);
 * **update** while open, when severity changed (at most every ``update_min_gap``
@@ -6,6 +8,16 @@
 * **closed** after ``close_after`` consecutive evaluations below
   ``close_ratio``·threshold: hysteresis, so a value hovering at the threshold
   does not flap between incidents.
+
+The :class:`IncidentLedger` turns the families' transitions into incidents. One drift
+episode often moves several families (a churn wave lowers the loyal customers' pace
+*and* shifts the mix of invoices), and a lasting drift may dip below the closing level
+for a while; an operator should get one incident for it, not one per family or per dip.
+So a family that opens while an incident is open **joins** it (``update``, the family
+added to the contributors), and a family that opens within ``reopen_window_days`` event
+days of the incident's close **re-opens** it (``open`` again, same incident id). The
+incident closes when its last active family closes. Consumers count incidents by
+``incident_id``, not by ``open`` alerts.
 
 A fast-tier detection (:mod:`worker.drift.fast_tier`) bumps the severity of the
 next ``adwin_bump_evaluations`` evaluations by one level; it cannot open an incident.
@@ -18,11 +30,11 @@ next ``adwin_bump_evaluations`` evaluations by one level; it cannot open an inci
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from datetime import datetime
+from dataclasses import asdict, dataclass, field, fields
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from shared.contracts.drift_alert import Contribution, DriftAlert
+from shared.contracts.drift_alert import Contribution, Contributor, DriftAlert
 from worker.drift.evaluation import Evaluation
 from worker.drift.settings import DriftSettings
 
@@ -54,7 +66,6 @@ class IncidentMachine:
     monitor: str
     settings: DriftSettings
     close_after: int | None = None  # evaluations below the closing level that close; None: settings.close_after
-    incident: int = 0
     is_open: bool = False
     above: int = 0
     below: int = 0
@@ -74,7 +85,6 @@ class IncidentMachine:
             self.above = self.above + 1 if ratio > 1.0 else 0
             if self.above < self.settings.open_after:
                 return None
-            self.incident += 1
             self.is_open, self.below, self.since_update, self.severity = True, 0, 0, severity
             return "open"
         self.below = self.below + 1 if ratio < self.settings.close_ratio else 0
@@ -94,16 +104,86 @@ class IncidentMachine:
             level = min(level + 1, 2)
         return LEVELS[level]
 
-    @property
-    def incident_id(self) -> str:
-        return f"{self.monitor}-{self.incident}"
-
     def state_dict(self) -> dict[str, Any]:
         return {key: value for key, value in asdict(self).items() if key not in ("monitor", "settings", "close_after")}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict`; keys of older formats (the per-family ``incident`` counter) are ignored."""
+        known = {item.name for item in fields(self)}
         for key, value in state.items():
-            setattr(self, key, value)
+            if key in known:
+                setattr(self, key, value)
+
+
+@dataclass
+class IncidentLedger:
+    """The engine's incidents: at most one open at a time, fed by every family; JSON-able.
+
+    ``step`` takes a family's transition (from its :class:`IncidentMachine`) and returns
+    the incident's: a family opening while the incident is open joins it (``update``);
+    one opening within ``reopen_window`` of the close re-opens it (``open``, same id);
+    otherwise a new incident opens. A family closing leaves the incident open (``update``)
+    while another family is still active; the last one closes it.
+
+    >>> ledger = IncidentLedger(timedelta(days=7))
+    >>> day = lambda n: datetime(2011, 6, n)
+    >>> [ledger.step("a", "open", "psi", "x", day(1)), ledger.step("b", "open", "z", "y", day(2))]
+    ['open', 'update']
+    >>> [ledger.step("a", "closed", "psi", "x", day(3)), ledger.step("b", "closed", "z", "y", day(4))]
+    ['update', 'closed']
+    >>> ledger.step("a", "open", "psi", "x", day(9)), ledger.number   # 5 days after the close: re-opened
+    ('open', 1)
+    """
+
+    reopen_window: timedelta
+    number: int = 0
+    is_open: bool = False
+    closed_at: datetime | None = None
+    contributors: list[Contributor] = field(default_factory=list)
+
+    def step(self, monitor: str, state: State, method: str, statistic: str, at: datetime) -> State | None:
+        """The incident's state after ``monitor``'s transition ``state`` at event time ``at``."""
+        if state == "open":
+            return self._family_opened(monitor, method, statistic, at)
+        if not self.is_open or not any(c.monitor == monitor and c.active for c in self.contributors):
+            return None  # a family open since before the ledger existed (an older engine state)
+        if state == "update":
+            return "update"
+        self.contributors = [
+            c.model_copy(update={"active": False}) if c.monitor == monitor else c for c in self.contributors
+        ]
+        if any(c.active for c in self.contributors):
+            return "update"
+        self.is_open, self.closed_at = False, at
+        return "closed"
+
+    def _family_opened(self, monitor: str, method: str, statistic: str, at: datetime) -> State:
+        joined = Contributor(monitor=monitor, method=method, statistic=statistic, joined=at)
+        kept = [c for c in self.contributors if c.monitor != monitor]
+        if self.is_open:
+            self.contributors = [*kept, joined]
+            return "update"
+        recent = self.closed_at is not None and at - self.closed_at <= self.reopen_window
+        if not recent:
+            self.number, kept = self.number + 1, []
+        self.is_open, self.contributors = True, [*kept, joined]
+        return "open"
+
+    def incident_id(self, model_version: int) -> str:
+        return f"v{model_version}-incident-{self.number}"
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "number": self.number,
+            "is_open": self.is_open,
+            "closed_at": None if self.closed_at is None else self.closed_at.isoformat(),
+            "contributors": [c.model_dump(mode="json") for c in self.contributors],
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.number, self.is_open = state["number"], state["is_open"]
+        self.closed_at = None if state["closed_at"] is None else datetime.fromisoformat(state["closed_at"])
+        self.contributors = [Contributor.model_validate(raw) for raw in state["contributors"]]
 
 
 @dataclass(frozen=True)
@@ -116,21 +196,26 @@ class AlertContext:
 
 
 def build_alert(
-    machine: IncidentMachine,
+    ledger: IncidentLedger,
+    severity: Severity,
     state: State,
     evaluation: Evaluation,
     context: AlertContext,
     extra: list[Contribution],
     shares_now: dict[str, float],
 ) -> DriftAlert:
-    """The wire alert for one incident event; ids are deterministic (model version, monitor, counters)."""
+    """The wire alert for one incident event, reported by the family of ``evaluation``.
+
+    Ids are deterministic (model version, incident number, state, window end, family),
+    so a replay after a restart sends the same ids and consumers drop the repeats.
+    """
     worst = evaluation.worst
-    incident_id = f"v{context.model_version}-{machine.incident_id}"
+    incident_id = ledger.incident_id(context.model_version)
     return DriftAlert(
-        alert_id=f"{incident_id}-{state}-{evaluation.window.end.isoformat()}",
+        alert_id=f"{incident_id}-{state}-{evaluation.monitor}-{evaluation.window.end.isoformat()}",
         incident_id=incident_id,
         state=state,
-        severity=machine.severity if state != "closed" else "info",
+        severity=severity if state != "closed" else "info",
         monitor=evaluation.monitor,
         method=worst.method,
         statistic=worst.statistic,
@@ -143,5 +228,6 @@ def build_alert(
         contributions=[*extra, *evaluation.contributions],
         segment_shares_reference=context.segment_shares_reference,
         segment_shares_now=shares_now,
+        contributors=list(ledger.contributors),
         suggested_action=CLOSED_ACTION if state == "closed" else ACTIONS[evaluation.monitor],
     )

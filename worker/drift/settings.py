@@ -80,6 +80,13 @@ class DriftSettings(BaseSettings):
     close_after: int = Field(
         60, ge=1, description="consecutive evaluations below close_ratio that close an invoice or segment incident"
     )
+    # One drift episode is one incident. A family that opens while another family's incident is open
+    # joins it; one that opens within this many event days after the incident closed re-opens it.
+    # bench/drift_eval.py (before this setting): a churn wave opened one activity and one invoice
+    # incident; a cohort episode closed and re-opened 2 days later.
+    reopen_window_days: float = Field(
+        7.0, ge=0, description="event days after an incident closed in which a family opening re-opens it (same id)"
+    )
     close_ratio: float = Field(0.7, gt=0, le=1, description="hysteresis: closing level as a share of the threshold")
     critical_ratio: float = Field(2.0, gt=1, description="value/threshold from which severity is critical")
     update_every: int = Field(
