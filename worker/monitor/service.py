@@ -4,10 +4,13 @@ Per poll: drop shares already seen (by source partition and offset), feed the
 rest to the :class:`~worker.drift.DriftEngine` of the live model version,
 advance it to the low watermark of the source partitions (no later share can be
 older), commit engine state, offset and alerts in one fenced Redis step, then
-publish the alerts (key = monitor). With policy ``refresh``, an opened incident
+publish the alerts (key = incident id). With policy ``refresh``, an opened incident
 refits the model (:func:`worker.refresh.refit.refit`); a new model version, from
 here or from ``python -m worker refresh``, starts a new engine whose references
-are the new model's.
+are the new model's. Incidents belong to the engine that opened them: when an
+engine is replaced, every incident still open in ``drift:incidents`` that the live
+engine does not hold is closed with an alert saying why, so ``alerts --open`` lists
+only incidents that can still close.
 """
 
 from __future__ import annotations
@@ -41,6 +44,10 @@ from worker.refresh.settings import RefreshSettings
 from worker.stream.commit import FencedError
 
 log = logging.getLogger("worker.monitor")
+SUPERSEDED_ACTION = (
+    "none: the drift monitor now compares against model v{version} and closed this incident of the "
+    "previous model; a drift that lasts opens a new incident"
+)
 
 
 class _Rebalance(ConsumerRebalanceListener):
@@ -116,7 +123,13 @@ class DriftMonitor:
             self.consumer.seek(tp, self.offset)
         else:
             self.consumer.seek_to_beginning(tp)
-        self._publish()
+        # An engine switch whose closes were not committed (a crash in between), or incidents
+        # left open by a monitor from before these closes: closed now, in a step of their own.
+        closes = self._close_orphans()
+        if closes:
+            self._commit(self.offset, closes)  # publishes the outbox too
+        else:
+            self._publish()
         self.owned = True
         self.health.assigned([0])
         log.info("drift monitor resumed at offset %d (model v%d)", self.offset, self.engine.context.model_version)
@@ -160,6 +173,7 @@ class DriftMonitor:
     def process(self, records: list) -> None:
         """Feed one poll's shares, evaluate, commit, publish."""
         expect = self.offset
+        version = self.engine.context.model_version
         for record in records:
             if record.offset < self.offset:
                 continue
@@ -170,20 +184,53 @@ class DriftMonitor:
                 log.error("unreadable drift observation at offset %d: %s", record.offset, exc.errors()[0]["msg"])
                 continue
             self._feed(share)
-        alerts = self.engine.advance(min(self.times.values())) if self.times else []
+        alerts = self._close_orphans() if self.engine.context.model_version != version else []
+        alerts += self.engine.advance(min(self.times.values())) if self.times else []
+        if not self._commit(expect, alerts):
+            return
+        if self.refresh.policy == "refresh" and any(alert.state == "open" for alert in alerts):
+            self._refresh(max(self.times.values()))
+
+    def _commit(self, expect: int, alerts: list[DriftAlert]) -> bool:
+        """Commit state, offset and ``alerts`` in one fenced step and publish; False when fenced (reloaded)."""
         try:
             self.store.commit(expect, self.offset, self._state(), alerts)
         except FencedError:
             log.warning("another drift monitor took over; reloading")
             self.resume()
-            return
+            return False
         self._publish()
         self.metrics.alerted(alerts, {name: int(machine.is_open) for name, machine in self.engine.machines.items()})
         for alert in alerts:
-            log.info("drift %s %s: %s=%.4f (threshold %.4f)", alert.monitor, alert.state, alert.statistic,
-                     alert.value, alert.threshold)  # fmt: skip
-        if self.refresh.policy == "refresh" and any(alert.state == "open" for alert in alerts):
-            self._refresh(max(self.times.values()))
+            log.info("drift %s %s (%s): %s=%.4f (threshold %.4f)", alert.monitor, alert.state, alert.incident_id,
+                     alert.statistic, alert.value, alert.threshold)  # fmt: skip
+        return True
+
+    def _close_orphans(self) -> list[DriftAlert]:
+        """A ``closed`` alert for every incident open in Redis that the live engine does not hold.
+
+        An incident is decided by the engine that opened it (its references, its
+        families' hysteresis); once that engine is replaced nothing can close it, and
+        a drift that lasts opens an incident of the new engine. The closing alert is
+        the incident's latest alert, closed, its contributors inactive.
+        """
+        version = self.engine.context.model_version
+        closes = []
+        for latest in self.store.open_incidents():
+            if latest.incident_id == self.engine.open_incident_id:
+                continue
+            closes.append(
+                latest.model_copy(
+                    update={
+                        "alert_id": f"{latest.incident_id}-closed-superseded-v{version}",
+                        "state": "closed",
+                        "severity": "info",
+                        "contributors": [c.model_copy(update={"active": False}) for c in latest.contributors],
+                        "suggested_action": SUPERSEDED_ACTION.format(version=version),
+                    }
+                )
+            )
+        return closes
 
     def _feed(self, share: DriftObservations) -> None:
         source = str(share.source_partition)
@@ -204,7 +251,7 @@ class DriftMonitor:
                 self.engine.observe_assignment(row.event_time, row.customer_id, row.before, row.after, row.distance)
 
     def _new_engine(self, version: int) -> None:
-        """A new model version: its references replace the old; open incidents of the old model end with it."""
+        """A new model version: its references replace the old (the caller closes the old engine's incidents)."""
         self.engine = self._engine(load_version(self.redis, self.keys, version))
         log.info("drift monitor now compares against model v%d", version)
 
@@ -224,12 +271,13 @@ class DriftMonitor:
             result.snapshot.version, result.kept, result.created, result.retired,
         )  # fmt: skip
         self._new_engine(result.snapshot.version)
+        self._commit(self.offset, self._close_orphans())
 
     def _publish(self) -> None:
         pending = self.store.outbox()
         for text in pending:
             alert = DriftAlert.model_validate_json(text)
-            self.producer.send(self.settings.topics.drift_alerts, key=alert.monitor.encode(), value=text.encode())
+            self.producer.send(self.settings.topics.drift_alerts, key=alert.incident_id.encode(), value=text.encode())
         self.producer.flush()
         if pending:
             self.store.clear_outbox(len(pending))
