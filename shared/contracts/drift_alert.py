@@ -65,3 +65,11 @@ class DriftAlert(BaseModel):
     segment_shares_now: dict[str, float] = Field(default_factory=dict)
     contributors: list[Contributor] = Field(default_factory=list)
     suggested_action: str = ""
+
+    def raises(self) -> bool:
+        """Whether the sending family went into alarm with this alert: it opened, re-opened or joined the incident.
+
+        What a consumer pages on when every family matters (a join is an ``update``).
+        """
+        joined = any(c.monitor == self.monitor and c.joined == self.window.end for c in self.contributors)
+        return self.state == "open" or (self.state == "update" and joined)
