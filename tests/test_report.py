@@ -19,7 +19,7 @@ import pytest
 import redis
 from PIL import Image
 
-from shared.contracts.drift_alert import DriftAlert, EventWindow
+from shared.contracts.drift_alert import Contributor, DriftAlert, EventWindow
 from shared.settings import Settings, as_environment
 from shared.state_keys import Keys
 from tests.tools_helpers import START, alert, bootstrap_simulated, change, publish, stream_simulated
@@ -61,6 +61,26 @@ def test_incidents_fold_open_update_closed_per_incident_and_count_each_alert_onc
     assert (mix_incident.monitor, mix_incident.alerts, mix_incident.severity) == ("segment_mix", 2, "warning")
     assert mix_incident.closed is None and mix_incident.end == START + timedelta(days=30)
     assert mix_incident.suggested_action == "watch the segment mix"
+
+
+def test_an_incident_of_two_families_that_reopened_is_one_bar_open_until_its_last_alert_closes() -> None:
+    invoice = Contributor(monitor="invoice_behaviour", method="psi", statistic="x", joined=START)
+    activity = Contributor(monitor="customer_activity", method="z-score", statistic="y", joined=START)
+    base = alert("i", "invoice_behaviour").model_copy(update={"incident_id": "v1-incident-1"})
+    alerts = [
+        at(base, "i1", 10, state="open", contributors=[invoice]),
+        at(base, "i2", 12, state="update", monitor="customer_activity", contributors=[invoice, activity]),
+        at(base, "i3", 20, state="closed", contributors=[invoice, activity]),
+        at(base, "i4", 22, state="open", contributors=[invoice, activity]),
+    ]
+    (reopened,) = history.incidents(alerts)
+    assert (reopened.monitor, reopened.opened, reopened.closed) == (
+        "invoice_behaviour + customer_activity",
+        START + timedelta(days=10),
+        None,
+    )
+    (closed,) = history.incidents([*alerts, at(base, "i5", 30, state="closed")])
+    assert closed.closed == START + timedelta(days=30)
 
 
 def test_sizes_start_from_each_customers_segment_before_its_first_change_and_end_at_the_published_ones() -> None:

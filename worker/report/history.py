@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from shared.contracts.drift_alert import DriftAlert
 from shared.contracts.segment_change import SegmentChange
@@ -89,11 +89,17 @@ def incidents(alerts: Iterable[DriftAlert]) -> list[Incident]:
 
 
 def _incident(alerts: list[DriftAlert]) -> Incident:
+    """Fold one incident's alerts: closed only if its last alert closed it (an incident may re-open).
+
+    Its monitor names every family that contributed (``a + b``), or the sender's for
+    alerts from before incidents had contributors.
+    """
     first, last = alerts[0], alerts[-1]
-    closed: datetime | None = next((a.window.end for a in alerts if a.state == "closed"), None)
+    closed = last.window.end if last.state == "closed" else None
+    families = dict.fromkeys(c.monitor for a in alerts for c in a.contributors) or {first.monitor: None}
     return Incident(
         incident_id=first.incident_id,
-        monitor=first.monitor,
+        monitor=" + ".join(families),
         severity=max((a.severity for a in alerts), key=SEVERITY_ORDER.index),
         statistic=f"{first.method}:{first.statistic}",
         opened=first.window.end,

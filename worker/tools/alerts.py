@@ -2,6 +2,9 @@
 
 ``--recent N`` and ``--open`` read what the drift monitor keeps in Redis instead
 (no topic needed): the latest alerts, or the latest alert of each open incident.
+An incident may hold several monitor families; ``families in alarm`` lists those
+still above their closing level, and ``--monitor NAME`` keeps the alerts of every
+incident that family contributes to.
 """
 
 from __future__ import annotations
@@ -24,7 +27,8 @@ FEED: Feed[DriftAlert] = Feed(
         ("monitor", 18),
         ("statistic", 22),
         ("value / threshold", 19),
-        ("incident", 14),
+        ("incident", 18),
+        ("families in alarm", 36),
         ("suggested action", 0),
     ),
     row=lambda alert: (
@@ -35,13 +39,19 @@ FEED: Feed[DriftAlert] = Feed(
         f"{alert.method}:{alert.statistic}",
         f"{alert.value:.3g} / {alert.threshold:.3g}",
         alert.incident_id,
+        "+".join(c.monitor for c in alert.contributors if c.active) or "-",
         alert.suggested_action,
     ),
 )
 
 
+def concerns(alert: DriftAlert, monitor: str | None) -> bool:
+    """Whether ``alert`` belongs to ``monitor`` (None: any): it sent it, or contributes to its incident."""
+    return monitor is None or alert.monitor == monitor or any(c.monitor == monitor for c in alert.contributors)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--monitor", metavar="NAME", help="only alerts of this monitor")
+    parser.add_argument("--monitor", metavar="NAME", help="only alerts of incidents this monitor family is part of")
     stored = parser.add_mutually_exclusive_group()
     stored.add_argument("--recent", type=int, metavar="N", help="print the N latest alerts kept in Redis, then exit")
     stored.add_argument("--open", action="store_true", help="print the open incidents kept in Redis, then exit")
@@ -57,14 +67,14 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         if not args.json:
             print(header(FEED))
         for alert in stored:
-            if args.monitor is None or alert.monitor == args.monitor:
+            if concerns(alert, args.monitor):
                 print(render(FEED, alert, args.json))
         return 0
     follow(
         settings.kafka,
         settings.topics.drift_alerts,
         FEED,
-        lambda alert: args.monitor is None or alert.monitor == args.monitor,
+        lambda alert: concerns(alert, args.monitor),
         args,
     )
     return 0
