@@ -76,9 +76,10 @@ def main() -> int:
         monitor = DriftMonitor(settings, MonitorSettings(), DriftSettings(), RefreshSettings())
         monitor.run(until_caught_up=True)
         for alert in MonitorStore(client, keys, keep=1).recent(1_000)[::-1]:
-            if alert.state != "update":
-                print(f"  {alert.window.end:%Y-%m-%d %H:%M} {alert.state:<6} {alert.monitor}: {alert.statistic} "
-                      f"{alert.value:.3g} (threshold {alert.threshold:.3g})")  # fmt: skip
+            if alert.state != "update" or alert.raises():
+                state = "joined" if alert.state == "update" else alert.state
+                print(f"  {alert.window.end:%Y-%m-%d %H:%M} {state:<6} {alert.incident_id} {alert.monitor}: "
+                      f"{alert.statistic} {alert.value:.3g} (threshold {alert.threshold:.3g})")  # fmt: skip
         report = gather_report(settings)
         print(f"distinct segment changes on '{settings.topics.segment_changes}': {report.changes:,}")
         print("segment sizes now (live model):")

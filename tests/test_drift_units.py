@@ -308,6 +308,10 @@ def test_activity_state_round_trips_and_old_states_still_load() -> None:
     ]
     without = {key: value for key, value in state.items() if key != "activity"}
     assert DriftEngine.from_state_dict(snapshot(), settings, without).activity is None
+    # Saved before the incident ledger: machines carried their own incident counters.
+    older = {key: value for key, value in state.items() if key != "ledger"}
+    older["machines"] = {name: {**machine, "incident": 2} for name, machine in state["machines"].items()}
+    assert DriftEngine.from_state_dict(snapshot(), settings, older).open_incident_id is None
 
 
 def test_ledger_joins_families_into_one_incident_and_closes_with_the_last() -> None:

@@ -31,7 +31,10 @@ class DriftMetrics:
             registry=self.registry,
         )
         self.incidents_open = Gauge(
-            "seg_drift_incidents_open", "Open drift incidents per monitor", ["monitor"], registry=self.registry
+            "seg_drift_incidents_open",
+            "1 while this monitor family is in alarm within the open drift incident (families share incidents)",
+            ["monitor"],
+            registry=self.registry,
         )
 
     def observed(self, invoices: int, assignments: int) -> None:
@@ -39,7 +42,7 @@ class DriftMetrics:
         self.observations.labels("assignment").inc(assignments)
 
     def alerted(self, alerts: list[DriftAlert], open_by_monitor: dict[str, int]) -> None:
-        """After a committed poll: its alerts, and how many incidents each monitor has open now."""
+        """After a committed poll: its alerts, and which families are in alarm now (1) or not (0)."""
         for alert in alerts:
             self.alerts.labels(alert.monitor, alert.state).inc()
             self.statistic.labels(alert.monitor, alert.statistic, "value").set(alert.value)
