@@ -8,11 +8,12 @@ caller's job (by event id): this function counts what it is given.
 
 from __future__ import annotations
 
-import json
 import sys
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
+
+import orjson
 
 from shared.contracts.invoice import InvoiceLine
 from shared.features.catalog import is_product
@@ -31,8 +32,16 @@ def classify(line: InvoiceLine) -> LineKind:
     return "cancellation" if line.is_cancellation else "purchase"
 
 
+_MONTH_KEYS: dict[int, str] = {}
+
+
 def month_of(moment: datetime) -> str:
-    return f"{moment.year:04d}-{moment.month:02d}"
+    """The ``YYYY-MM`` key of ``moment``'s month (memoised: formatting it for every line was a hot spot)."""
+    number = moment.year * 12 + moment.month
+    key = _MONTH_KEYS.get(number)
+    if key is None:
+        key = _MONTH_KEYS[number] = f"{moment.year:04d}-{moment.month:02d}"
+    return key
 
 
 @dataclass
@@ -67,17 +76,8 @@ class CustomerAggregates:
         return self.gross_spend - self.cancel_amount
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form: sets become sorted lists, times ISO strings."""
-        out: dict[str, Any] = {}
-        for name, value in self.__dict__.items():
-            if isinstance(value, set):
-                value = sorted(value)
-            elif isinstance(value, datetime):
-                value = value.isoformat()
-            elif isinstance(value, dict):
-                value = dict(sorted(value.items()))
-            out[name] = value
-        return out
+        """JSON-ready form: sets become sorted lists, times ISO strings, keys sorted."""
+        return orjson.loads(self.to_json())
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CustomerAggregates:
@@ -94,11 +94,17 @@ class CustomerAggregates:
         return cls(**values)
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), separators=(",", ":"))
+        """Canonical JSON (sorted sets and keys): the same aggregates always give the same text.
+
+        orjson, because the worker rewrites every touched customer's record in each
+        batch commit: about 5x faster than the standard library on a large record.
+        """
+        plain = {name: sorted(value) if isinstance(value, set) else value for name, value in self.__dict__.items()}
+        return orjson.dumps(plain, option=orjson.OPT_SORT_KEYS).decode()
 
     @classmethod
     def from_json(cls, text: str) -> CustomerAggregates:
-        return cls.from_dict(json.loads(text))
+        return cls.from_dict(orjson.loads(text))
 
 
 @dataclass
@@ -138,8 +144,13 @@ def apply_line(aggregates: CustomerAggregates, line: InvoiceLine, kind: LineKind
         return kind
     month = month_of(moment)
     aggregates.month_spend[month] = aggregates.month_spend.get(month, 0.0) + amount
-    code = sys.intern(line.stock_code)
-    aggregates.product_units[code] = aggregates.product_units.get(code, 0) + line.quantity
+    code = line.stock_code
+    units = aggregates.product_units
+    if code in units:
+        units[code] += line.quantity
+    else:
+        code = sys.intern(code)  # a few thousand codes, shared by every customer's records
+        units[code] = line.quantity
     if kind == "cancellation":
         aggregates.cancel_lines += 1
         aggregates.cancel_amount -= amount

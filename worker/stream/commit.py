@@ -15,9 +15,9 @@ returns outweigh purchases) and an emptied segment's key disappears.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 
+import orjson
 import redis
 
 from shared.state_keys import Keys
@@ -165,6 +165,6 @@ class Committer:
             | {self.observations_key(p): {"trim": t, "push": push} for p, (t, push) in batch.observations.items()},
             "watermark": batch.watermark,
         }
-        ok, partition, stored = self._script(args=[json.dumps(payload)])
+        ok, partition, stored = self._script(args=[orjson.dumps(payload)])
         if not ok:
             raise FencedError(int(partition), int(stored))

@@ -7,12 +7,12 @@ round trip, and the inactivity sweep can re-score every idle customer at once.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
 import numpy as np
+import orjson
 import redis
 from kafka.partitioner.default import murmur2
 
@@ -45,9 +45,11 @@ class CustomerState:
         """
         aggregates = {"agg": self.aggregates.to_json()} if with_aggregates else {}
         return aggregates | {
-            "features": json.dumps(self.features) if self.features is not None else "",
+            "features": orjson.dumps(self.features, option=orjson.OPT_SERIALIZE_NUMPY).decode()
+            if self.features is not None
+            else "",
             "as_of": self.as_of.isoformat() if self.as_of else "",
-            "vector": json.dumps(self.vector.tolist()) if self.vector is not None else "",
+            "vector": orjson.dumps(self.vector.tolist()).decode() if self.vector is not None else "",
             "segment": "" if self.segment is None else str(self.segment),
             "published": "" if self.published is None else str(self.published),
             "seq": str(self.seq),
@@ -61,9 +63,9 @@ class CustomerState:
 
         return cls(
             aggregates=CustomerAggregates.from_json(fields["agg"]),
-            features=json.loads(fields["features"]) if fields.get("features") else None,
+            features=orjson.loads(fields["features"]) if fields.get("features") else None,
             as_of=datetime.fromisoformat(fields["as_of"]) if fields.get("as_of") else None,
-            vector=np.array(json.loads(fields["vector"])) if fields.get("vector") else None,
+            vector=np.array(orjson.loads(fields["vector"])) if fields.get("vector") else None,
             segment=optional_int("segment"),
             published=optional_int("published"),
             seq=int(fields.get("seq") or 0),

@@ -9,10 +9,10 @@ cheaper than a command argument per id.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 
+import orjson
 import redis
 from redis.client import Pipeline
 
@@ -54,8 +54,8 @@ class SeenCheck:
         self._script = client.register_script(_SEEN)
 
     def queue(self, pipe: Pipeline, ids_by_day: Mapping[str, list[str]]) -> None:
-        self._script(args=[json.dumps(ids_by_day)], client=pipe)
+        self._script(args=[orjson.dumps(ids_by_day)], client=pipe)
 
     @staticmethod
     def decode(reply: str) -> set[str]:
-        return {event_id for ids in json.loads(reply).values() for event_id in ids}
+        return {event_id for ids in orjson.loads(reply).values() for event_id in ids}
