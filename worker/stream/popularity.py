@@ -2,18 +2,18 @@
 
 Each sorted set holds, per stock code, the net units (returns negative) of the
 product lines of the customers whose *published* segment it is: consumers see
-published segments, so popularity follows them. A batch changes it in two ways:
+published segments, so popularity follows them. Deltas are netted per (segment,
+product) as the batch is applied, so the batch commit sends one ZINCRBY per pair,
+whatever the number of lines:
 
-* a customer whose published segment is the same after the batch as before it
-  adds the units of its lines folded in the batch to that segment;
-* a customer whose published segment changed (purchase, inactivity, model refresh)
-  takes its units as they were before the batch out of the old segment and puts
-  all its units now into the new one.
+* a product line adds its units to the customer's published segment at that
+  moment (a customer not yet published counts nowhere);
+* when a customer's published segment changes (purchase, inactivity, model
+  refresh), all its units so far, the lines just folded included, move from the
+  old segment to the new one.
 
-A customer without a published segment contributes nothing until its first
-publish, which brings all its units. The deltas are netted per (segment,
-product) here, so the batch commit sends one ZINCRBY per pair, whatever the
-number of lines.
+Both together leave each segment with exactly its members' units at the end of
+the batch, however many times a customer moves within it.
 """
 
 from __future__ import annotations
@@ -21,8 +21,6 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-
-from worker.stream.customers import CustomerState
 
 SegmentDeltas = dict[int, dict[str, int]]
 
@@ -34,7 +32,7 @@ def add_units(totals: defaultdict[int, Counter[str]], segment: int, units: Mappi
         target[code] += sign * quantity
 
 
-def nonzero(totals: Mapping[int, Counter[str]]) -> SegmentDeltas:
+def nonzero(totals: Mapping[int, Mapping[str, int]]) -> SegmentDeltas:
     """The totals without zeros, and without segments left empty."""
     out = {segment: {code: n for code, n in counts.items() if n} for segment, counts in totals.items()}
     return {segment: counts for segment, counts in out.items() if counts}
@@ -45,39 +43,37 @@ class PopularityChanges:
     """What the batch being applied does to the segments' product popularity.
 
     The processor reports every folded product line (:meth:`line`) and every
-    publish (:meth:`published`); :meth:`take` turns them into the batch's deltas.
+    publish (:meth:`moved`); :meth:`take` hands out the batch's deltas.
     """
 
-    folded: dict[str, Counter[str]] = field(default_factory=dict)
-    published_before: dict[str, int | None] = field(default_factory=dict)
+    totals: dict[int, dict[str, int]] = field(default_factory=dict)
 
-    def line(self, customer_id: str, stock_code: str, quantity: int) -> None:
-        counts = self.folded.get(customer_id)
-        if counts is None:
-            counts = self.folded[customer_id] = Counter()
-        counts[stock_code] += quantity
+    def _of(self, segment: int) -> dict[str, int]:
+        target = self.totals.get(segment)
+        if target is None:
+            target = self.totals[segment] = {}
+        return target
 
-    def published(self, customer_id: str, previous: int | None) -> None:
-        """The customer's published segment is about to change from ``previous`` (first change of the batch counts)."""
-        self.published_before.setdefault(customer_id, previous)
+    def line(self, published: int | None, stock_code: str, quantity: int) -> None:
+        """A product line of a customer whose published segment is ``published``."""
+        if published is not None:
+            target = self._of(published)
+            target[stock_code] = target.get(stock_code, 0) + quantity
 
-    def take(self, customers: Mapping[str, CustomerState]) -> SegmentDeltas:
+    def moved(self, units: Mapping[str, int], before: int | None, after: int) -> None:
+        """A customer's published segment changes from ``before`` to ``after``; ``units`` are all its units now."""
+        target = self._of(after)
+        if before is None:
+            for code, quantity in units.items():
+                target[code] = target.get(code, 0) + quantity
+            return
+        source = self._of(before)
+        for code, quantity in units.items():
+            source[code] = source.get(code, 0) - quantity
+            target[code] = target.get(code, 0) + quantity
+
+    def take(self) -> SegmentDeltas:
         """The batch's net units per (segment, stock code), without zeros; starts the next batch."""
-        totals: defaultdict[int, Counter[str]] = defaultdict(Counter)
-        for cid, before in self.published_before.items():
-            state = customers[cid]
-            if before == state.published:
-                continue
-            units = state.aggregates.product_units
-            if before is not None:
-                add_units(totals, before, units, -1)
-                add_units(totals, before, self.folded.get(cid, {}))
-            if state.published is not None:
-                add_units(totals, state.published, units)
-        for cid, counts in self.folded.items():
-            segment = customers[cid].published
-            if segment is not None and self.published_before.get(cid, segment) == segment:
-                add_units(totals, segment, counts)
-        self.folded = {}
-        self.published_before = {}
-        return nonzero(totals)
+        deltas = nonzero(self.totals)
+        self.totals = {}
+        return deltas

@@ -11,6 +11,7 @@ day, whatever the batch size.
 
 from __future__ import annotations
 
+import bisect
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
@@ -34,6 +35,10 @@ Touched = dict[str, tuple[int, InvoiceLine | None]]
 
 # What a batch rewrites of a customer record, from least to most.
 WRITE_SEGMENT, WRITE_SCORE, WRITE_ALL = 0, 1, 2
+
+
+def _event_time(item: tuple[int, InvoiceLine]) -> datetime:
+    return item[1].invoice_date
 
 
 def _day(moment: datetime) -> datetime:
@@ -180,7 +185,7 @@ class Processor:
     def dirty_records(self, batch: BatchCommit) -> None:
         """Put every customer record changed since the last commit, and what that does to product
         popularity per segment, into ``batch``."""
-        batch.products = self.popularity.take(self.customers)
+        batch.products = self.popularity.take()
         for cid, level in self._dirty.items():
             state = self.customers[cid]
             batch.customers[cid] = (
@@ -192,18 +197,16 @@ class Processor:
     def apply(self, batch: BatchCommit, lines: Iterable[tuple[int, InvoiceLine]], watermark: datetime) -> list[Change]:
         """Fold the batch's new lines into state in event-time order, sweeping at each day passed."""
         self.sweep_seconds = []
-        ordered = sorted(lines, key=lambda item: item[1].invoice_date)
-        for partition, line in ordered:
-            latest = self.partition_times.get(partition)
-            if latest is None or line.invoice_date > latest:
-                self.partition_times[partition] = line.invoice_date
+        ordered = sorted(lines, key=_event_time)
+        latest = {partition: line.invoice_date for partition, line in ordered}  # ordered: the last one is the latest
+        for partition, moment in latest.items():
+            if partition not in self.partition_times or moment > self.partition_times[partition]:
+                self.partition_times[partition] = moment
         changes: list[Change] = []
         position = 0
         kinds: Counter[str] = Counter()
         for day in self._days_to_sweep():
-            end = position
-            while end < len(ordered) and ordered[end][1].invoice_date < day:
-                end += 1
+            end = bisect.bisect_left(ordered, day, lo=position, key=_event_time)
             changes += self._score(batch, self._fold(batch, ordered[position:end], kinds), day)
             started = time.perf_counter()
             changes += self._sweep(batch, day)
@@ -232,36 +235,32 @@ class Processor:
 
     def _fold(self, batch: BatchCommit, lines: list[tuple[int, InvoiceLine]], kinds: Counter[str]) -> Touched:
         touched: Touched = {}
+        customers = self.customers
+        purchase_line = self.observations.purchase_line
+        popularity_line = self.popularity.line
         for partition, line in lines:
             kind = classify(line)
             kinds[kind] += 1
             if kind == "invalid_price":
                 continue
-            if kind == "guest":
+            cid = line.customer_id
+            if cid is None:
                 batch.guest_lines += 1
                 batch.guest_amount += line.amount
                 batch.guest_invoices.add(line.invoice_no)
                 continue
-            assert line.customer_id is not None
-            state = self.customers.get(line.customer_id)
+            state = customers.get(cid)
             if state is None:
-                state = CustomerState(CustomerAggregates(line.customer_id))
-                self.customers[line.customer_id] = state
-                self.partition_of_customer[line.customer_id] = partition
-                batch.new_customers.add(line.customer_id)
+                state = customers[cid] = CustomerState(CustomerAggregates(cid))
+                self.partition_of_customer[cid] = partition
+                batch.new_customers.add(cid)
+            aggregates = state.aggregates
             if kind == "purchase":
-                self.observations.purchase_line(
-                    partition,
-                    line.customer_id,
-                    line.invoice_no,
-                    line.invoice_date,
-                    line.amount,
-                    state.aggregates.last_purchase,
-                )
-            apply_line(state.aggregates, line, kind)
+                purchase_line(partition, cid, line.invoice_no, line.invoice_date, line.amount, aggregates.last_purchase)
+            apply_line(aggregates, line, kind)
             if kind != "non_product":
-                self.popularity.line(line.customer_id, line.stock_code, line.quantity)
-            touched[line.customer_id] = (partition, line)
+                popularity_line(state.published, line.stock_code, line.quantity)
+            touched[cid] = (partition, line)
         return touched
 
     def _score(self, batch: BatchCommit, touched: Touched, as_of: datetime, sweep: bool = False) -> list[Change]:
@@ -354,7 +353,7 @@ class Processor:
         assert state.segment is not None and state.features is not None
         previous = state.published
         names = self.model.names if names is None else names
-        self.popularity.published(state.aggregates.customer_id, previous)
+        self.popularity.moved(state.aggregates.product_units, previous, state.segment)
         state.published = state.segment
         state.seq += 1
         change = SegmentChange(

@@ -88,13 +88,16 @@ class ScoredIndex:
         self.first[row] = _seconds(aggregates.first_purchase)
         self.last[row] = _seconds(aggregates.last_purchase)
         self.frequency[row] = len(aggregates.invoices)
-        start = min(month_index(key) for key in aggregates.month_spend)
-        values = np.zeros(1 + max(month_index(key) for key in aggregates.month_spend) - start)
-        for key, value in aggregates.month_spend.items():
-            values[month_index(key) - start] += value
-        index = np.arange(len(values))
+        # Plain Python over a dozen months: numpy's per-call overhead was most of this method.
+        months = [(month_index(key), value) for key, value in aggregates.month_spend.items()]
+        start = min(index for index, _ in months)
+        total = squares = weighted = 0.0
+        for index, value in months:
+            total += value
+            squares += value * value
+            weighted += (index - start) * value
         self.month_start[row] = start
-        self.month_sums[row] = [values.sum(), (values * values).sum(), (index * values).sum()]
+        self.month_sums[row] = (total, squares, weighted)
 
     def features_at(self, as_of: datetime) -> np.ndarray:
         """Approximate raw feature matrix of every indexed customer as of ``as_of``."""
@@ -121,22 +124,24 @@ class ScoredIndex:
     def statistics(self, partitions: Iterable[int], k: int) -> dict[int, tuple[np.ndarray, np.ndarray]]:
         """Vector sums and member counts per centroid row, for each of ``partitions``.
 
-        One matrix product over a one-hot of (partition, centroid row): a sweep
-        rebuilds the statistics after every Lloyd pass.
+        One weighted ``bincount`` per dimension over the cell (partition slot,
+        centroid row) of each member: a sweep rebuilds the statistics after every
+        Lloyd pass.
         """
         wanted = sorted(set(partitions))
         n = len(self.ids)
-        slot = {partition: i for i, partition in enumerate(wanted)}
-        column = np.full(n, -1, dtype=np.int64)
-        for partition, i in slot.items():
-            column[self.partition[:n] == partition] = i * k
-        member = (column >= 0) & (self.segment[:n] >= 0)
-        rows = np.flatnonzero(member)
-        one_hot = np.zeros((len(rows), len(wanted) * k))
-        one_hot[np.arange(len(rows)), column[rows] + self.segment[:n][rows]] = 1.0
-        sums = (one_hot.T @ self.vectors[:n][rows]).reshape(len(wanted), k, self.vectors.shape[1])
-        counts = one_hot.sum(axis=0).reshape(len(wanted), k)
-        return {partition: (sums[i], counts[i]) for partition, i in slot.items()}
+        slot = np.full(n, -1, dtype=np.int64)
+        for i, partition in enumerate(wanted):
+            slot[self.partition[:n] == partition] = i
+        segment = self.segment[:n]
+        member = (slot >= 0) & (segment >= 0)
+        cell = (slot * k + segment)[member]
+        vectors = self.vectors[:n][member]
+        size = len(wanted) * k
+        counts = np.bincount(cell, minlength=size).astype(float).reshape(len(wanted), k)
+        sums = np.stack([np.bincount(cell, weights=column, minlength=size) for column in vectors.T], axis=1)
+        sums = sums.reshape(len(wanted), k, vectors.shape[1])
+        return {partition: (sums[i], counts[i]) for i, partition in enumerate(wanted)}
 
     def drop_partitions(self, partitions: set[int]) -> None:
         """Forget the rows of revoked partitions (compacting the arrays)."""
