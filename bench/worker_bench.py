@@ -49,10 +49,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _worker_rate(settings: Settings) -> tuple[float, float, float]:
-    """Records/s from the first poll until caught up, and the worker process's own peak RSS in MB.
+    """Records/s from the first poll until caught up, and the worker's peak RSS in MB.
 
-    The worker runs as ``python -m worker run`` in a child process, exactly as deployed,
-    and its peak RSS is read from its own ``/proc`` status while it runs.
+    The worker runs as ``python -m worker run`` in a child process, exactly as deployed;
+    its peak RSS is the sum over it and its own children (the fetcher process and
+    multiprocessing's fork server), each read from its ``/proc`` status while it runs.
     """
     env = os.environ | as_environment(settings)
     command = [sys.executable, "-m", "worker", "run", "--group", f"bench-{uuid.uuid4().hex}", "--until-caught-up"]
@@ -70,12 +71,14 @@ def _worker_rate(settings: Settings) -> tuple[float, float, float]:
 
 
 def _high_water_kb(pid: int) -> int:
-    """The process's peak resident set (VmHWM) so far; 0 once it has gone."""
+    """Peak resident set (VmHWM) so far of the process and its descendants (the fetcher); 0 once gone."""
     try:
         status = Path(f"/proc/{pid}/status").read_text()
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
     except OSError:
         return 0
-    return next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:")), 0)
+    own = next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:")), 0)
+    return own + sum(_high_water_kb(int(child)) for child in children)
 
 
 def _raw_consume_rate(settings: Settings, topic: str) -> float:

@@ -11,14 +11,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Collection, Mapping
 
-from kafka import KafkaConsumer
-from kafka.consumer.fetcher import ConsumerRecord
-
 from shared.exceptions import RecordError
 from worker.observability.health import Health
 from worker.observability.metrics import WorkerMetrics
 from worker.observability.segments import segment_sizes
 from worker.observability.server import ObservabilityServer
+from worker.stream.fetcher import FetchedRecord
 from worker.stream.processor import Processor
 from worker.stream.settings import WorkerSettings
 
@@ -38,17 +36,16 @@ class Observer:
             else None
         )
 
-    def polled(self, consumer: KafkaConsumer, topic: str, applied: Mapping[int, int]) -> None:
+    def polled(self, highwater: Mapping[int, int], applied: Mapping[int, int]) -> None:
         """After each poll: the loop is alive, and the lag of every owned partition.
 
         The lag comes from the high watermarks the fetches brought back (no extra
         request); a partition not fetched from yet keeps its last value.
         """
         self.health.polled()
-        for tp in consumer.assignment():
-            highwater = consumer.highwater(tp) if tp.partition in applied else None
-            if highwater is not None:
-                self.metrics.lag(tp.partition, max(highwater - max(applied[tp.partition], 0), 0))
+        for partition, offset in applied.items():
+            if partition in highwater:
+                self.metrics.lag(partition, max(highwater[partition] - max(offset, 0), 0))
 
     def assigned(self, partitions: Collection[int]) -> None:
         """After the customers of ``partitions`` are loaded."""
@@ -58,7 +55,7 @@ class Observer:
         self.health.revoked(partitions)
         self.metrics.forget_partitions(partitions)
 
-    def dead_letter(self, record: ConsumerRecord, error: RecordError) -> None:
+    def dead_letter(self, record: FetchedRecord, error: RecordError) -> None:
         """A record went to the dead-letter topic: count it by reason, log where it was."""
         self.metrics.dead_letter(error.kind)
         log.warning(

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from kafka import KafkaProducer
-from kafka.consumer.fetcher import ConsumerRecord
 
 from shared.contracts.dead_letter import DeadLetter
 from shared.exceptions import RecordError
+from worker.stream.fetcher import FetchedRecord
 
 
-def dead_letter_record(record: ConsumerRecord, error: RecordError) -> DeadLetter:
+def dead_letter_record(record: FetchedRecord, error: RecordError) -> DeadLetter:
     """The dead letter of a consumed record, with its source coordinates."""
     raw = record.value.decode("utf-8", errors="replace") if record.value else ""
     return DeadLetter(

@@ -2,7 +2,8 @@
 
 Order per batch, and why:
 
-1. poll up to ``batch_max_records`` records;
+1. take up to ``batch_max_records`` records from the fetcher process
+   (:mod:`worker.stream.fetcher`: Kafka's decoding runs on another core);
 2. one Redis pipeline: model statistics, live model version, and the dedup
    check of every event id in the batch;
 3. apply lines and score customers in memory (:mod:`worker.stream.processor`);
@@ -11,6 +12,9 @@ Order per batch, and why:
    the outbox (segment changes and the batch's drift observations) and the new
    offsets atomically (:mod:`worker.stream.commit`, :mod:`worker.stream.outbox`);
 6. publish the outbox to Kafka, then commit offsets to Kafka for lag tooling.
+
+Steps 5 and 6 run in the background while the next batch goes through 1 to 4
+(:mod:`worker.stream.inflight`); that batch's step 5 waits for them.
 
 A crash between 5 and 6 republishes the outbox on restart: consumers drop the
 repeats by (customer, sequence). Nothing is ever applied twice, because the
@@ -23,18 +27,20 @@ switch is committed as a step of its own (:meth:`Processor.switch_model`).
 
 from __future__ import annotations
 
+import bisect
 import gc
 import logging
 import signal
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from datetime import date, datetime
+from datetime import datetime, timedelta
 from types import FrameType
 
 import redis
 from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.structs import OffsetAndMetadata
+from threadpoolctl import threadpool_limits
 
 from shared.contracts.drift_observation import DriftObservations
 from shared.contracts.invoice import InvoiceLine
@@ -51,6 +57,8 @@ from worker.stream.customers import load_customers, partition_of
 from worker.stream.dead_letter import dead_letter_record, send_dead_letter
 from worker.stream.decode import decode_line
 from worker.stream.dedup import SeenCheck, dedup_key, expired_keys
+from worker.stream.fetcher import FetchedBatch, Fetcher
+from worker.stream.inflight import InflightCommit
 from worker.stream.model import AS_OF_FIELD, LocalModel
 from worker.stream.outbox import Outbox
 from worker.stream.processor import Change, Processor
@@ -91,34 +99,32 @@ class Worker:
         ensure_topics(settings.kafka, [settings.topics.drift_observations], 1, settings.topics.replication_factor)
         self.producer: KafkaProducer = make_producer(settings.kafka)
         self.outbox = Outbox(self.redis, self.committer, self.producer, settings.topics)
-        self.consumer: KafkaConsumer = make_consumer(
-            settings.kafka,
-            worker_settings.group_id,
-            max_poll_records=worker_settings.batch_max_records,
-            max_partition_fetch_bytes=worker_settings.fetch_partition_bytes,
+        # The group member: it owns partitions, heartbeats and commits offsets, but its
+        # partitions stay paused; the fetcher process consumes them.
+        self.consumer: KafkaConsumer = make_consumer(settings.kafka, worker_settings.group_id)
+        self.fetcher = Fetcher(
+            settings, self.topic, worker_settings.batch_max_records, worker_settings.fetch_partition_bytes
         )
         self.partition_count = 0
-        self.stored_offsets: dict[int, int] = {}
+        self.stored_offsets: dict[int, int] = {}  # as they are once the commit in flight lands
+        self.inflight = InflightCommit()
         self.model_checked_at = time.monotonic()
         self.batches = 0
         self.records = 0
         self.first_batch_at: float | None = None
         self.finished_at: float | None = None
         self.stopping = False
+        self.caught_up = False
         self.observer = Observer(worker_settings, lambda: self.processor)
 
     # -- partition ownership -------------------------------------------------------------
     def on_assigned(self, partitions: set[int]) -> None:
+        self.inflight.wait()
         self.partition_count = len(self.consumer.partitions_for_topic(self.topic) or ())
+        self.consumer.pause(*[TopicPartition(self.topic, partition) for partition in partitions])
         stored = self.redis.hgetall(self.keys.offsets(self.topic))
         for partition in partitions:
-            offset = int(stored[str(partition)]) if str(partition) in stored else -1
-            self.stored_offsets[partition] = offset
-            tp = TopicPartition(self.topic, partition)
-            if offset >= 0:
-                self.consumer.seek(tp, offset)
-            else:
-                self.consumer.seek_to_beginning(tp)
+            self.stored_offsets[partition] = int(stored[str(partition)]) if str(partition) in stored else -1
         self.processor.model.partition_count = self.partition_count
         customers = load_customers(self.redis, self.keys, partitions, self.partition_count)
         pipe = self.redis.pipeline(transaction=False)
@@ -144,15 +150,18 @@ class Worker:
                     pipe.delete(key)
                     pipe.hset(key, mapping=fields)
                 pipe.execute()
+        self.fetcher.assign(dict(self.stored_offsets))
         self.observer.assigned(partitions)
         log.info("assigned partitions %s: %d customers loaded", sorted(partitions), len(customers))
 
     def on_revoked(self, partitions: set[int]) -> None:
+        self.inflight.wait()
         self.processor.release(partitions)
         self.observer.revoked(partitions)
         for partition in partitions:
             self.stored_offsets.pop(partition, None)
             self.outbox.forget(partition)
+        self.fetcher.assign(dict(self.stored_offsets))
         log.info("revoked partitions %s", sorted(partitions))
 
     # -- the loop -------------------------------------------------------------------------
@@ -166,10 +175,15 @@ class Worker:
         signal.signal(signal.SIGTERM, self.stop)
         signal.signal(signal.SIGINT, self.stop)
         self.consumer.subscribe([self.topic], listener=_Rebalance(self))
+        # The matrices are small (customers x features); BLAS worker threads cost more to
+        # hand off to than the products take, and spin on the cores the broker and Redis need.
+        blas = threadpool_limits(limits=1, user_api="blas")
         try:
             while not self.stopping:
-                polled = self.consumer.poll(timeout_ms=self.options.poll_timeout_ms)
-                self.observer.polled(self.consumer, self.topic, self.stored_offsets)
+                # Group duties only (its partitions are paused): joins, rebalances, commits.
+                self.consumer.poll(timeout_ms=0 if self.stored_offsets else self.options.poll_timeout_ms)
+                polled = self.fetcher.poll(self.options.poll_timeout_ms / 1000) if self.stored_offsets else {}
+                self.observer.polled(self.fetcher.highwater, self.stored_offsets)
                 if polled:
                     if self.first_batch_at is None:
                         self.first_batch_at = time.monotonic()
@@ -184,13 +198,24 @@ class Worker:
                     finally:
                         gc.enable()
                     gc.freeze()
-                elif until_caught_up and self._caught_up():
-                    break
-                elif time.monotonic() - self.model_checked_at > self.options.model_check_s:
-                    self._with_retry(self._check_model)
+                else:
+                    self._with_retry(self._settle)
+                    if time.monotonic() - self.model_checked_at > self.options.model_check_s:
+                        self._with_retry(self._check_model)
+                if until_caught_up:
+                    self._with_retry(self._check_caught_up)
+                    if self.caught_up:
+                        break
             self.finished_at = time.monotonic()
         finally:
-            self.consumer.close()
+            blas.restore_original_limits()
+            try:
+                self._settle()
+            except redis.exceptions.RedisError as exc:
+                log.warning("the last batch was not committed (%s); a restart resumes from the offsets in Redis", exc)
+            self.inflight.close()
+            self.consumer.close()  # its last revocation still orders the fetcher
+            self.fetcher.close()
             self.producer.flush()
             self.producer.close()
             self.observer.close()
@@ -207,21 +232,33 @@ class Worker:
             "records_per_s": round(self.records / elapsed, 1) if elapsed else 0.0,
         }
 
+    def _check_caught_up(self) -> None:
+        """Set :attr:`caught_up` once every partition is applied to its end and the last commit has landed."""
+        # Offsets in flight count in the first look; they must land before the run may end.
+        self.caught_up = self._caught_up() and self._settle() and self._caught_up()
+
     def _caught_up(self) -> bool:
         """Every partition of the topic applied up to its end offset, by this worker or another.
 
         Not only the assigned ones: when a group member dies, its partitions are
         reassigned only after the session timeout, and a catch-up run must not
-        end before they are applied too.
+        end before they are applied too. Owned partitions count at the offsets of
+        the commit in flight, if any.
         """
         if not self.consumer.assignment():
             return False
         partitions = [TopicPartition(self.topic, p) for p in self.consumer.partitions_for_topic(self.topic) or ()]
-        stored = self.redis.hgetall(self.keys.offsets(self.topic))
-        ends = self.consumer.end_offsets(partitions)
-        return all(int(stored.get(str(tp.partition), -1)) >= end for tp, end in ends.items() if end > 0)
+        stored = {int(p): int(o) for p, o in self.redis.hgetall(self.keys.offsets(self.topic)).items()}
+        stored |= self.stored_offsets
+        # A broker's ListOffsets answer can trail the high watermark its fetches report
+        # (Tansu answers with the start of the last record batch): owned partitions
+        # take the larger of the two.
+        ends = {tp.partition: end for tp, end in self.consumer.end_offsets(partitions).items()}
+        for partition, mark in self.fetcher.highwater.items():
+            ends[partition] = max(ends.get(partition, 0), mark)
+        return all(stored.get(partition, -1) >= end for partition, end in ends.items() if end > 0)
 
-    def _with_retry(self, step: Callable[[], None]) -> None:
+    def _with_retry(self, step: Callable[[], object]) -> None:
         """Run ``step`` (which may have changed in-memory state before Redis failed), recovering on outages.
 
         A step that fails part-way leaves memory ahead of Redis, so it is never
@@ -242,31 +279,32 @@ class Worker:
             delay = min(delay * 2, self.options.retry_max_s)
             step = self._reload
 
-    def process(self, polled: dict[TopicPartition, list]) -> None:
+    def process(self, polled: dict[int, FetchedBatch]) -> None:
         """Apply one polled batch exactly once."""
         started = time.perf_counter()
         batch = BatchCommit(expect={})
-        decoded: list[tuple[int, InvoiceLine, str]] = []
+        decoded: list[tuple[int, InvoiceLine]] = []
+        by_day: dict[str, list[str]] = {}  # event ids per dedup set
+        day_ids: list[str] = []
+        day_start = day_end = datetime.min
+        latest = None
         dead = 0
         cutoff = self.processor.cutoff
-        day_keys: dict[date, str] = {}
-        for tp, records in sorted(polled.items(), key=lambda item: item[0].partition):
-            partition = tp.partition
-            if partition not in self.stored_offsets:
+        for partition, fetched in sorted(polled.items()):
+            if partition not in self.stored_offsets or not fetched.offsets:
                 continue
-            start = self.stored_offsets[partition]
-            if records[0].offset < start:
-                fresh = [r for r in records if r.offset >= start]
-                batch.count("redelivered_skipped", len(records) - len(fresh))
-            else:
-                fresh = records
-            if not fresh:
+            first = bisect.bisect_left(fetched.offsets, self.stored_offsets[partition])
+            if first:
+                batch.count("redelivered_skipped", first)
+            if first == len(fetched.offsets):
                 continue
-            batch.offsets[partition] = fresh[-1].offset + 1
-            for record in fresh:
+            batch.offsets[partition] = fetched.offsets[-1] + 1
+            values = fetched.values
+            for index in range(first, len(values)):
                 try:
-                    line = decode_line(record.value)
+                    line = decode_line(values[index])
                 except RecordError as error:
+                    record = fetched.record(index)
                     send_dead_letter(
                         self.producer, self.settings.topics.dead_letter, dead_letter_record(record, error), record.key
                     )
@@ -277,18 +315,19 @@ class Worker:
                 if cutoff is not None and moment < cutoff:
                     batch.count("before_cutoff")
                     continue
-                day = moment.date()
-                key = day_keys.get(day)
-                if key is None:
-                    key = day_keys[day] = dedup_key(self.keys.prefix, moment)
-                decoded.append((partition, line, key))
+                if not day_start <= moment < day_end:
+                    day_start = datetime(moment.year, moment.month, moment.day)
+                    day_end = day_start + timedelta(days=1)
+                    day_ids = by_day.setdefault(dedup_key(self.keys.prefix, moment), [])
+                day_ids.append(line.event_id)
+                # Duplicates count here too: a repeat has its original's event time.
+                if latest is None or moment > latest:
+                    latest = moment
+                decoded.append((partition, line))
         if not batch.offsets:
             return
         batch.expect = dict(self.stored_offsets)
         batch.count("dead_lettered", dead)
-        by_day: dict[str, list[str]] = defaultdict(list)
-        for _, line, day in decoded:
-            by_day[day].append(line.event_id)
         remote = [p for p in range(self.partition_count) if p not in self.stored_offsets]
         pipe = self.redis.pipeline(transaction=False)
         pipe.hgetall(self.keys.model_stats)
@@ -297,6 +336,7 @@ class Worker:
             pipe.hgetall(self.keys.partition_stats(partition))
         if by_day:
             self.seen_check.queue(pipe, by_day)
+        landing = self.inflight.event_ids  # not in Redis yet when it answers
         replies = pipe.execute()
         stats, current_version = replies[0], replies[1]
         remote_stats = dict(zip(remote, replies[2 : 2 + len(remote)], strict=True))
@@ -306,17 +346,13 @@ class Worker:
             return
         self.processor.model.load_global(stats)
         self.processor.model.load_remote(remote_stats)
-        fresh_lines = []
-        for partition, line, day in decoded:
-            if line.event_id in seen:
-                batch.count("duplicates_dropped")
-                continue
-            seen.add(line.event_id)
-            batch.dedup.setdefault(day, []).append(line.event_id)
-            fresh_lines.append((partition, line))
+        unique = {event_id for ids in by_day.values() for event_id in ids}
+        if len(unique) == len(decoded) and seen.isdisjoint(unique) and landing.isdisjoint(unique):
+            fresh_lines, batch.dedup = decoded, by_day
+        else:
+            fresh_lines = self._drop_duplicates(batch, decoded, seen | landing)
         previous_watermark = self.watermark
-        if fresh_lines:
-            latest = max(line.invoice_date for _, line in fresh_lines)
+        if latest is not None:
             self.watermark = latest if self.watermark is None else max(self.watermark, latest)
         if self.watermark is not None:
             batch.watermark = self.watermark.isoformat()
@@ -330,14 +366,25 @@ class Worker:
             self.producer.flush()
         if not self._commit(batch, changes, observations):
             return
-        self.consumer.commit_async(
-            {TopicPartition(self.topic, p): OffsetAndMetadata(o, "", -1) for p, o in batch.offsets.items()}
-        )
         self.batches += 1
-        consumed = sum(len(records) for records in polled.values())
+        consumed = sum(len(fetched.offsets) for fetched in polled.values())
         self.records += consumed
         elapsed = time.perf_counter() - started
         self.observer.metrics.batch_done(consumed, elapsed, batch.counters, len(changes), self.processor.sweep_seconds)
+
+    def _drop_duplicates(
+        self, batch: BatchCommit, decoded: list[tuple[int, InvoiceLine]], seen: set[str]
+    ) -> list[tuple[int, InvoiceLine]]:
+        """The lines whose event id was neither seen before nor earlier in the batch (the rare path)."""
+        fresh = []
+        for partition, line in decoded:
+            if line.event_id in seen:
+                batch.count("duplicates_dropped")
+                continue
+            seen.add(line.event_id)
+            batch.dedup.setdefault(dedup_key(self.keys.prefix, line.invoice_date), []).append(line.event_id)
+            fresh.append((partition, line))
+        return fresh
 
     def _observations(self, offsets: dict[int, int]) -> dict[int, str]:
         """This batch's drift observations, one message per source partition it advanced."""
@@ -359,24 +406,45 @@ class Worker:
         return out
 
     def _commit(self, batch: BatchCommit, changes: list[Change], observations: dict[int, str]) -> bool:
-        """Write the batch with every owned partition's statistics and its outbox; then publish.
+        """Send the batch, with every owned partition's statistics and its outbox, to land in the background.
 
-        False when fenced (another worker owns a partition now): state is reloaded, nothing sent.
+        The previous batch lands first. False when that one was fenced (another
+        worker owns a partition now): state has been reloaded and this batch is dropped.
         """
         self.processor.stats_for(batch, self.stored_offsets, self.keys.partition_stats)
         by_partition: dict[int, list[tuple[str, str]]] = defaultdict(list)
         for change in changes:
             by_partition[change.partition].append((change.customer_id, change.payload))
-        staged = self.outbox.stage(batch, sorted(self.stored_offsets), by_partition, observations)
-        try:
+        partitions = sorted(self.stored_offsets)
+        if not self._settle():
+            return False
+
+        def land() -> None:
+            staged = self.outbox.stage(batch, partitions, by_partition, observations)
             self.committer.commit(batch)
+            self.outbox.send(batch, staged)
+
+        event_ids = frozenset(event_id for ids in batch.dedup.values() for event_id in ids)
+        self.inflight.submit(land, dict(batch.offsets), event_ids)
+        self.stored_offsets.update(batch.offsets)
+        return True
+
+    def _settle(self) -> bool:
+        """Wait for the commit in flight, then commit its offsets to Kafka (for lag tooling).
+
+        False when it was fenced (another worker owns a partition now): state is reloaded.
+        A Redis failure is raised, for :meth:`_with_retry` to reload once Redis is back.
+        """
+        try:
+            landed = self.inflight.settle()
         except FencedError as exc:
             log.warning("%s; reloading ownership", exc, extra={"partition": exc.partition, "offset": exc.offset})
             self._reload()
             return False
-        for partition, offset in batch.offsets.items():
-            self.stored_offsets[partition] = offset
-        self.outbox.send(batch, staged)
+        if landed:
+            self.consumer.commit_async(
+                {TopicPartition(self.topic, p): OffsetAndMetadata(o, "", -1) for p, o in landed.items()}
+            )
         return True
 
     def _check_model(self) -> None:
@@ -401,7 +469,7 @@ class Worker:
         batch = BatchCommit(expect=dict(self.stored_offsets))
         self.processor.dirty_records(batch)
         batch.count("model_switch_rescored", len(batch.customers))
-        if not self._commit(batch, changes, {}):
+        if not (self._commit(batch, changes, {}) and self._settle()):
             return False
         log.info(
             "now on model v%d: %d customers re-scored, %d segment changes (model_refresh)",
@@ -431,6 +499,7 @@ class Worker:
     def _reload(self) -> None:
         """Forget everything in memory and take the assigned partitions again from Redis, as a restart would."""
         partitions = {tp.partition for tp in self.consumer.assignment()}
+        self.inflight.forget()
         self.processor, self.watermark = self._load_processor()
         for partition in list(self.stored_offsets):
             self.stored_offsets.pop(partition)
