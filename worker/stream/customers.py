@@ -35,6 +35,7 @@ class CustomerState:
     vector: np.ndarray | None = None
     segment: int | None = None
     published: int | None = None
+    published_at: datetime | None = None  # event time of the last published change
     seq: int = 0
 
     def fields(self, with_aggregates: bool = True) -> dict[str, str]:
@@ -52,6 +53,7 @@ class CustomerState:
             "vector": orjson.dumps(self.vector.tolist()).decode() if self.vector is not None else "",
             "segment": "" if self.segment is None else str(self.segment),
             "published": "" if self.published is None else str(self.published),
+            "published_at": self.published_at.isoformat() if self.published_at else "",
             "seq": str(self.seq),
         }
 
@@ -68,6 +70,7 @@ class CustomerState:
             vector=np.array(orjson.loads(fields["vector"])) if fields.get("vector") else None,
             segment=optional_int("segment"),
             published=optional_int("published"),
+            published_at=datetime.fromisoformat(fields["published_at"]) if fields.get("published_at") else None,
             seq=int(fields.get("seq") or 0),
         )
 

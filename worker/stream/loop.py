@@ -487,6 +487,7 @@ class Worker:
             model=LocalModel(snapshot),
             publish_margin=self.options.publish_margin,
             confirm_sweeps=self.options.confirm_sweeps,
+            inactivity_dwell=timedelta(days=self.options.inactivity_dwell_days),
             lloyd_passes=self.options.lloyd_passes,
             cutoff=datetime.fromisoformat(cutoff) if cutoff else None,
         )

@@ -61,6 +61,7 @@ class Processor:
     model: LocalModel
     publish_margin: float
     confirm_sweeps: int
+    inactivity_dwell: timedelta
     lloyd_passes: int
     cutoff: datetime | None
     customers: dict[str, CustomerState] = field(default_factory=dict)
@@ -355,6 +356,7 @@ class Processor:
         names = self.model.names if names is None else names
         self.popularity.moved(state.aggregates.product_units, previous, state.segment)
         state.published = state.segment
+        state.published_at = event_time
         state.seq += 1
         change = SegmentChange(
             customer_id=state.aggregates.customer_id,
@@ -400,7 +402,7 @@ class Processor:
                 break
             batch.count("sweep_moves", moved)
             self._rebuild(owned)
-        confirmed = self._confirmed(self._publishable())
+        confirmed = self._confirmed(self._publishable(), day)
         batch.count("sweep_rescored", len(confirmed))
         return self._score(batch, confirmed, day, sweep=True)
 
@@ -416,20 +418,25 @@ class Processor:
         self.index.segment[rows] = nearest[rows]
         return len(rows)
 
-    def _confirmed(self, publishable: Touched) -> Touched:
-        """The publishable customers whose move has now held at ``confirm_sweeps`` consecutive sweeps.
+    def _confirmed(self, publishable: Touched, day: datetime) -> Touched:
+        """The publishable customers whose move has now held at ``confirm_sweeps`` consecutive sweeps,
+        and whose published segment is more than ``inactivity_dwell`` old.
 
         Counted on the sweep's vectors, so only a confirmed move pays for an exact
         re-score; a customer that is not publishable at a sweep starts again from zero.
+        The dwell keeps an idle customer on a moving boundary from being switched
+        back and forth within days (the centroids move a little with every sweep).
         """
         pending: dict[str, tuple[int, int]] = {}
         confirmed: Touched = {}
         for cid, cause in publishable.items():
-            segment = self.customers[cid].segment
+            state = self.customers[cid]
+            segment = state.segment
             assert segment is not None
             candidate, seen = self.pending.get(cid, (segment, 0))
             seen = seen + 1 if candidate == segment else 1
-            if seen >= self.confirm_sweeps:
+            settled = state.published_at is None or day - state.published_at > self.inactivity_dwell
+            if seen >= self.confirm_sweeps and settled:
                 confirmed[cid] = cause
             else:
                 pending[cid] = (segment, seen)

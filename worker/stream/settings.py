@@ -31,6 +31,12 @@ class WorkerSettings(BaseSettings):
     confirm_sweeps: int = Field(
         3, ge=1, description="an inactivity-driven segment switch must hold at this many consecutive sweeps"
     )
+    inactivity_dwell_days: float = Field(
+        7.0,
+        ge=0,
+        description="an inactivity-driven switch also waits until the published segment is more than this many "
+        "event-days old (purchases and cancellations switch at once)",
+    )
     lloyd_passes: int = Field(
         10, ge=1, description="at most this many assignment + centroid-update passes over idle customers per sweep"
     )
