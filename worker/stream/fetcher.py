@@ -23,6 +23,7 @@ closes because the worker died.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import queue
@@ -53,6 +54,7 @@ _CHILD_POLL_MS = 200
 # batches of up to ``batch_max_records``; small frames keep the child's memory small.
 _FRAME_RECORDS = 5_000
 _QUEUED_FRAMES = 4
+_PIPE_BYTES = 1 << 20  # Linux's default limit for an unprivileged process (/proc/sys/fs/pipe-max-size)
 _NEXT_FRAME_WAIT_S = 0.01  # a frame already queued in the child arrives within this
 
 
@@ -155,6 +157,8 @@ class Fetcher:
         self.highwater: dict[int, int] = {}
         orders_read, orders_write = os.pipe()
         frames_read, frames_write = os.pipe()
+        with contextlib.suppress(AttributeError, OSError):  # Linux: a frame in a few reads, not hundreds
+            fcntl.fcntl(frames_write, fcntl.F_SETPIPE_SZ, _PIPE_BYTES)
         self.frame_records = min(max_records, _FRAME_RECORDS)
         command = [sys.executable, "-m", __name__, topic, str(self.frame_records), str(partition_bytes)]
         command += [str(orders_read), str(frames_write)]

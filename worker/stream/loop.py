@@ -346,9 +346,10 @@ class Worker:
             return
         self.processor.model.load_global(stats)
         self.processor.model.load_remote(remote_stats)
+        batch.dedup = by_day  # repeats included: adding an id twice to a set is harmless
         unique = {event_id for ids in by_day.values() for event_id in ids}
         if len(unique) == len(decoded) and seen.isdisjoint(unique) and landing.isdisjoint(unique):
-            fresh_lines, batch.dedup = decoded, by_day
+            fresh_lines = decoded
         else:
             fresh_lines = self._drop_duplicates(batch, decoded, seen | landing)
         previous_watermark = self.watermark
@@ -375,14 +376,13 @@ class Worker:
     def _drop_duplicates(
         self, batch: BatchCommit, decoded: list[tuple[int, InvoiceLine]], seen: set[str]
     ) -> list[tuple[int, InvoiceLine]]:
-        """The lines whose event id was neither seen before nor earlier in the batch (the rare path)."""
+        """The lines whose event id was neither seen before nor earlier in the batch."""
         fresh = []
         for partition, line in decoded:
             if line.event_id in seen:
                 batch.count("duplicates_dropped")
                 continue
             seen.add(line.event_id)
-            batch.dedup.setdefault(dedup_key(self.keys.prefix, line.invoice_date), []).append(line.event_id)
             fresh.append((partition, line))
         return fresh
 
