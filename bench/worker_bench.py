@@ -3,9 +3,9 @@
 Bootstrap up to the cutoff, replay the rest into a fresh topic, then in one run:
 
 * the worker's end-to-end rows/s (first poll until lag is zero), run as
-  ``python -m worker run`` in a child process so its peak RSS (VmHWM) is its
-  own; beside it a raw kafka-python consume loop over the same topic (the
-  ratio is the figure; goal >= 0.5);
+  ``python -m worker run`` in a child process so its peak RSS (VmHWM, with its
+  fetcher process's) is its own; beside it a raw kafka-python consume loop over
+  the same topic (the ratio is the figure; goal >= 0.5);
 * SSQ ratio and ARI of the streaming segments against a batch k-means
   (k-means++, 10 restarts) on the same final feature vectors (goals <= 1.02, >= 0.95);
 * published segment changes per customer and the flip-flop share (A→B→A within
@@ -52,8 +52,8 @@ def _worker_rate(settings: Settings) -> tuple[float, float, float]:
     """Records/s from the first poll until caught up, and the worker's peak RSS in MB.
 
     The worker runs as ``python -m worker run`` in a child process, exactly as deployed;
-    its peak RSS is the sum over it and its own children (the fetcher process and
-    multiprocessing's fork server), each read from its ``/proc`` status while it runs.
+    its peak RSS is the sum of its own and its fetcher process's, each read from its
+    ``/proc`` status while it runs (two peaks added: an upper bound).
     """
     env = os.environ | as_environment(settings)
     command = [sys.executable, "-m", "worker", "run", "--group", f"bench-{uuid.uuid4().hex}", "--until-caught-up"]

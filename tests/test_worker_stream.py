@@ -8,6 +8,7 @@ popularity per published segment (and the recommendations read from it).
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
@@ -140,15 +141,13 @@ def _expected_recommendations(segment: dict[str, int], had: set[str], n: int) ->
     return [Recommendation(code, units) for units, code in ranked[:n]]
 
 
-def _last_published(settings: Settings) -> dict[str, dict]:
-    """The segment-change topic, reduced to each customer's latest event (by sequence)."""
-    latest: dict[str, dict] = {}
+def _changes_by_customer(settings: Settings) -> dict[str, list[dict]]:
+    """The segment-change topic per customer, in sequence order, repeats dropped."""
+    events: dict[str, dict[int, dict]] = {}
     for record in read_to_end(settings.kafka, settings.topics.segment_changes):
         event = json.loads(record.value)
-        known = latest.get(event["customer_id"])
-        if known is None or event["sequence"] >= known["sequence"]:
-            latest[event["customer_id"]] = event
-    return latest
+        events.setdefault(event["customer_id"], {})[event["sequence"]] = event
+    return {cid: [by_sequence[s] for s in sorted(by_sequence)] for cid, by_sequence in events.items()}
 
 
 def test_stream_equals_batch_and_published_segments_match(
@@ -159,11 +158,19 @@ def test_stream_equals_batch_and_published_segments_match(
     worker = Worker(settings, WorkerSettings(group_id=f"g-{settings.redis.key_prefix}"))
     worker.run(until_caught_up=True)
     records = _assert_matches_batch(redis_client, keys, truth)
-    published = _last_published(settings)
+    changes = _changes_by_customer(settings)
+    published = {cid: events[-1] for cid, events in changes.items()}
     assert len(published) > 1000
     for cid, event in published.items():
         assert str(event["current"]["id"]) == records[cid]["published"], cid
         assert int(records[cid]["seq"]) == event["sequence"], cid
+        assert records[cid]["published_at"] == event["event_time"], cid
+    dwell = WorkerSettings().inactivity_dwell_days
+    for events in changes.values():
+        for before, after in itertools.pairwise(events):
+            if after["reason"] == "inactivity":
+                gap = datetime.fromisoformat(after["event_time"]) - datetime.fromisoformat(before["event_time"])
+                assert gap.total_seconds() / 86_400 > dwell, (after["customer_id"], before, after)
     segments = _published_segments(records)
     expected = _segment_products(truth.product_lines, segments)
     lines = truth.product_lines[truth.product_lines["customer_id"].isin(segments)]

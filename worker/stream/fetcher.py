@@ -228,7 +228,10 @@ class Fetcher:
 
 def serve(topic: str, frame_records: int, partition_bytes: int, orders: Connection, batches: Connection) -> None:
     """The child: consume what was last ordered, send every poll; exit on a stop order or a closed pipe."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group; the worker stops us itself
+    # Ctrl-C or a SIGTERM to the process group reaches us too; the worker stops us itself
+    # once its last batch is in, and we exit on our own if it dies (its pipe closes).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     quiet_kafka_internals()
     consumer = make_consumer(
         Settings().kafka, None, max_poll_records=frame_records, max_partition_fetch_bytes=partition_bytes

@@ -310,9 +310,10 @@ class Processor:
 
         Two debounces, neither of which touches the model statistics: the new
         centroid must be closer by ``publish_margin``; and a move caused by
-        inactivity alone must have held at ``confirm_sweeps`` consecutive sweeps
-        (counted by :meth:`_confirmed` before the exact re-score), so a customer
-        on a boundary that moves with the centroids does not flip-flop.
+        inactivity alone must have held at ``confirm_sweeps`` consecutive sweeps,
+        with the published segment older than ``inactivity_dwell`` (both checked
+        by :meth:`_confirmed` before the exact re-score), so a customer on a
+        boundary that moves with the centroids does not flip-flop.
         """
         assert state.segment is not None and state.features is not None and state.as_of is not None
         cid = state.aggregates.customer_id
