@@ -89,6 +89,10 @@ class ServiceUnavailableError(SegmentationError):
     """Kafka or Redis does not answer; the caller retries with backoff."""
 
 
+class FetcherExitedError(ServiceUnavailableError):
+    """The worker's fetcher process is gone; the worker starts a new one from the applied offsets."""
+
+
 class ModelError(SegmentationError):
     """The model cannot be fitted, stored or switched as asked."""
 

@@ -17,7 +17,9 @@ The split of duties keeps exactly-once where it was:
   a rebalance or a reload is ever applied.
 
 The child exits when the worker closes it, or when the worker's end of the pipe
-closes because the worker died.
+closes because the worker died. If the child dies, the worker notices at its next
+poll (:class:`~shared.exceptions.FetcherExitedError`) and starts a new one from
+the offsets it has applied.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ from typing import NamedTuple
 
 from kafka import KafkaConsumer, TopicPartition
 
-from shared.exceptions import ServiceUnavailableError
+from shared.exceptions import FetcherExitedError
 from shared.kafka_clients import make_consumer
 from shared.settings import Settings, as_environment
 from worker.observability.logs import quiet_kafka_internals
@@ -179,7 +181,8 @@ class Fetcher:
         """Fetch exactly these partitions, from these offsets (-1: the beginning); drop what came before."""
         self.epoch += 1
         order = {"epoch": self.epoch, "starts": {str(p): offset for p, offset in starts.items()}}
-        self._orders.send_bytes(json.dumps(order).encode())
+        with contextlib.suppress(OSError):  # a child that died is noticed, and replaced, at the next poll
+            self._orders.send_bytes(json.dumps(order).encode())
         self.highwater = {p: mark for p, mark in self.highwater.items() if p in starts}
 
     def poll(self, timeout_s: float) -> dict[int, FetchedBatch]:
@@ -194,10 +197,8 @@ class Fetcher:
                 break
             try:
                 frame = self._batches.recv_bytes()
-            except EOFError:
-                raise ServiceUnavailableError(
-                    f"the fetcher process exited (code {self._process.poll()}); restart the worker"
-                ) from None
+            except (EOFError, OSError):  # OSError: it died in the middle of a frame
+                raise FetcherExitedError(f"the fetcher process exited with code {self._process.wait()}") from None
             epoch, fetched, highwater = decode(frame, self.topic)
             if epoch != self.epoch:
                 continue

@@ -44,7 +44,7 @@ from threadpoolctl import threadpool_limits
 
 from shared.contracts.drift_observation import DriftObservations
 from shared.contracts.invoice import InvoiceLine
-from shared.exceptions import ModelError, RecordError
+from shared.exceptions import FetcherExitedError, ModelError, RecordError
 from shared.kafka_clients import ensure_topics, make_consumer, make_producer
 from shared.model_stats import VERSION_FIELD
 from shared.model_store import require_current
@@ -102,9 +102,7 @@ class Worker:
         # The group member: it owns partitions, heartbeats and commits offsets, but its
         # partitions stay paused; the fetcher process consumes them.
         self.consumer: KafkaConsumer = make_consumer(settings.kafka, worker_settings.group_id)
-        self.fetcher = Fetcher(
-            settings, self.topic, worker_settings.batch_max_records, worker_settings.fetch_partition_bytes
-        )
+        self.fetcher = self._start_fetcher()
         self.partition_count = 0
         self.stored_offsets: dict[int, int] = {}  # as they are once the commit in flight lands
         self.inflight = InflightCommit()
@@ -115,6 +113,7 @@ class Worker:
         self.finished_at: float | None = None
         self.stopping = False
         self.caught_up = False
+        self.fetcher_delay = worker_settings.retry_initial_s
         self.observer = Observer(worker_settings, lambda: self.processor)
 
     # -- partition ownership -------------------------------------------------------------
@@ -182,7 +181,7 @@ class Worker:
             while not self.stopping:
                 # Group duties only (its partitions are paused): joins, rebalances, commits.
                 self.consumer.poll(timeout_ms=0 if self.stored_offsets else self.options.poll_timeout_ms)
-                polled = self.fetcher.poll(self.options.poll_timeout_ms / 1000) if self.stored_offsets else {}
+                polled = self._fetch() if self.stored_offsets else {}
                 self.observer.polled(self.fetcher.highwater, self.stored_offsets)
                 if polled:
                     if self.first_batch_at is None:
@@ -220,6 +219,29 @@ class Worker:
             self.producer.close()
             self.observer.close()
             log.info("worker stopped after %d batches", self.batches)
+
+    def _start_fetcher(self) -> Fetcher:
+        return Fetcher(self.settings, self.topic, self.options.batch_max_records, self.options.fetch_partition_bytes)
+
+    def _fetch(self) -> dict[int, FetchedBatch]:
+        """The next batch from the fetcher; a fetcher that died is replaced, with backoff.
+
+        The new one starts from the offsets applied in memory (the commit in flight
+        included): what the old one had fetched beyond them was never applied.
+        """
+        try:
+            polled = self.fetcher.poll(self.options.poll_timeout_ms / 1000)
+        except FetcherExitedError as exc:
+            log.error("%s; starting a new one in %.1f s from the applied offsets", exc, self.fetcher_delay)
+            self.fetcher.close()
+            time.sleep(self.fetcher_delay)
+            self.fetcher_delay = min(self.fetcher_delay * 2, self.options.retry_max_s)
+            self.fetcher = self._start_fetcher()
+            self.fetcher.assign(dict(self.stored_offsets))
+            return {}
+        if polled:
+            self.fetcher_delay = self.options.retry_initial_s
+        return polled
 
     def summary(self) -> dict[str, float]:
         """Throughput of this run, from the first polled batch to the end (printed by ``worker run``)."""

@@ -1,17 +1,23 @@
-"""A Redis outage in the middle of a stream: the worker waits, reloads, and ends exactly where a calm run ends.
+"""Outages in the middle of a stream: the worker recovers and ends exactly where a calm run ends.
 
-The worker's own redis-server (AOF on) is stopped after a few batches and started
-again on the same port and directory two seconds later. Whatever batch was in
-flight had already changed the worker's memory; a correct worker reloads from
-Redis instead of re-running it, so no line is counted twice or lost: every
-customer's aggregates and every segment's product counts equal those of the
-same stream applied without an outage, and the product counts equal the sum
-over each segment's published members (which members are published where may
-differ from the calm run: the debounce's pending confirmations live in memory).
+* Redis: the worker's own redis-server (AOF on) is stopped after a few batches and
+  started again on the same port and directory two seconds later. Whatever batch
+  was in flight had already changed the worker's memory; a correct worker reloads
+  from Redis instead of re-running it.
+* The fetcher process is killed after a few batches: the worker starts a new one
+  from the offsets it has applied, neither skipping nor re-applying a record.
+
+Either way no line is counted twice or lost: every customer's aggregates and every
+segment's product counts equal those of the same stream applied without an outage,
+and the product counts equal the sum over each segment's published members (which
+members are published where may differ from the calm run: the debounce's pending
+confirmations live in memory).
 """
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 import time
 from collections import Counter, defaultdict
@@ -50,9 +56,9 @@ def _products_match_members(client: redis.Redis, keys: Keys) -> None:
     assert stored == {key: {p: float(n) for p, n in units.items() if n} for key, units in expected.items()}
 
 
-def _calm_run(settings: Settings, client: redis.Redis, tmp_path: Path) -> dict[str, str]:
+def _calm_run(settings: Settings, client: redis.Redis, tmp_path: Path, stream_days: int = 30) -> dict[str, str]:
     keys = Keys(settings.redis.key_prefix)
-    bootstrap_simulated(settings, client, tmp_path, stream_days=30)
+    bootstrap_simulated(settings, client, tmp_path, stream_days=stream_days)
     replay_simulated(settings, tmp_path, CUTOFF)
     Worker(settings, WorkerSettings(group_id=f"g-{keys.prefix}", **OPTIONS)).run(until_caught_up=True)
     return _aggregates(client, keys)
@@ -93,3 +99,36 @@ def test_a_redis_outage_mid_stream_loses_and_doubles_nothing(
         _products_match_members(client, keys)
     finally:
         server.stop()
+
+
+def test_a_killed_fetcher_is_replaced_and_nothing_is_lost_or_doubled(
+    settings: Settings, redis_client: redis.Redis, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Long enough that, when it is killed, the fetcher holds frames the worker has not read:
+    # its replacement must fetch them again, from the offsets the worker has applied.
+    expected = _calm_run(settings, redis_client, tmp_path / "calm", stream_days=150)
+    own = settings.model_copy(update={"redis": RedisSettings(url=settings.redis.url, key_prefix="killed-fetcher:")})
+    client = make_redis(own.redis)
+    keys = Keys(own.redis.key_prefix)
+    bootstrap_simulated(own, client, tmp_path, stream_days=150)
+    own.topics.invoices = settings.topics.invoices  # the calm run's stream, already on the broker
+    worker = Worker(own, WorkerSettings(group_id=f"fetcher-{keys.prefix}", **OPTIONS))
+    killed: dict[str, int] = {}
+
+    def kill() -> None:
+        deadline = time.monotonic() + 60
+        while worker.batches < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        killed["pid"] = worker.fetcher._process.pid
+        killed["at_batch"] = worker.batches
+        os.kill(killed["pid"], signal.SIGKILL)
+
+    thread = threading.Thread(target=kill)
+    thread.start()
+    worker.run(until_caught_up=True)
+    thread.join()
+    assert 3 <= killed["at_batch"] < worker.batches, "the kill fell in the middle of the stream"
+    assert worker.fetcher._process.pid != killed["pid"]
+    assert any("fetcher process exited" in record.message for record in caplog.records)
+    assert _aggregates(client, keys) == expected
+    _products_match_members(client, keys)
