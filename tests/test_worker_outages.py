@@ -21,6 +21,7 @@ import signal
 import threading
 import time
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -64,6 +65,38 @@ def _calm_run(settings: Settings, client: redis.Redis, tmp_path: Path, stream_da
     return _aggregates(client, keys)
 
 
+def _interrupted_run(
+    settings: Settings, redis_url: str, tmp_path: Path, stream_days: int, interrupt: Callable[[Worker], None]
+) -> tuple[redis.Redis, Keys]:
+    """The calm run's stream again, bootstrapped into ``redis_url``; ``interrupt`` runs once 3 batches are in.
+
+    Returns the client and keys of the run's state, after checking that the
+    interruption fell in the middle of the stream.
+    """
+    prefix = f"interrupted-{settings.redis.key_prefix}"
+    own = settings.model_copy(update={"redis": RedisSettings(url=redis_url, key_prefix=prefix)})
+    client = make_redis(own.redis)
+    keys = Keys(own.redis.key_prefix)
+    bootstrap_simulated(own, client, tmp_path, stream_days=stream_days)
+    own.topics.invoices = settings.topics.invoices  # the calm run's stream, already on the broker
+    worker = Worker(own, WorkerSettings(group_id=f"interrupted-{settings.redis.key_prefix}", **OPTIONS))
+    at_batch: list[int] = []
+
+    def wait_then_interrupt() -> None:
+        deadline = time.monotonic() + 60
+        while worker.batches < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        at_batch.append(worker.batches)
+        interrupt(worker)
+
+    thread = threading.Thread(target=wait_then_interrupt)
+    thread.start()
+    worker.run(until_caught_up=True)
+    thread.join()
+    assert 3 <= at_batch[0] < worker.batches, "the interruption fell in the middle of the stream"
+    return client, keys
+
+
 def test_a_redis_outage_mid_stream_loses_and_doubles_nothing(
     settings: Settings, redis_client: redis.Redis, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -71,29 +104,14 @@ def test_a_redis_outage_mid_stream_loses_and_doubles_nothing(
     server = RedisServer(workdir=tmp_path / "redis")
     (tmp_path / "redis").mkdir()
     server.start()
+
+    def outage(worker: Worker) -> None:
+        server.stop()
+        time.sleep(2.0)
+        server.start()
+
     try:
-        own = settings.model_copy(update={"redis": RedisSettings(url=server.url, key_prefix=settings.redis.key_prefix)})
-        client = make_redis(own.redis)
-        keys = Keys(own.redis.key_prefix)
-        bootstrap_simulated(own, client, tmp_path, stream_days=30)
-        own.topics.invoices = settings.topics.invoices  # the calm run's stream, already on the broker
-        worker = Worker(own, WorkerSettings(group_id=f"outage-{keys.prefix}", **OPTIONS))
-        outage: dict[str, int] = {}
-
-        def interrupt() -> None:
-            deadline = time.monotonic() + 60
-            while worker.batches < 3 and time.monotonic() < deadline:
-                time.sleep(0.01)
-            server.stop()
-            outage["at_batch"] = worker.batches
-            time.sleep(2.0)
-            server.start()
-
-        thread = threading.Thread(target=interrupt)
-        thread.start()
-        worker.run(until_caught_up=True)
-        thread.join()
-        assert 3 <= outage["at_batch"] < worker.batches, "the outage fell in the middle of the stream"
+        client, keys = _interrupted_run(settings, server.url, tmp_path, 30, outage)
         assert any("Redis unavailable" in record.message for record in caplog.records)
         assert _aggregates(client, keys) == expected
         _products_match_members(client, keys)
@@ -107,28 +125,13 @@ def test_a_killed_fetcher_is_replaced_and_nothing_is_lost_or_doubled(
     # Long enough that, when it is killed, the fetcher holds frames the worker has not read:
     # its replacement must fetch them again, from the offsets the worker has applied.
     expected = _calm_run(settings, redis_client, tmp_path / "calm", stream_days=150)
-    own = settings.model_copy(update={"redis": RedisSettings(url=settings.redis.url, key_prefix="killed-fetcher:")})
-    client = make_redis(own.redis)
-    keys = Keys(own.redis.key_prefix)
-    bootstrap_simulated(own, client, tmp_path, stream_days=150)
-    own.topics.invoices = settings.topics.invoices  # the calm run's stream, already on the broker
-    worker = Worker(own, WorkerSettings(group_id=f"fetcher-{keys.prefix}", **OPTIONS))
-    killed: dict[str, int] = {}
+    killed: list[int] = []
 
-    def kill() -> None:
-        deadline = time.monotonic() + 60
-        while worker.batches < 3 and time.monotonic() < deadline:
-            time.sleep(0.01)
-        killed["pid"] = worker.fetcher._process.pid
-        killed["at_batch"] = worker.batches
-        os.kill(killed["pid"], signal.SIGKILL)
+    def kill(worker: Worker) -> None:
+        killed.append(worker.fetcher._process.pid)
+        os.kill(killed[0], signal.SIGKILL)
 
-    thread = threading.Thread(target=kill)
-    thread.start()
-    worker.run(until_caught_up=True)
-    thread.join()
-    assert 3 <= killed["at_batch"] < worker.batches, "the kill fell in the middle of the stream"
-    assert worker.fetcher._process.pid != killed["pid"]
+    client, keys = _interrupted_run(settings, settings.redis.url, tmp_path, 150, kill)
     assert any("fetcher process exited" in record.message for record in caplog.records)
     assert _aggregates(client, keys) == expected
     _products_match_members(client, keys)
