@@ -10,7 +10,6 @@ cancellations or fees) get empty features, vector and segment.
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,7 +21,7 @@ import redis
 from shared.features.aggregates import CustomerAggregates, GuestStats
 from shared.state_keys import Keys
 from worker.stream.customers import CustomerState
-from worker.stream.popularity import add_units, nonzero
+from worker.stream.popularity import SegmentDeltas, add_units, nonzero
 
 
 @dataclass(frozen=True)
@@ -93,7 +92,7 @@ def seed_segment_products(
     its product units to its published segment; zeros are left out. Sets of
     segments that have no member now are deleted. Returns how many sets were written.
     """
-    totals: defaultdict[int, Counter[str]] = defaultdict(Counter)
+    totals: SegmentDeltas = {}
     for customer, segment in published.items():
         add_units(totals, segment, aggregates[customer].product_units)
     seeded = nonzero(totals)

@@ -18,18 +18,24 @@ the batch, however many times a customer moves within it.
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-SegmentDeltas = dict[int, dict[str, int]]
+SegmentDeltas = dict[int, dict[str, int]]  # segment -> stock code -> net units
 
 
-def add_units(totals: defaultdict[int, Counter[str]], segment: int, units: Mapping[str, int], sign: int = 1) -> None:
+def _segment_totals(totals: SegmentDeltas, segment: int) -> dict[str, int]:
+    target = totals.get(segment)
+    if target is None:
+        target = totals[segment] = {}
+    return target
+
+
+def add_units(totals: SegmentDeltas, segment: int, units: Mapping[str, int], sign: int = 1) -> None:
     """Add (``sign=1``) or take out (``-1``) a customer's units per stock code to its segment's totals."""
-    target = totals[segment]
+    target = _segment_totals(totals, segment)
     for code, quantity in units.items():
-        target[code] += sign * quantity
+        target[code] = target.get(code, 0) + sign * quantity
 
 
 def nonzero(totals: Mapping[int, Mapping[str, int]]) -> SegmentDeltas:
@@ -46,31 +52,19 @@ class PopularityChanges:
     publish (:meth:`moved`); :meth:`take` hands out the batch's deltas.
     """
 
-    totals: dict[int, dict[str, int]] = field(default_factory=dict)
-
-    def _of(self, segment: int) -> dict[str, int]:
-        target = self.totals.get(segment)
-        if target is None:
-            target = self.totals[segment] = {}
-        return target
+    totals: SegmentDeltas = field(default_factory=dict)
 
     def line(self, published: int | None, stock_code: str, quantity: int) -> None:
         """A product line of a customer whose published segment is ``published``."""
         if published is not None:
-            target = self._of(published)
+            target = _segment_totals(self.totals, published)
             target[stock_code] = target.get(stock_code, 0) + quantity
 
     def moved(self, units: Mapping[str, int], before: int | None, after: int) -> None:
         """A customer's published segment changes from ``before`` to ``after``; ``units`` are all its units now."""
-        target = self._of(after)
-        if before is None:
-            for code, quantity in units.items():
-                target[code] = target.get(code, 0) + quantity
-            return
-        source = self._of(before)
-        for code, quantity in units.items():
-            source[code] = source.get(code, 0) - quantity
-            target[code] = target.get(code, 0) + quantity
+        if before is not None:
+            add_units(self.totals, before, units, -1)
+        add_units(self.totals, after, units)
 
     def take(self) -> SegmentDeltas:
         """The batch's net units per (segment, stock code), without zeros; starts the next batch."""
