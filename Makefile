@@ -26,7 +26,7 @@ test: lint  ## the whole suite against a real broker and Redis (see tests/confte
 	$(BIN)/python -m pytest
 
 demo: install  ## end to end on a local broker and Redis; see README
-	$(BIN)/python -m bench.demo
+	$(BIN)/python -m demo
 
 bench: install  ## performance and quality figures (prints ratios against baselines)
 	$(BIN)/python -m bench.run

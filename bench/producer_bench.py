@@ -64,7 +64,7 @@ def _raw_send_rate(settings: Settings, topic: str, messages: list[Message]) -> f
 
 
 def main() -> None:
-    from shared.local_services import TansuBroker
+    from rig.local_services import TansuBroker
 
     dataset = Path(os.environ.get("SEG_DATASET", "/work/shared/data/online_retail.csv.xz"))
     if os.environ.get("SEG_KAFKA__BOOTSTRAP_SERVERS"):

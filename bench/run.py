@@ -8,8 +8,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from bench import bootstrap_bench, drift_eval, producer_bench, worker_bench
-from shared.local_services import RedisServer, TansuBroker
+from bench import bootstrap_bench, producer_bench, worker_bench
+from harness import drift as drift_eval
+from rig.local_services import RedisServer, TansuBroker
 from shared.settings import isolated_settings
 
 DATASET = Path(os.environ.get("SEG_DATASET", "../shared/data/online_retail.csv.xz"))

@@ -36,11 +36,11 @@ from shared.features.aggregates import CustomerAggregates
 from shared.features.scaling import transform_matrix
 from shared.features.vector import FEATURE_NAMES, compute_features
 from shared.kafka_clients import make_consumer, read_to_end
-from shared.model_stats import live_stats
-from shared.model_store import load_current
 from shared.redis_client import make_redis
 from shared.settings import Settings, as_environment
-from shared.state_keys import Keys
+from shared.state.keys import Keys
+from shared.state.model_stats import live_stats
+from shared.state.model_store import load_current
 from worker.bootstrap.pipeline import run_bootstrap
 from worker.bootstrap.settings import BootstrapSettings
 

@@ -25,12 +25,12 @@ from producer.acks import AckTracker
 from producer.checkpoint import Checkpoint, fingerprint
 from producer.events import EventCounts, Selection
 from producer.pacing import Pacer
-from producer.partitioning import KeyPartitioner
 from producer.prepare import Message, local_messages, prepared_messages
 from producer.settings import ProducerSettings
 from producer.validation import Limits
 from shared.exceptions import EmptyInputError, ServiceUnavailableError
 from shared.kafka_clients import ensure_topics, make_producer
+from shared.partitioner import KeyPartitioner
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)

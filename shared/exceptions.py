@@ -99,3 +99,16 @@ class ModelError(SegmentationError):
 
 class LiveModelExistsError(ModelError):
     """A live model is already in Redis and ``--force`` was not given."""
+
+
+class FencedError(SegmentationError):
+    """Another process took over what this one was writing (a partition, the drift monitor's offset).
+
+    The writer stops writing, reloads what it still owns from Redis and goes on; nothing it
+    had in memory is written over the newer state.
+    """
+
+    def __init__(self, partition: int, offset: int) -> None:
+        super().__init__(f"partition {partition} is at offset {offset} in Redis: another worker owns it now")
+        self.partition = partition
+        self.offset = offset

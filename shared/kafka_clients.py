@@ -40,7 +40,7 @@ def connection_options(settings: KafkaSettings) -> dict[str, Any]:
 def _unavailable(settings: KafkaSettings, exc: Exception) -> ServiceUnavailableError:
     return ServiceUnavailableError(
         f"no Kafka broker answers at {settings.bootstrap_servers} ({exc}); "
-        "start one (make broker) or set SEG_KAFKA__BOOTSTRAP_SERVERS"
+        "start it (docker compose up -d kafka) or point SEG_KAFKA__BOOTSTRAP_SERVERS at a running broker"
     )
 
 

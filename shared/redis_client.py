@@ -7,7 +7,8 @@ from typing import Any
 import redis
 
 from shared.exceptions import ServiceUnavailableError
-from shared.settings import RedisSettings
+from shared.settings import RedisSettings, Settings
+from shared.state.keys import Keys
 
 
 def make_redis(settings: RedisSettings, check: bool = True) -> redis.Redis:
@@ -30,3 +31,8 @@ def make_redis(settings: RedisSettings, check: bool = True) -> redis.Redis:
                 f"Redis does not answer at {settings.url} ({exc}); start it or set SEG_REDIS__URL"
             ) from exc
     return client
+
+
+def connect(settings: Settings) -> tuple[redis.Redis, Keys]:
+    """A checked client and the keys under the configured prefix: how tools and services reach the state."""
+    return make_redis(settings.redis), Keys(settings.redis.key_prefix)

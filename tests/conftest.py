@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from shared.local_services import RedisServer, TansuBroker
+from rig.local_services import RedisServer, TansuBroker
 from shared.settings import Settings, isolated_settings
 
 DATASET = Path(os.environ.get("SEG_DATASET", Path(__file__).resolve().parents[2] / "shared/data/online_retail.csv.xz"))

@@ -14,7 +14,7 @@ import redis
 
 from shared.exceptions import EmptyInputError, ModelError
 from shared.settings import Settings
-from shared.state_keys import Keys
+from shared.state.keys import Keys
 from worker.bootstrap.pipeline import run_bootstrap
 from worker.bootstrap.settings import BootstrapSettings
 

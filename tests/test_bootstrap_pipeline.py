@@ -10,9 +10,9 @@ import redis
 
 from shared.contracts.model_snapshot import ModelSnapshot
 from shared.exceptions import LiveModelExistsError
-from shared.model_store import load_current
 from shared.settings import Settings
-from shared.state_keys import Keys
+from shared.state.keys import Keys
+from shared.state.model_store import load_current
 from worker.bootstrap.pipeline import run_bootstrap
 from worker.bootstrap.settings import BootstrapSettings
 from worker.bootstrap.summary import summary

@@ -20,15 +20,15 @@ from producer.simulate.drift import DriftEpisode
 from shared.contracts.drift_alert import Contributor, DriftAlert
 from shared.kafka_clients import read_to_end
 from shared.settings import Settings, as_environment
-from shared.state_keys import Keys
+from shared.state.keys import Keys
 from tests.tools_helpers import CUTOFF, DAYS, alert, bootstrap_simulated, replay_simulated, run_tool, stream_simulated
 from worker.bootstrap.pipeline import run_bootstrap
 from worker.bootstrap.settings import BootstrapSettings
 from worker.cli import main
 from worker.drift import DriftSettings
-from worker.monitor.service import DriftMonitor
-from worker.monitor.settings import MonitorSettings
-from worker.monitor.store import MonitorStore
+from worker.drift_service.service import DriftMonitor
+from worker.drift_service.settings import MonitorSettings
+from worker.drift_service.store import MonitorStore
 from worker.refresh.settings import RefreshSettings
 from worker.stream.loop import Worker
 from worker.stream.settings import WorkerSettings

@@ -24,15 +24,15 @@ import redis
 from shared.contracts.drift_alert import DriftAlert
 from shared.kafka_clients import read_to_end
 from shared.settings import Settings
-from shared.state_keys import Keys
+from shared.state.keys import Keys
 from tests.drift_stream import Reference, Shift, reference, stream
 from tests.tools_helpers import publish
 from worker.bootstrap.pipeline import run_bootstrap
 from worker.bootstrap.settings import BootstrapSettings
 from worker.drift import DriftSettings
-from worker.monitor.service import DriftMonitor
-from worker.monitor.settings import MonitorSettings
-from worker.monitor.store import MonitorStore
+from worker.drift_service.service import DriftMonitor
+from worker.drift_service.settings import MonitorSettings
+from worker.drift_service.store import MonitorStore
 from worker.refresh.settings import RefreshSettings
 from worker.stream.loop import Worker
 from worker.stream.settings import WorkerSettings

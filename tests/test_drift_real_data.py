@@ -9,14 +9,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench.drift_eval import day_bootstrap
+from harness.drift import day_bootstrap
 from shared.contracts.drift_alert import DriftAlert
 from shared.contracts.model_snapshot import ModelSnapshot, ReferenceStats, Segment, Transform
 from worker.bootstrap.cleaning import clean
 from worker.bootstrap.loading import load_history
-from worker.bootstrap.reference import bin_shares, invoice_statistics, quantile_bins
 from worker.drift import DriftEngine, DriftSettings, calibration
 from worker.drift.invoice_table import invoice_table
+from worker.drift.reference import bin_shares, invoice_statistics, quantile_bins
 from worker.drift.statistics import psi
 
 CUTOFF = datetime(2011, 6, 1)
@@ -88,7 +88,7 @@ def test_stationary_replay_opens_nothing_and_a_1_sigma_shift_opens_one_incident_
     """Day-bootstrap of the reference; log order value + 1σ from day 40 to day 80.
 
     The false-incident rate is not zero (seeds 10-19 of this 6,000-invoice stream
-    gave 6 false incidents in ~1,150 days, 0.47 per 90 days; bench/drift_eval.py
+    gave 6 false incidents in ~1,150 days, 0.47 per 90 days; harness/drift.py
     reports it): seed 10 is one of the quiet replays, pinned so the test is exact.
     """
     settings = DriftSettings()

@@ -11,16 +11,16 @@ import pandas as pd
 import pytest
 
 from shared.contracts.model_snapshot import ModelSnapshot, ReferenceStats, Segment, Transform
-from worker.bootstrap.reference import quantile_bins
 from worker.drift import DriftEngine, DriftSettings, calibration
-from worker.drift.activity_monitor import ActivityReference, shortfall
+from worker.drift.activity_detector import ActivityReference, shortfall
 from worker.drift.fast_tier import FastTier
 from worker.drift.incidents import IncidentLedger, IncidentMachine
 from worker.drift.invoice_table import STATISTICS
+from worker.drift.reference import quantile_bins
 
 START = datetime(2011, 6, 1)
 # I.i.d. synthetic windows are smoother than the real reference chunks the 4σ default
-# was chosen on (bench/drift_eval.py), so tests that must see one family quiet use 6σ.
+# was chosen on (harness/drift.py), so tests that must see one family quiet use 6σ.
 QUIET = DriftSettings(threshold_sigmas=6.0)
 
 

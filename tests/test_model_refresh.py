@@ -21,10 +21,10 @@ import redis
 
 from shared.contracts.segment_change import SegmentChange
 from shared.kafka_clients import read_to_end
-from shared.model_stats import VERSION_FIELD
-from shared.model_store import require_current
 from shared.settings import Settings
-from shared.state_keys import Keys
+from shared.state.keys import Keys
+from shared.state.model_stats import VERSION_FIELD
+from shared.state.model_store import require_current
 from tests.tools_helpers import CUTOFF, bootstrap_simulated, replay_simulated
 from worker.refresh.refit import RefreshResult, refit
 from worker.refresh.settings import RefreshSettings

@@ -21,7 +21,7 @@ from PIL import Image
 
 from shared.contracts.drift_alert import Contributor, DriftAlert, EventWindow
 from shared.settings import Settings, as_environment
-from shared.state_keys import Keys
+from shared.state.keys import Keys
 from tests.tools_helpers import START, alert, bootstrap_simulated, change, publish, stream_simulated
 from worker.cli import main
 from worker.report import history

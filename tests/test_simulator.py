@@ -16,7 +16,7 @@ from producer.cli import main as producer_main
 from producer.simulate import ARCHETYPES, SimulationConfig, parse_drift, simulate
 from shared.readers import open_rows
 from shared.settings import Settings
-from shared.state_keys import Keys
+from shared.state.keys import Keys
 from worker.bootstrap.pipeline import run_bootstrap
 from worker.bootstrap.settings import BootstrapSettings
 

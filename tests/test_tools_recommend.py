@@ -14,7 +14,7 @@ import redis
 from shared.exceptions import UnknownCustomerError
 from shared.features.aggregates import CustomerAggregates
 from shared.settings import Settings
-from shared.state_keys import Keys
+from shared.state.keys import Keys
 from tests.tools_helpers import bootstrap_simulated, run_tool
 from worker.cli import build_parser
 

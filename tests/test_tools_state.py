@@ -9,9 +9,9 @@ import pytest
 import redis
 
 from shared.exceptions import ModelError, UnknownCustomerError
-from shared.model_store import activate, write_version
 from shared.settings import Settings
-from shared.state_keys import Keys
+from shared.state.keys import Keys
+from shared.state.model_store import activate, write_version
 from tests.tools_helpers import bootstrap_simulated, change, publish, run_tool
 
 

@@ -27,11 +27,11 @@ from pathlib import Path
 import pytest
 import redis
 
+from rig.local_services import RedisServer
 from shared.features.aggregates import CustomerAggregates
-from shared.local_services import RedisServer
 from shared.redis_client import make_redis
 from shared.settings import RedisSettings, Settings
-from shared.state_keys import Keys
+from shared.state.keys import Keys
 from tests.tools_helpers import CUTOFF, bootstrap_simulated, replay_simulated
 from worker.stream.loop import Worker
 from worker.stream.settings import WorkerSettings

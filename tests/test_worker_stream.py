@@ -29,9 +29,9 @@ from producer.replay import ReplayOptions, replay
 from shared.features.aggregates import CustomerAggregates, GuestStats
 from shared.features.vector import compute_features
 from shared.kafka_clients import read_to_end
-from shared.recommendations import Recommendation, recommend
 from shared.settings import Settings, as_environment
-from shared.state_keys import Keys
+from shared.state.keys import Keys
+from shared.state.recommendations import Recommendation, recommend
 from worker.bootstrap.batch_aggregates import batch_aggregates, guest_stats
 from worker.bootstrap.cleaning import clean
 from worker.bootstrap.loading import load_history

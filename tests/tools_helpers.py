@@ -19,7 +19,7 @@ from shared.contracts.drift_alert import DriftAlert, EventWindow
 from shared.contracts.segment_change import SegmentChange, SegmentRef
 from shared.kafka_clients import ensure_topics, make_producer
 from shared.settings import Settings
-from shared.state_keys import Keys
+from shared.state.keys import Keys
 from worker.bootstrap.pipeline import BootstrapResult, run_bootstrap
 from worker.bootstrap.settings import BootstrapSettings
 from worker.cli import build_parser

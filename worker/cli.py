@@ -24,9 +24,9 @@ Command = Callable[[argparse.Namespace], int]
 
 def bootstrap(args: argparse.Namespace) -> int:
     """Fit the first model on history and seed Redis with it."""
+    from shared.redis_client import connect
     from worker.bootstrap.pipeline import run_bootstrap
     from worker.bootstrap.summary import summary
-    from worker.tools.state import connect
 
     overrides = {
         name: getattr(args, name)
@@ -109,8 +109,8 @@ def _add_run(subparsers: argparse._SubParsersAction) -> None:
 def monitor(args: argparse.Namespace) -> int:
     """Run the drift monitor service."""
     from worker.drift import DriftSettings
-    from worker.monitor.service import DriftMonitor
-    from worker.monitor.settings import MonitorSettings
+    from worker.drift_service.service import DriftMonitor
+    from worker.drift_service.settings import MonitorSettings
     from worker.refresh.settings import RefreshSettings
 
     refresh_options = load(RefreshSettings, **({"policy": args.policy} if args.policy else {}))
@@ -141,9 +141,9 @@ def refresh(args: argparse.Namespace) -> int:
     """Refit the live model now."""
     from datetime import datetime
 
+    from shared.redis_client import connect
     from worker.refresh.refit import refit
     from worker.refresh.settings import RefreshSettings
-    from worker.tools.state import connect
 
     client, keys = connect(load(Settings))
     stored = client.get(keys.watermark) or client.get(keys.cutoff)

@@ -13,6 +13,7 @@ from shared.contracts.model_snapshot import Transform
 from shared.exceptions import ModelError
 from shared.features.scaling import fit_transform, transform_matrix
 from worker.bootstrap.settings import BootstrapSettings
+from worker.segmentation.assignment import nearest_centroid
 
 
 @dataclass(frozen=True)
@@ -26,12 +27,6 @@ class FittedModel:
     k: int
     quality: dict[str, float]
     k_selection: dict[int, dict[str, float]]
-
-
-def nearest_centroid(vectors: np.ndarray, centroids: np.ndarray) -> np.ndarray:
-    """Index of the closest centroid per row: the rule that assigns a customer to a segment."""
-    distances = ((vectors[:, None, :] - centroids[None, :, :]) ** 2).sum(axis=2)
-    return distances.argmin(axis=1)
 
 
 def _fit_k(vectors: np.ndarray, k: int, settings: BootstrapSettings) -> tuple[KMeans, dict[str, float]]:

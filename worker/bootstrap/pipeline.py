@@ -27,17 +27,18 @@ import redis
 from shared.contracts.model_snapshot import ModelSnapshot
 from shared.exceptions import EmptyInputError
 from shared.features.scaling import transform_matrix
-from shared.model_store import activate, load_current, refuse_live, write_file, write_version
-from shared.state_keys import Keys
+from shared.state.keys import Keys
+from shared.state.model_store import activate, load_current, refuse_live, write_file, write_version
 from worker.bootstrap.batch_aggregates import batch_aggregates, feature_frame, guest_stats
 from worker.bootstrap.cleaning import CleaningReport, clean
 from worker.bootstrap.loading import load_history
-from worker.bootstrap.model_fit import fit_model, nearest_centroid
-from worker.bootstrap.naming import name_segments
+from worker.bootstrap.model_fit import fit_model
 from worker.bootstrap.seeding import SeedReport, seed_customers, seed_guests, seed_segment_products
 from worker.bootstrap.settings import BootstrapSettings
 from worker.bootstrap.snapshot import build_snapshot, data_fingerprint, segment_ids
-from worker.monitor.reference import reference_json
+from worker.drift.reference import reference_json
+from worker.segmentation.assignment import nearest_centroid
+from worker.segmentation.naming import name_segments
 
 log = logging.getLogger("worker.bootstrap")
 

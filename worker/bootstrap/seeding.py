@@ -19,9 +19,9 @@ import pandas as pd
 import redis
 
 from shared.features.aggregates import CustomerAggregates, GuestStats
-from shared.state_keys import Keys
-from worker.stream.customers import CustomerState
-from worker.stream.popularity import SegmentDeltas, add_units, nonzero
+from shared.state.customer_record import CustomerState
+from shared.state.keys import Keys
+from worker.segmentation.popularity import SegmentDeltas, add_units, nonzero
 
 
 @dataclass(frozen=True)
@@ -88,7 +88,7 @@ def seed_segment_products(
 ) -> int:
     """Replace every ``segment:{id}:products`` with the seeded customers' net units per published segment.
 
-    The same rule as the worker's (:mod:`worker.stream.popularity`): a customer adds
+    The same rule as the worker's (:mod:`worker.segmentation.popularity`): a customer adds
     its product units to its published segment; zeros are left out. Sets of
     segments that have no member now are deleted. Returns how many sets were written.
     """

@@ -12,8 +12,8 @@ from shared.contracts.model_snapshot import ModelSnapshot, ReferenceStats, Segme
 from shared.readers.columns import CANONICAL
 from worker.bootstrap.cleaning import CleanedHistory
 from worker.bootstrap.model_fit import FittedModel
-from worker.bootstrap.naming import NamedSegments
-from worker.bootstrap.reference import invoice_statistics, quantile_bins
+from worker.drift.reference import invoice_statistics, quantile_bins
+from worker.segmentation.naming import NamedSegments
 
 
 def data_fingerprint(cleaned: CleanedHistory) -> str:

@@ -20,9 +20,9 @@ import pandas as pd
 from pydantic import BaseModel
 
 from shared.contracts.model_snapshot import ModelSnapshot, QuantileBins
-from worker.bootstrap.reference import bin_shares, quantile_bins
-from worker.drift.activity_monitor import ActivityReference, shortfall
+from worker.drift.activity_detector import ActivityReference, shortfall
 from worker.drift.invoice_table import STATISTICS
+from worker.drift.reference import bin_shares, quantile_bins
 from worker.drift.settings import DriftSettings
 from worker.drift.statistics import Threshold, calibrated, normalised_wasserstein, psi
 
@@ -30,7 +30,7 @@ GRID_POINTS = 101
 # Lines per invoice run from 1 to several hundred: on the raw scale a few wholesale invoices of
 # 200+ lines move the Wasserstein distance more than any change of the typical invoice, and its
 # null has tails that mean + kσ does not cover (17 of 38 false incidents on the no-drift controls
-# of bench/drift_eval.py, seeds 100-119). On log1p(lines) every invoice weighs alike.
+# of harness/drift.py, seeds 100-119). On log1p(lines) every invoice weighs alike.
 LOG_WASSERSTEIN = frozenset({"lines_per_invoice"})
 
 

@@ -21,16 +21,16 @@ from typing import Any
 from shared.contracts.drift_alert import Contribution, DriftAlert
 from shared.contracts.model_snapshot import ModelSnapshot
 from worker.drift import calibration
-from worker.drift.activity_monitor import MONITOR as ACTIVITY_MONITOR
-from worker.drift.activity_monitor import ActivityMonitor, ActivityReference
+from worker.drift.activity_detector import MONITOR as ACTIVITY_MONITOR
+from worker.drift.activity_detector import ActivityMonitor, ActivityReference
 from worker.drift.calibration import StatisticReference
 from worker.drift.evaluation import Evaluation
 from worker.drift.fast_tier import FastTier
 from worker.drift.incidents import LEVELS, AlertContext, IncidentLedger, IncidentMachine, build_alert
-from worker.drift.invoice_monitor import MONITOR as INVOICE_MONITOR
-from worker.drift.invoice_monitor import InvoiceMonitor
-from worker.drift.segment_monitor import MONITOR as SEGMENT_MONITOR
-from worker.drift.segment_monitor import Assignment, SegmentMonitor
+from worker.drift.invoice_detector import MONITOR as INVOICE_MONITOR
+from worker.drift.invoice_detector import InvoiceMonitor
+from worker.drift.segment_detector import MONITOR as SEGMENT_MONITOR
+from worker.drift.segment_detector import Assignment, SegmentMonitor
 from worker.drift.settings import DriftSettings
 
 STATE_FORMAT = 1

@@ -1,6 +1,6 @@
 """Purchase invoices in event order, one row each: what the worker feeds ``observe_invoice``.
 
-:func:`worker.bootstrap.reference.invoice_statistics` gives the same three
+:func:`worker.drift.reference.invoice_statistics` gives the same three
 statistics sorted by customer for the snapshot's bins; calibration and replays
 need them per invoice in event order (a reference chunk is a stretch of time).
 """

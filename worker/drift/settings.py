@@ -24,7 +24,7 @@ class DriftSettings(BaseSettings):
     invoice_step: int = Field(5, ge=1, description="evaluate every this many invoices (sliding window)")
     min_events: int = Field(30, ge=5, description="a statistic with fewer values in the window is not evaluated")
     # Each family runs several checks (3 statistics × PSI and Wasserstein) and their nulls have
-    # heavier tails than a normal: bench/drift_eval.py measured ~2 false incidents per 90 days at
+    # heavier tails than a normal: harness/drift.py measured ~2 false incidents per 90 days at
     # 3σ (seeds 1-5). No-drift controls, seeds 100-119 (smoothed window PSI, close_after 60): 0.83
     # at 4σ, 0.63 at 4.25σ, 0.40 at 4.5σ (100-109), where the median delay of a 1σ shift grows from 52 to 54
     # to 58 invoices (goal ≤ 60): 4.25σ.
@@ -43,7 +43,7 @@ class DriftSettings(BaseSettings):
     min_segment_size: int = Field(20, ge=1, description="a transition A→B is scored when A has this many updates")
 
     # Customer activity: do loyal customers keep their pace (churn)? Evaluated once per event day.
-    # Defaults chosen on the no-drift controls and churn replays of bench/drift_eval.py with seeds
+    # Defaults chosen on the no-drift controls and churn replays of harness/drift.py with seeds
     # 100-115 (not the seeds it reports): 2.5σ gave 0.03 false incidents per 90 days and found
     # every churn wave within 24 days; 2σ opened 4x as many false incidents, 3σ missed waves.
     activity_min_invoices: int = Field(
@@ -75,14 +75,14 @@ class DriftSettings(BaseSettings):
     open_after: int = Field(4, ge=1, description="consecutive evaluations above threshold that open an incident")
     # 60 invoice evaluations = 3 whole windows (300 invoices) below the closing level. At 10 (half a
     # window, still overlapping the exceedance) a lasting mixture hovering at the threshold (a new
-    # high-value cohort) split into 3-9 incidents per episode in bench/drift_eval.py; at 60, one.
+    # high-value cohort) split into 3-9 incidents per episode in harness/drift.py; at 60, one.
     # In the segment family (step 30 of 300 assignments) the same 60 evaluations are 6 windows.
     close_after: int = Field(
         60, ge=1, description="consecutive evaluations below close_ratio that close an invoice or segment incident"
     )
     # One drift episode is one incident. A family that opens while another family's incident is open
     # joins it; one that opens within this many event days after the incident closed re-opens it.
-    # bench/drift_eval.py before the ledger: a churn wave opened one activity and one invoice
+    # harness/drift.py before the ledger: a churn wave opened one activity and one invoice
     # incident; a cohort episode closed and re-opened 2 days later. The activity family judges a
     # 14-day window, so it confirms a churn wave up to two weeks after the invoice family saw the
     # mix change and may already have closed: at 7 days a churn wave of seed 31 (tuning seeds 20-39)

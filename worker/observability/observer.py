@@ -3,7 +3,7 @@
 The loop calls :meth:`Observer.polled` at every poll, :meth:`assigned` and
 :meth:`revoked` on rebalances, :meth:`dead_letter` for each unusable record and
 ``observer.metrics.batch_done`` after each committed batch. Drift metrics are
-the drift monitor's (:mod:`worker.monitor.metrics`).
+the drift monitor's (:mod:`worker.drift_service.metrics`).
 """
 
 from __future__ import annotations

@@ -25,14 +25,14 @@ from shared.exceptions import ModelError
 from shared.features.aggregates import CustomerAggregates
 from shared.features.scaling import transform_matrix
 from shared.features.vector import FEATURE_NAMES, compute_features
-from shared.model_stats import live_stats
-from shared.model_store import activate, require_current, write_version
-from shared.state_keys import Keys
-from worker.bootstrap.model_fit import nearest_centroid
-from worker.bootstrap.naming import name_segments
-from worker.bootstrap.reference import quantile_bins
+from shared.state.keys import Keys
+from shared.state.model_stats import live_stats
+from shared.state.model_store import activate, require_current, write_version
+from worker.drift.reference import quantile_bins
 from worker.refresh.matching import match_centroids
 from worker.refresh.settings import RefreshSettings
+from worker.segmentation.assignment import nearest_centroid
+from worker.segmentation.naming import name_segments
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 import orjson
 import redis
 
-from shared.state_keys import Keys
+from shared.exceptions import FencedError
+from shared.state.keys import Keys
 
 _SCRIPT = """
 local p = cjson.decode(ARGV[1])
@@ -79,15 +80,6 @@ if p.watermark ~= '' then
 end
 return {1, '', 0}
 """
-
-
-class FencedError(Exception):
-    """Another worker advanced a partition's offset: this worker no longer owns it."""
-
-    def __init__(self, partition: int, offset: int) -> None:
-        super().__init__(f"partition {partition} is at offset {offset} in Redis: another worker owns it now")
-        self.partition = partition
-        self.offset = offset
 
 
 @dataclass

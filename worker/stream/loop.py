@@ -44,16 +44,17 @@ from threadpoolctl import threadpool_limits
 
 from shared.contracts.drift_observation import DriftObservations
 from shared.contracts.invoice import InvoiceLine
-from shared.exceptions import FetcherExitedError, ModelError, RecordError
+from shared.exceptions import FencedError, FetcherExitedError, ModelError, RecordError
 from shared.kafka_clients import ensure_topics, make_consumer, make_producer
-from shared.model_stats import VERSION_FIELD
-from shared.model_store import require_current
+from shared.partitioner import partition_of
 from shared.redis_client import make_redis
 from shared.settings import Settings
-from shared.state_keys import Keys
+from shared.state.customer_record import load_customers
+from shared.state.keys import Keys
+from shared.state.model_stats import VERSION_FIELD
+from shared.state.model_store import require_current
 from worker.observability.observer import Observer
-from worker.stream.commit import BatchCommit, Committer, FencedError
-from worker.stream.customers import load_customers, partition_of
+from worker.stream.commit import BatchCommit, Committer
 from worker.stream.dead_letter import dead_letter_record, send_dead_letter
 from worker.stream.decode import decode_line
 from worker.stream.dedup import SeenCheck, dedup_key, expired_keys

@@ -18,7 +18,7 @@ import numpy as np
 from shared.contracts.model_snapshot import ModelSnapshot
 from shared.features.scaling import transform_matrix
 from shared.features.vector import FEATURE_NAMES
-from shared.model_stats import VERSION_FIELD, parse_stats, stats_mapping
+from shared.state.model_stats import VERSION_FIELD, parse_stats, stats_mapping
 
 AS_OF_FIELD = "as_of"
 

@@ -24,11 +24,11 @@ from shared.contracts.invoice import InvoiceLine
 from shared.contracts.segment_change import ChangeReason, SegmentChange, SegmentRef
 from shared.features.aggregates import CustomerAggregates, apply_line, classify
 from shared.features.vector import FEATURE_NAMES, compute_features
+from shared.state.customer_record import CustomerState
+from worker.segmentation.popularity import PopularityChanges
 from worker.stream.commit import BatchCommit
-from worker.stream.customers import CustomerState
 from worker.stream.model import LocalModel
 from worker.stream.observations import ObservationCollector
-from worker.stream.popularity import PopularityChanges
 from worker.stream.scored_index import ScoredIndex
 
 Touched = dict[str, tuple[int, InvoiceLine | None]]

@@ -12,10 +12,10 @@ from __future__ import annotations
 import argparse
 
 from shared.contracts.drift_alert import DriftAlert
+from shared.redis_client import connect
 from shared.settings import Settings
-from worker.monitor.store import MonitorStore
+from worker.drift_service.store import MonitorStore
 from worker.tools.follow import Feed, add_follow_arguments, follow, header, render
-from worker.tools.state import connect
 
 FEED: Feed[DriftAlert] = Feed(
     contract=DriftAlert,

@@ -16,11 +16,11 @@ from shared.contracts.model_snapshot import ModelSnapshot
 from shared.contracts.segment_change import SegmentChange
 from shared.exceptions import UnknownCustomerError
 from shared.features.aggregates import CustomerAggregates
-from shared.model_store import load_current
+from shared.redis_client import connect
 from shared.settings import Settings
+from shared.state.model_store import load_current
 from worker.tools import changes as change_feed
 from worker.tools.output import json_line, table
-from worker.tools.state import connect
 from worker.tools.topic import MissingTopicError, ReadOptions, read
 
 

@@ -10,11 +10,11 @@ import redis
 
 from shared.contracts.model_snapshot import ModelSnapshot
 from shared.exceptions import ModelError
-from shared.model_store import NO_MODEL_HINT, current_version, load_version
+from shared.redis_client import connect
 from shared.settings import Settings
-from shared.state_keys import Keys
+from shared.state.keys import Keys
+from shared.state.model_store import NO_MODEL_HINT, current_version, load_version
 from worker.tools.output import json_line, table
-from worker.tools.state import connect
 
 
 def versions(client: redis.Redis, keys: Keys) -> list[int]:

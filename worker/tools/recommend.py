@@ -1,6 +1,6 @@
 """``recommend ID``: the top products of a customer's published segment that the customer has not had.
 
-A thin shell over :func:`shared.recommendations.recommend` (the library call for
+A thin shell over :func:`shared.state.recommendations.recommend` (the library call for
 consumers), adding the segment's name from the live model.
 """
 
@@ -10,11 +10,11 @@ import argparse
 from dataclasses import asdict
 from typing import Any
 
-from shared.model_store import load_current
-from shared.recommendations import recommend
+from shared.redis_client import connect
 from shared.settings import Settings
+from shared.state.model_store import load_current
+from shared.state.recommendations import recommend
 from worker.tools.output import json_line, table
-from worker.tools.state import connect
 
 
 def recommendations(settings: Settings, customer_id: str, top: int) -> dict[str, Any]:

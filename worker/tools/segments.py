@@ -13,11 +13,11 @@ from typing import Any
 import numpy as np
 
 from shared.contracts.model_snapshot import ModelSnapshot
-from shared.model_stats import live_stats
-from shared.model_store import require_current
+from shared.redis_client import connect
 from shared.settings import Settings
+from shared.state.model_stats import live_stats
+from shared.state.model_store import require_current
 from worker.tools.output import json_line, table
-from worker.tools.state import connect
 
 PROFILE_COLUMNS = (
     ("recency_days", "recency d"),

@@ -15,10 +15,10 @@ from dataclasses import dataclass
 
 from kafka import TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
-from kafka.partitioner import murmur2
 
 from shared.exceptions import SegmentationError
 from shared.kafka_clients import make_consumer
+from shared.partitioner import partition_of
 from shared.settings import KafkaSettings
 
 POLL_MS = 200
@@ -44,12 +44,6 @@ class ReadOptions:
     key: str | None = None
 
 
-def partition_of(key: str, partitions: list[int]) -> int:
-    """The partition kafka-python's (and Java's) default partitioner picks for ``key``."""
-    ordered = sorted(partitions)
-    return ordered[(murmur2(key.encode()) & 0x7FFFFFFF) % len(ordered)]
-
-
 def read(settings: KafkaSettings, topic: str, options: ReadOptions) -> Iterator[ConsumerRecord]:
     """Records of ``topic`` in arrival order per partition; close the iterator to stop early."""
     consumer = make_consumer(settings, group_id=None)
@@ -58,7 +52,7 @@ def read(settings: KafkaSettings, topic: str, options: ReadOptions) -> Iterator[
         if not numbers:
             raise MissingTopicError(f"topic {topic!r} does not exist (yet): nothing has been published to it")
         if options.key is not None:
-            numbers = [partition_of(options.key, numbers)]
+            numbers = [numbers[partition_of(options.key, len(numbers))]]
         partitions = [TopicPartition(topic, number) for number in numbers]
         consumer.assign(partitions)
         if options.from_beginning:

@@ -18,7 +18,7 @@ incident id (families share an incident). The segment family and the
 fast tier run on the real year, where the assignments come from replaying the stream
 through the bootstrap model.
 
-Run: ``python -m bench.drift_eval [dataset] [--seeds 100 101 ...]`` (a few minutes).
+Run: ``python -m harness.drift [dataset] [--seeds 100 101 ...]`` (a few minutes).
 Tune on other seeds than the reported ones (the defaults were chosen on 1–5 and 100–115).
 """
 
@@ -44,11 +44,11 @@ from worker.bootstrap.batch_aggregates import batch_aggregates, feature_frame
 from worker.bootstrap.cleaning import clean
 from worker.bootstrap.loading import load_history
 from worker.bootstrap.model_fit import fit_model
-from worker.bootstrap.naming import name_segments
 from worker.bootstrap.settings import BootstrapSettings
 from worker.bootstrap.snapshot import build_snapshot, segment_ids
 from worker.drift import DriftEngine, DriftSettings, calibration
 from worker.drift.invoice_table import invoice_table
+from worker.segmentation.naming import name_segments
 
 CUTOFF = datetime(2011, 6, 1)
 DATASET = Path(__file__).resolve().parents[2] / "shared/data/online_retail.csv.xz"

@@ -15,8 +15,8 @@ from typing import Any
 import redis
 
 from shared.contracts.drift_alert import DriftAlert
-from shared.state_keys import Keys
-from worker.stream.commit import FencedError
+from shared.exceptions import FencedError
+from shared.state.keys import Keys
 
 _SCRIPT = """
 local p = cjson.decode(ARGV[1])

@@ -1,16 +1,28 @@
-"""Reference distributions for drift monitoring, taken from the training window.
+"""Reference data for drift monitoring, taken from the bootstrap's training window.
 
-A drift monitor bins live values with the same edges (:func:`bin_shares`) and
-compares the shares with these (e.g. PSI).
+Two things live here: the binning and per-invoice statistics that the detectors
+compare live windows with (:func:`bin_shares`, :func:`quantile_bins`,
+:func:`invoice_statistics`), and the reference invoice table the bootstrap
+stores in Redis (:func:`reference_json`, :func:`load_reference`).
+
+Why the invoices and not only their bins: invoices are not independent (a
+wholesaler places several a day), so thresholds calibrated on i.i.d. draws from
+the bins are far too tight and fire on a stationary stream; chunks of the real
+reference sequence carry that clumpiness (:func:`worker.drift.calibration.from_invoices`).
 """
 
 from __future__ import annotations
 
+from io import StringIO
+
 import numpy as np
 import pandas as pd
+import redis
 
 from shared.contracts.model_snapshot import QuantileBins
 from shared.features.scaling import signed_log1p
+from shared.state.keys import Keys
+from worker.drift.invoice_table import invoice_table
 
 BINS = 10
 
@@ -47,3 +59,18 @@ def invoice_statistics(customers: pd.DataFrame) -> dict[str, np.ndarray]:
         "lines_per_invoice": invoices["lines"].to_numpy(dtype=float),
         "days_since_previous_purchase": gaps.dropna().to_numpy(),
     }
+
+
+def reference_json(customers: pd.DataFrame) -> str:
+    """The reference invoice table of cleaned customer lines, as JSON (columns split, ISO times)."""
+    return invoice_table(customers).to_json(orient="split", date_format="iso", index=False)
+
+
+def load_reference(client: redis.Redis, keys: Keys) -> pd.DataFrame | None:
+    """The stored reference invoice table, or None (a bootstrap before this was stored)."""
+    text = client.get(keys.drift_reference)
+    if text is None:
+        return None
+    table = pd.read_json(StringIO(text), orient="split", dtype=False)
+    table["event_time"] = pd.to_datetime(table["event_time"])
+    return table

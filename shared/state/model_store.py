@@ -5,7 +5,7 @@ it, and later installs re-fitted versions the same way.
 
 * ``model:v{n}`` is written once (SET NX) and never overwritten.
 * ``model:current`` switches in the same MULTI/EXEC as ``model:stats`` is reset to
-  the new model's per-segment sums and counts (fields of :mod:`shared.model_stats`),
+  the new model's per-segment sums and counts (fields of :mod:`shared.state.model_stats`),
   so a reader never pairs a model with another model's statistics.
 """
 
@@ -20,8 +20,8 @@ import redis
 from shared.atomic_file import write_text_atomically
 from shared.contracts.model_snapshot import ModelSnapshot
 from shared.exceptions import LiveModelExistsError, ModelError
-from shared.model_stats import stats_mapping
-from shared.state_keys import Keys
+from shared.state.keys import Keys
+from shared.state.model_stats import stats_mapping
 
 
 def current_version(client: redis.Redis, keys: Keys) -> int | None:

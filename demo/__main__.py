@@ -19,18 +19,18 @@ from pathlib import Path
 
 from producer.replay import ReplayOptions, replay
 from producer.simulate.simulation import SimulationConfig, simulate
-from shared.local_services import RedisServer, TansuBroker
-from shared.model_stats import live_stats
+from rig.local_services import RedisServer, TansuBroker
 from shared.redis_client import make_redis
 from shared.settings import KafkaSettings, RedisSettings, Settings
-from shared.state_keys import Keys
+from shared.state.keys import Keys
+from shared.state.model_stats import live_stats
 from worker.bootstrap.pipeline import run_bootstrap
 from worker.bootstrap.settings import BootstrapSettings
 from worker.bootstrap.summary import summary as bootstrap_summary
 from worker.drift import DriftSettings
-from worker.monitor.service import DriftMonitor
-from worker.monitor.settings import MonitorSettings
-from worker.monitor.store import MonitorStore
+from worker.drift_service.service import DriftMonitor
+from worker.drift_service.settings import MonitorSettings
+from worker.drift_service.store import MonitorStore
 from worker.observability.logs import quiet_kafka_internals
 from worker.refresh.settings import RefreshSettings
 from worker.report.gather import gather as gather_report

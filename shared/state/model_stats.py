@@ -15,7 +15,7 @@ import numpy as np
 import redis
 
 from shared.contracts.model_snapshot import ModelSnapshot
-from shared.state_keys import Keys
+from shared.state.keys import Keys
 
 VERSION_FIELD = "version"
 

@@ -14,15 +14,10 @@ from datetime import datetime
 import numpy as np
 import orjson
 import redis
-from kafka.partitioner.default import murmur2
 
 from shared.features.aggregates import CustomerAggregates
-from shared.state_keys import Keys
-
-
-def partition_of(customer_key: str, partitions: int) -> int:
-    """The partition kafka-python's default partitioner sends a key to."""
-    return (murmur2(customer_key.encode()) & 0x7FFFFFFF) % partitions
+from shared.partitioner import partition_of
+from shared.state.keys import Keys
 
 
 @dataclass

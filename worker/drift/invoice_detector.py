@@ -16,10 +16,10 @@ from typing import Any
 import numpy as np
 
 from shared.contracts.drift_alert import Contribution, EventWindow
-from worker.bootstrap.reference import bin_shares
 from worker.drift.calibration import StatisticReference
 from worker.drift.evaluation import Check, Evaluation, top_contributions, worst_check
 from worker.drift.invoice_table import STATISTICS
+from worker.drift.reference import bin_shares
 from worker.drift.settings import DriftSettings
 
 MONITOR = "invoice_behaviour"

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import redis
 
 from shared.exceptions import UnknownCustomerError
-from shared.state_keys import Keys
+from shared.state.keys import Keys
 
 
 @dataclass(frozen=True)

@@ -22,8 +22,8 @@ from pydantic import BaseModel
 
 from shared.contracts.drift_alert import Contribution, EventWindow
 from shared.contracts.model_snapshot import QuantileBins
-from worker.bootstrap.reference import bin_shares, quantile_bins
 from worker.drift.evaluation import Check, Evaluation, top_contributions
+from worker.drift.reference import bin_shares, quantile_bins
 from worker.drift.settings import DriftSettings
 from worker.drift.statistics import Threshold, calibrated, psi
 

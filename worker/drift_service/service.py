@@ -27,21 +27,21 @@ from pydantic import ValidationError
 from shared.contracts.drift_alert import DriftAlert
 from shared.contracts.drift_observation import DriftObservations
 from shared.contracts.model_snapshot import ModelSnapshot
+from shared.exceptions import FencedError
 from shared.kafka_clients import ensure_topics, make_consumer, make_producer
-from shared.model_store import load_version, require_current
 from shared.redis_client import make_redis
 from shared.settings import Settings
-from shared.state_keys import Keys
+from shared.state.keys import Keys
+from shared.state.model_store import load_version, require_current
 from worker.drift import DriftEngine, DriftSettings, calibration
-from worker.monitor.metrics import DriftMetrics
-from worker.monitor.reference import load_reference
-from worker.monitor.settings import MonitorSettings
-from worker.monitor.store import MonitorStore
+from worker.drift.reference import load_reference
+from worker.drift_service.metrics import DriftMetrics
+from worker.drift_service.settings import MonitorSettings
+from worker.drift_service.store import MonitorStore
 from worker.observability.health import Health
 from worker.observability.server import ObservabilityServer
 from worker.refresh.refit import refit
 from worker.refresh.settings import RefreshSettings
-from worker.stream.commit import FencedError
 
 log = logging.getLogger("worker.monitor")
 SUPERSEDED_ACTION = (
