@@ -38,7 +38,8 @@ import pandas as pd
 from shared.contracts.drift_alert import DriftAlert
 from shared.contracts.invoice import InvoiceLine
 from shared.contracts.model_snapshot import ModelSnapshot
-from shared.features import CustomerAggregates, apply_line, compute_features
+from shared.features.aggregates import CustomerAggregates, apply_line
+from shared.features.vector import compute_features
 from shared.features.scaling import transform_vector
 from worker.bootstrap.batch_aggregates import batch_aggregates, feature_frame
 from worker.bootstrap.cleaning import clean

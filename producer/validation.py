@@ -9,31 +9,31 @@ proves it on every row of the real file); :func:`validate_row` is the typed API.
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
 
 import pydantic_core
 
-from shared.contracts.invoice import GUEST_KEY_PREFIX, InvoiceLine, event_id_of
-from shared.exceptions import InvalidNumberError, InvalidTimestampError, MissingFieldError, OutOfRangeError
+from shared.contracts.invoice import (
+    LIMITS,
+    InvoiceLine,
+    Limits,
+    check_price,
+    check_quantity,
+    check_text,
+    check_time,
+    event_id_of,
+    partition_key,
+)
+from shared.exceptions import InvalidNumberError, InvalidTimestampError, MissingFieldError
 
 REQUIRED = ("invoice_no", "stock_code", "quantity", "invoice_date", "unit_price", "country")
 FALLBACK_DATE_FORMATS = ("%m/%d/%Y %H:%M", "%m/%d/%Y %H:%M:%S", "%d.%m.%Y %H:%M")
 _INTEGRAL_ID = re.compile(r"(\d+)\.0*")
 
 Raw = Mapping[str, str | None]
-
-
-@dataclass(frozen=True)
-class Limits:
-    """Bounds beyond which a value is treated as a data error, not a big sale."""
-
-    max_price: float = 100_000.0
-    max_quantity: int = 1_000_000
 
 
 class ParsedLine(NamedTuple):
@@ -56,15 +56,14 @@ class ParsedLine(NamedTuple):
     @property
     def partition_key(self) -> str:
         """Same rule as :attr:`InvoiceLine.partition_key`."""
-        customer_id = self.fields["customer_id"]
-        return customer_id if customer_id is not None else GUEST_KEY_PREFIX + self.fields["invoice_no"]
+        return partition_key(self.fields["customer_id"], self.fields["invoice_no"])
 
     def to_json(self) -> bytes:
         """Identical bytes to ``InvoiceLine.model_dump_json()`` for the same fields."""
         return pydantic_core.to_json(self.fields)
 
 
-def parse_row(raw: Raw, limits: Limits = Limits()) -> ParsedLine:
+def parse_row(raw: Raw, limits: Limits = LIMITS) -> ParsedLine:
     """Validate and parse one row; raise a :class:`RecordError` subclass naming the field."""
     for name in REQUIRED:
         value = raw.get(name)
@@ -75,15 +74,18 @@ def parse_row(raw: Raw, limits: Limits = Limits()) -> ParsedLine:
         "stock_code": raw["stock_code"],
         "description": raw.get("description") or None,
         "quantity": parse_quantity(raw["quantity"], limits),  # type: ignore[arg-type]
-        "invoice_date": parse_timestamp(raw["invoice_date"]),  # type: ignore[arg-type]
+        "invoice_date": parse_timestamp(raw["invoice_date"], limits),  # type: ignore[arg-type]
         "unit_price": parse_price(raw["unit_price"], limits),  # type: ignore[arg-type]
         "customer_id": normalise_customer_id(raw.get("customer_id")),
         "country": raw["country"],
     }
+    for name in ("invoice_no", "stock_code", "country", "description", "customer_id"):
+        if fields[name] is not None:
+            check_text(name, fields[name], limits, required=name != "description")
     return ParsedLine({"event_id": event_id_of(**fields), **fields})  # type: ignore[arg-type]
 
 
-def validate_row(raw: Raw, limits: Limits = Limits()) -> InvoiceLine:
+def validate_row(raw: Raw, limits: Limits = LIMITS) -> InvoiceLine:
     """Like :func:`parse_row` but returns the contract model (slower; for APIs and tests)."""
     fields = dict(parse_row(raw, limits).fields)
     del fields["event_id"]
@@ -102,9 +104,7 @@ def parse_quantity(text: str, limits: Limits) -> int:
         if not number.is_integer():
             raise InvalidNumberError(f"quantity {text!r} is not a whole number", field="quantity") from None
         quantity = int(number)
-    if abs(quantity) > limits.max_quantity:
-        raise OutOfRangeError(f"|quantity| {quantity} exceeds {limits.max_quantity}", field="quantity")
-    return quantity
+    return check_quantity(quantity, limits)
 
 
 def parse_price(text: str, limits: Limits) -> float:
@@ -113,24 +113,16 @@ def parse_price(text: str, limits: Limits) -> float:
         price = float(text)
     except ValueError:
         raise InvalidNumberError(f"unit_price {text!r} is not a number", field="unit_price") from None
-    if not math.isfinite(price):
-        raise InvalidNumberError(f"unit_price {text!r} is not finite", field="unit_price")
-    if price < 0:
-        raise OutOfRangeError(f"unit_price {price} is negative", field="unit_price")
-    if price > limits.max_price:
-        raise OutOfRangeError(f"unit_price {price} exceeds {limits.max_price}", field="unit_price")
-    return price
+    return check_price(price, limits)
 
 
-def parse_timestamp(text: str) -> datetime:
+def parse_timestamp(text: str, limits: Limits = LIMITS) -> datetime:
     """ISO 8601 (``2010-12-01 08:26:00``) or the UCI spreadsheet's ``12/1/2010 8:26``; no time zone."""
     try:
         at = datetime.fromisoformat(text.strip())
     except ValueError:
         at = _fallback_timestamp(text.strip())
-    if at.tzinfo is not None:
-        raise InvalidTimestampError(f"invoice_date {text!r} has a time zone; event times are local", "invoice_date")
-    return at
+    return check_time(at, limits)
 
 
 def _fallback_timestamp(text: str) -> datetime:

@@ -72,6 +72,24 @@ class OutOfRangeError(RecordError):
     kind = "out_of_range"
 
 
+class FutureEventError(RecordError):
+    """The event time lies too far ahead of its partition's time (or of the wall clock)."""
+
+    kind = "future_event_time"
+
+
+class LateEventError(RecordError):
+    """The event is older than the deduplication window: applying it could count it twice."""
+
+    kind = "too_late"
+
+
+class MisroutedError(RecordError):
+    """The record is on another partition than its key's: its customer's state lives elsewhere."""
+
+    kind = "wrong_partition"
+
+
 class DecodeError(RecordError):
     """A Kafka message is not valid JSON or does not match its contract."""
 
@@ -87,6 +105,25 @@ class UnknownCustomerError(SegmentationError):
 
 class ServiceUnavailableError(SegmentationError):
     """Kafka or Redis does not answer; the caller retries with backoff."""
+
+
+class OffsetsBeyondLogError(SegmentationError):
+    """Redis says to resume a partition at an offset the topic's log does not have.
+
+    The broker's data was wiped, the topic re-created, or retention removed records
+    not applied yet. Skipping silently would lose events; the worker stops and says
+    how to recover.
+    """
+
+    def __init__(self, offsets: dict[int, int]) -> None:
+        where = ", ".join(f"partition {p} at offset {o}" for p, o in sorted(offsets.items()))
+        super().__init__(
+            f"the stored offsets are outside the topic's log ({where}): the broker lost data or the topic was "
+            "re-created, so the state in Redis no longer matches it. Re-bootstrap the state "
+            "(python -m worker bootstrap --force …) and replay, or accept the gap with "
+            "python -m worker reset-offsets --to log-end"
+        )
+        self.offsets = offsets
 
 
 class FetcherExitedError(ServiceUnavailableError):
@@ -108,7 +145,8 @@ class FencedError(SegmentationError):
     had in memory is written over the newer state.
     """
 
-    def __init__(self, partition: int, offset: int) -> None:
-        super().__init__(f"partition {partition} is at offset {offset} in Redis: another worker owns it now")
+    def __init__(self, partition: int, offset: int, why: str = "") -> None:
+        reason = why or f"it is at offset {offset} in Redis"
+        super().__init__(f"partition {partition}: {reason}; another worker owns it now")
         self.partition = partition
         self.offset = offset

@@ -34,8 +34,11 @@ def bootstrap(args: argparse.Namespace) -> int:
         if getattr(args, name) is not None
     }
     options = load(BootstrapSettings, **overrides)
-    client, keys = connect(load(Settings))
-    result = run_bootstrap(args.input, args.until, client, keys, options, force=args.force)
+    settings = load(Settings)
+    client, keys = connect(settings)
+    result = run_bootstrap(
+        args.input, args.until, client, keys, options, partitions=settings.topics.partitions, force=args.force
+    )
     print(summary(result))
     print(f"\nmodel file: {options.model_file}")
     return 0

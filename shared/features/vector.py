@@ -1,19 +1,35 @@
-"""Customer features: one pure function of (aggregates, as-of event time).
+"""Customer features: one function of (aggregates, as-of event time), column-wise.
 
-``as_of`` is the event-time watermark, never the wall clock, so a replay of last
-year computes what a live system would have computed then. Definitions are in the
-README's features table; the order of :data:`FEATURE_NAMES` is the vector order.
+``as_of`` is event time, never the wall clock, so a replay of last year computes
+what a live system would have computed then. Definitions are in the README's
+features table; the order of :data:`FEATURE_NAMES` is the vector order.
+
+Why one column-wise function (:func:`features_matrix`): the bootstrap scores all
+customers at once, the worker scores a batch's customers and sweeps every owned
+customer daily, and a tool scores one; all run this code, so they agree to the
+bit. Each row is computed from its own values only, with sums written out in a
+fixed order, so a customer's features never depend on which other customers share
+the call (the worker's output must not depend on how its input was batched).
+
+>>> from datetime import datetime
+>>> from shared.features.aggregates import CustomerAggregates
+>>> one = CustomerAggregates("17850", invoices=2, purchase_lines=3, gross_spend=30.0, products=2,
+...     first_purchase=datetime(2011, 5, 1), last_purchase=datetime(2011, 5, 11),
+...     first_month=month_number(datetime(2011, 5, 1)), last_month=month_number(datetime(2011, 5, 1)),
+...     months={month_number(datetime(2011, 5, 1)): 30.0})
+>>> features = compute_features(one, datetime(2011, 6, 1))
+>>> features["recency_days"], features["mean_days_between_purchases"], features["monthly_spend_mean"]
+(21.0, 10.0, 15.0)
 """
 
 from __future__ import annotations
 
-import functools
-import math
 from datetime import datetime
 
-from shared.features.aggregates import CustomerAggregates
+import numpy as np
 
-SECONDS_PER_DAY = 86_400.0
+from shared.features.aggregates import MONTH_WINDOW, AggregateColumns, CustomerAggregates, single_row
+from shared.features.clock import MICROS_PER_SECOND, NO_TIME, SECONDS_PER_DAY, month_number, month_numbers, to_micros
 
 FEATURE_NAMES: tuple[str, ...] = (
     "recency_days",
@@ -43,65 +59,97 @@ LOG_FEATURES: tuple[str, ...] = (
     "monthly_spend_std",
     "monthly_spend_trend",
 )
+COLUMN = {name: i for i, name in enumerate(FEATURE_NAMES)}
+
+__all__ = ["FEATURE_NAMES", "LOG_FEATURES", "compute_features", "features_matrix", "month_number", "scoreable"]
 
 
-def _days(later: datetime, earlier: datetime) -> float:
-    return (later - earlier).total_seconds() / SECONDS_PER_DAY
+def _days(later: np.ndarray, earlier: np.ndarray) -> np.ndarray:
+    return (later - earlier) / MICROS_PER_SECOND / SECONDS_PER_DAY
 
 
-@functools.cache
-def month_index(key: str) -> int:
-    """Months since year 0 of a ``YYYY-MM`` key (cached: a handful of keys, parsed millions of times)."""
-    year, month = key.split("-")
-    return int(year) * 12 + int(month) - 1
+def scoreable(columns: AggregateColumns, rows: np.ndarray) -> np.ndarray:
+    """Which rows have features: a customer is scored once it has a purchase invoice."""
+    return (columns.invoices[rows] > 0) & (columns.first_purchase[rows] != NO_TIME)
 
 
-def monthly_series(month_spend: dict[str, float], as_of: datetime) -> list[float]:
-    """Net product spend per calendar month, from the first active month to ``as_of``'s, zeros filled."""
-    if not month_spend:
-        return []
-    start = min(month_index(key) for key in month_spend)
-    end = max(as_of.year * 12 + as_of.month - 1, max(month_index(key) for key in month_spend))
-    series = [0.0] * (end - start + 1)
-    for key, value in month_spend.items():
-        series[month_index(key) - start] += value
-    return series
+def _monthly(columns: AggregateColumns, rows: np.ndarray, as_of: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Mean, population std and least-squares slope of the monthly spend series.
+
+    The series runs from the later of the first active month and ``MONTH_WINDOW - 1``
+    months before ``as_of``'s month, to ``as_of``'s month, zeros filled.
+    """
+    last = columns.last_month[rows]
+    end = np.maximum(month_numbers(as_of), last)
+    start = np.maximum(columns.first_month[rows], end - (MONTH_WINDOW - 1))
+    count = (end - start + 1).astype(float)
+    ring = columns.months[rows]
+    values = []
+    for offset in range(MONTH_WINDOW):
+        month = end - (MONTH_WINDOW - 1) + offset
+        held = (month <= last) & (month > last - MONTH_WINDOW) & (month >= start)
+        values.append(np.where(held, ring[np.arange(len(rows)), month % MONTH_WINDOW], 0.0))
+    included = [end - (MONTH_WINDOW - 1) + offset >= start for offset in range(MONTH_WINDOW)]
+    total = np.zeros(len(rows))
+    for value in values:
+        total = total + value
+    mean = total / count
+    squares = np.zeros(len(rows))
+    for value, inside in zip(values, included, strict=True):
+        squares = squares + np.where(inside, (value - mean) ** 2, 0.0)
+    std = np.sqrt(squares / count)
+    centre = (count - 1.0) / 2.0
+    covariance = np.zeros(len(rows))
+    spread = np.zeros(len(rows))
+    for offset, (value, inside) in enumerate(zip(values, included, strict=True)):
+        index = (end - (MONTH_WINDOW - 1) + offset - start).astype(float)
+        covariance = covariance + np.where(inside, (index - centre) * (value - mean), 0.0)
+        spread = spread + np.where(inside, (index - centre) ** 2, 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        trend = np.where(count > 1, covariance / spread, 0.0)
+    return mean, std, trend
 
 
-def _trend(series: list[float]) -> float:
-    """Least-squares slope in pounds per month; 0 for a single month."""
-    n = len(series)
-    if n < 2:
-        return 0.0
-    mean_x = (n - 1) / 2.0
-    mean_y = sum(series) / n
-    covariance = sum((i - mean_x) * (y - mean_y) for i, y in enumerate(series))
-    variance = sum((i - mean_x) ** 2 for i in range(n))
-    return covariance / variance
+def features_matrix(columns: AggregateColumns, rows: np.ndarray, as_of: np.ndarray) -> np.ndarray:
+    """Raw features (columns in :data:`FEATURE_NAMES` order) of ``rows`` as of ``as_of`` (µs, one per row).
+
+    Rows that are not :func:`scoreable` get NaN; callers select scoreable rows first.
+    """
+    rows = np.asarray(rows, dtype=np.int64)
+    as_of = np.broadcast_to(np.asarray(as_of, dtype=np.int64), rows.shape)
+    frequency = columns.invoices[rows].astype(float)
+    first, last = columns.first_purchase[rows], columns.last_purchase[rows]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        tenure = np.maximum(0.0, _days(as_of, first))
+        span = _days(last, first)
+        gross = columns.gross_spend[rows]
+        cancels = columns.cancel_invoices[rows].astype(float)
+        mean, std, trend = _monthly(columns, rows, as_of)
+        out = np.column_stack(
+            [
+                np.maximum(0.0, _days(as_of, last)),
+                frequency,
+                gross - columns.cancel_amount[rows],
+                gross / frequency,
+                columns.products[rows].astype(float),
+                columns.purchase_lines[rows] / frequency,
+                np.where(frequency > 1, span / (frequency - 1.0), tenure),
+                tenure,
+                cancels / (frequency + cancels),
+                mean,
+                std,
+                trend,
+            ]
+        )
+    out[~scoreable(columns, rows)] = np.nan
+    return out
 
 
 def compute_features(aggregates: CustomerAggregates, as_of: datetime) -> dict[str, float] | None:
-    """The feature vector as of ``as_of``, or None for a customer with no purchase yet."""
-    if not aggregates.invoices or aggregates.first_purchase is None or aggregates.last_purchase is None:
+    """One customer's features as of ``as_of``, or None for a customer with no purchase yet."""
+    columns = single_row(aggregates)
+    row = np.zeros(1, dtype=np.int64)
+    if not scoreable(columns, row)[0]:
         return None
-    frequency = len(aggregates.invoices)
-    tenure = max(0.0, _days(as_of, aggregates.first_purchase))
-    span = _days(aggregates.last_purchase, aggregates.first_purchase)
-    series = monthly_series(aggregates.month_spend, as_of)
-    mean = sum(series) / len(series)
-    variance = sum((v - mean) ** 2 for v in series) / len(series)
-    all_invoices = frequency + len(aggregates.cancel_invoices)
-    return {
-        "recency_days": max(0.0, _days(as_of, aggregates.last_purchase)),
-        "frequency": float(frequency),
-        "monetary": aggregates.net_spend,
-        "avg_order_value": aggregates.gross_spend / frequency,
-        "distinct_products": float(len(aggregates.products)),
-        "lines_per_invoice": aggregates.purchase_lines / frequency,
-        "mean_days_between_purchases": span / (frequency - 1) if frequency > 1 else tenure,
-        "tenure_days": tenure,
-        "cancellation_rate": len(aggregates.cancel_invoices) / all_invoices,
-        "monthly_spend_mean": mean,
-        "monthly_spend_std": math.sqrt(variance),
-        "monthly_spend_trend": _trend(series),
-    }
+    values = features_matrix(columns, row, np.array([to_micros(as_of)]))[0]
+    return dict(zip(FEATURE_NAMES, values.tolist(), strict=True))

@@ -1,88 +1,163 @@
-"""The customers a worker owns, held in memory while it owns their partitions.
+"""A customer's record in Redis (``{pn}:customer:{id}``): its format, written and read in one place.
 
-Why in memory: the worker is the only writer of its partitions' customers (the
-batch commit fences others out), so the copy is authoritative; reads cost no
-round trip, and the inactivity sweep can re-score every idle customer at once.
+The record has a bounded size: the aggregates (``agg``, see
+:class:`~shared.features.aggregates.CustomerAggregates`) and the last scoring
+decision: ``segment`` (the assigned segment) with the ``features``, ``vector``
+and ``as_of`` it was decided on; ``published`` (what consumers were told),
+``published_at`` and ``seq`` (its event time and sequence number); ``pending``
+(an inactivity switch being confirmed, ``segment:count``). Empty strings stand for
+"none". What grows with history lives in the members hash
+(:mod:`shared.state.members`).
+
+The worker writes records column-wise (:func:`decision_fields`) and loads a
+partition's records in bulk with one script call per few thousand customers
+(:func:`load_records`); tools and the API read one (:func:`read_record`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-import numpy as np
 import orjson
 import redis
 
 from shared.features.aggregates import CustomerAggregates
-from shared.partitioner import partition_of
+from shared.features.clock import NO_TIME, from_iso, iso
+from shared.features.vector import FEATURE_NAMES
 from shared.state.keys import Keys
 
+NO_SEGMENT = -1
+LOAD_FIELDS = ("agg", "segment", "published", "published_at", "seq", "pending", "as_of")
 
-@dataclass
-class CustomerState:
-    """A customer's record; ``vector`` is what the model statistics count it as."""
+# Returns one JSON array per call: [[customer id, agg, segment, published, published_at, seq, pending, as_of], ...]
+# for the records that exist. Built inside Redis so a bulk load is one reply and one parse.
+_LOAD = """
+local out = {}
+for i, key in ipairs(KEYS) do
+  local v = redis.call('HMGET', key, 'agg', 'segment', 'published', 'published_at', 'seq', 'pending', 'as_of')
+  if v[1] then
+    local parts = {cjson.encode(ARGV[i]), v[1]}
+    for j = 2, 7 do parts[#parts + 1] = cjson.encode(v[j] or '') end
+    out[#out + 1] = '[' .. table.concat(parts, ',') .. ']'
+  end
+end
+return '[' .. table.concat(out, ',') .. ']'
+"""
 
+
+def segment_text(segment: int) -> str:
+    return "" if segment == NO_SEGMENT else str(segment)
+
+
+def segment_value(text: str) -> int:
+    return int(text) if text else NO_SEGMENT
+
+
+def pending_text(segment: int, count: int) -> str:
+    return "" if segment == NO_SEGMENT else f"{segment}:{count}"
+
+
+def pending_value(text: str) -> tuple[int, int]:
+    if not text:
+        return NO_SEGMENT, 0
+    segment, count = text.split(":")
+    return int(segment), int(count)
+
+
+def decision_fields(
+    features: Sequence[float] | None,
+    vector: Sequence[float] | None,
+    as_of: int,
+    segment: int,
+    published: int,
+    published_at: int,
+    seq: int,
+    pending: str,
+) -> dict[str, str | bytes]:
+    """The decision part of a record (everything but ``agg``), times in µs."""
+    return {
+        "features": orjson.dumps(dict(zip(FEATURE_NAMES, features, strict=True))) if features is not None else "",
+        "vector": orjson.dumps(list(vector)) if vector is not None else "",
+        "as_of": iso(as_of),
+        "segment": segment_text(segment),
+        "published": segment_text(published),
+        "published_at": iso(published_at),
+        "seq": str(seq),
+        "pending": pending,
+    }
+
+
+@dataclass(frozen=True)
+class CustomerRecord:
+    """One customer's record as read back (tools, API, tests)."""
+
+    customer_id: str
     aggregates: CustomerAggregates
-    features: dict[str, float] | None = None
-    as_of: datetime | None = None
-    vector: np.ndarray | None = None
-    segment: int | None = None
-    published: int | None = None
-    published_at: datetime | None = None  # event time of the last published change
-    seq: int = 0
-
-    def fields(self, with_aggregates: bool = True) -> dict[str, str]:
-        """The Redis hash fields of this record (empty strings where unset).
-
-        A re-score without new events (a sweep) leaves the aggregates as they are,
-        so ``with_aggregates=False`` skips their (largest) field.
-        """
-        aggregates = {"agg": self.aggregates.to_json()} if with_aggregates else {}
-        return aggregates | {
-            "features": orjson.dumps(self.features, option=orjson.OPT_SERIALIZE_NUMPY).decode()
-            if self.features is not None
-            else "",
-            "as_of": self.as_of.isoformat() if self.as_of else "",
-            "vector": orjson.dumps(self.vector.tolist()).decode() if self.vector is not None else "",
-            "segment": "" if self.segment is None else str(self.segment),
-            "published": "" if self.published is None else str(self.published),
-            "published_at": self.published_at.isoformat() if self.published_at else "",
-            "seq": str(self.seq),
-        }
+    features: dict[str, float] | None
+    vector: list[float] | None
+    as_of: datetime | None
+    segment: int
+    published: int
+    published_at: datetime | None
+    seq: int
+    pending: tuple[int, int]
 
     @classmethod
-    def from_fields(cls, fields: dict[str, str]) -> CustomerState:
-        def optional_int(name: str) -> int | None:
-            value = fields.get(name, "")
-            return int(value) if value else None
+    def from_fields(cls, customer_id: str, fields: dict[str, str]) -> CustomerRecord:
+        def time(name: str) -> datetime | None:
+            return datetime.fromisoformat(fields[name]) if fields.get(name) else None
 
         return cls(
-            aggregates=CustomerAggregates.from_json(fields["agg"]),
+            customer_id=customer_id,
+            aggregates=CustomerAggregates.from_json(customer_id, fields["agg"]),
             features=orjson.loads(fields["features"]) if fields.get("features") else None,
-            as_of=datetime.fromisoformat(fields["as_of"]) if fields.get("as_of") else None,
-            vector=np.array(orjson.loads(fields["vector"])) if fields.get("vector") else None,
-            segment=optional_int("segment"),
-            published=optional_int("published"),
-            published_at=datetime.fromisoformat(fields["published_at"]) if fields.get("published_at") else None,
+            vector=orjson.loads(fields["vector"]) if fields.get("vector") else None,
+            as_of=time("as_of"),
+            segment=segment_value(fields.get("segment", "")),
+            published=segment_value(fields.get("published", "")),
+            published_at=time("published_at"),
             seq=int(fields.get("seq") or 0),
+            pending=pending_value(fields.get("pending", "")),
         )
 
 
-def load_customers(
-    client: redis.Redis, keys: Keys, partitions: Iterable[int], partition_count: int, chunk: int = 1_000
-) -> dict[str, CustomerState]:
-    """Every stored customer whose key falls in ``partitions``; pipelined by chunks."""
-    wanted = set(partitions)
-    ids = [cid for cid in client.smembers(keys.customers) if partition_of(cid, partition_count) in wanted]
-    loaded: dict[str, CustomerState] = {}
-    for start in range(0, len(ids), chunk):
-        part = ids[start : start + chunk]
-        pipe = client.pipeline(transaction=False)
-        for cid in part:
-            pipe.hgetall(keys.customer(cid))
-        for cid, fields in zip(part, pipe.execute(), strict=True):
-            if fields:
-                loaded[cid] = CustomerState.from_fields(fields)
-    return loaded
+def read_record(client: redis.Redis, keys: Keys, partition: int, customer_id: str) -> CustomerRecord | None:
+    fields = client.hgetall(keys.customer(partition, customer_id))
+    return CustomerRecord.from_fields(customer_id, fields) if fields else None
+
+
+@dataclass(frozen=True)
+class LoadedRecord:
+    """What the worker needs of a stored record to own the customer again (not its features: it recomputes)."""
+
+    customer_id: str
+    agg: dict
+    segment: int
+    published: int
+    published_at: int
+    seq: int
+    pending: tuple[int, int]
+    as_of: int
+
+
+def load_records(
+    client: redis.Redis, keys: Keys, partition: int, customer_ids: Sequence[str], chunk: int = 5_000
+) -> Iterator[LoadedRecord]:
+    """The stored records of ``customer_ids`` (those that exist), in bulk: one script call per ``chunk``."""
+    script = client.register_script(_LOAD)
+    for start in range(0, len(customer_ids), chunk):
+        ids = list(customer_ids[start : start + chunk])
+        reply = script(keys=[keys.customer(partition, cid) for cid in ids], args=ids)
+        for cid, agg, segment, published, published_at, seq, pending, as_of in orjson.loads(reply):
+            yield LoadedRecord(
+                customer_id=cid,
+                agg=agg,
+                segment=segment_value(segment),
+                published=segment_value(published),
+                published_at=from_iso(published_at),
+                seq=int(seq or 0),
+                pending=pending_value(pending),
+                as_of=from_iso(as_of) if as_of else NO_TIME,
+            )

@@ -1,40 +1,60 @@
-"""The Redis keyspace, in one place, so bootstrapper, worker and tools agree.
+"""The Redis keyspace, in one place, so bootstrapper, worker, drift monitor and tools agree.
 
-Every key starts with the configured prefix (``SEG_REDIS__KEY_PREFIX``).
+Every key starts with the configured prefix (``SEG_REDIS__KEY_PREFIX``). Keys are
+partitioned like the invoices topic: everything a batch of partition *n* writes
+carries the hash tag ``{pn}``, so one Lua script per partition commits it
+atomically on a single Redis and on a Redis Cluster alike (a script may only touch
+keys of one slot). The model's keys share the tag ``{model}`` and the drift
+monitor's the tag ``{drift}``, because each set is switched in one transaction.
 
-================================  ======  ===================================================
-key                               type    holds
-================================  ======  ===================================================
-``customer:{id}``                 hash    ``agg`` (aggregates JSON), ``features`` (JSON),
-                                          ``as_of`` (ISO event time of ``features``),
-                                          ``vector`` (scaled vector counted in the model
-                                          statistics, JSON), ``segment`` (assigned id),
-                                          ``published`` (published id), ``seq`` (last
-                                          segment-change sequence number)
-``customers``                     set     every customer id with a record
-``model:v{n}``                    string  model snapshot JSON, immutable once written
-``model:current``                 string  version number of the live model (atomic switch)
-``model:stats``                   hash    the bootstrap's per-segment ``sum:{id}:{dim}`` and
-                                          ``count:{id}``
-``model:stats:p{n}``              hash    the same for the customers of partition n, written
-                                          whole by its worker, plus ``as_of`` (last sweep)
-``bootstrap:cutoff``              string  ISO event time where the bootstrap history ends
-``bootstrap:meta``                string  JSON summary of the last bootstrap run
-``guests``                        hash    ``lines``, ``amount`` of guest checkouts
-``guests:invoices``               set     guest invoice numbers
-``offsets:{topic}``               hash    partition -> next offset to consume
-``watermark``                     string  ISO event-time watermark of the stream
-``drift:state``                   hash    ``offset`` (next drift-observations offset),
-                                          ``state`` (drift monitor JSON: engine, sources)
-``drift:alerts``                  list    recent drift alerts JSON, newest first
-``drift:incidents``               hash    incident id -> latest alert JSON, open ones only
-``drift:outbox``                  list    alerts committed but maybe not yet published
-``drift:reference``               string  reference invoice table JSON (bootstrap window), on
-                                          which the invoice-behaviour thresholds are calibrated
-``segment:{id}:products``         zset    StockCode -> net units bought by the customers
-                                          whose published segment is {id} (returns
-                                          negative; members at 0 are removed)
-================================  ======  ===================================================
+Per partition *n* (``{pn}``):
+
+=====================================  ======  ==============================================
+key                                    type    holds
+=====================================  ======  ==============================================
+``{pn}:checkpoint``                    hash    ``offset`` (next offset to apply), ``clock``
+                                               (event time reached, ISO), ``epoch`` (owner
+                                               fencing token), ``generation`` (sequence
+                                               generation, bumped when Redis went back),
+                                               ``topic``
+``{pn}:customers``                     set     the partition's customer ids (its index)
+``{pn}:customer:{id}``                 hash    the customer record (bounded size):
+                                               ``agg`` (aggregates JSON), ``features`` and
+                                               ``vector`` (JSON, what ``segment`` was decided
+                                               on), ``as_of`` (ISO), ``segment`` (assigned),
+                                               ``published``, ``published_at``, ``seq``,
+                                               ``pending`` (inactivity switch being confirmed)
+``{pn}:members:{id}``                  hash    what grows with the customer's history:
+                                               ``i:{invoice}`` -> 1 per invoice;
+                                               ``p:{stock code}`` -> 2 × net units + 1 if
+                                               bought (0 if only returned)
+``{pn}:seen:{day}``                    set     event ids of one event day (dedup, expires
+                                               after ``SEG_WORKER_DEDUP_RETENTION_DAYS``)
+``{pn}:guests``                        hash    ``lines``, ``amount``, ``invoices``
+``{pn}:guest-invoices:{day}``          set     guest invoice numbers of one event day
+``{pn}:stats``                         hash    the model statistics of the partition's
+                                               customers (``count:{id}``, ``sum:{id}:{dim}``
+                                               in fixed point), ``as_of`` (last daily sweep),
+                                               ``version`` (model version)
+``{pn}:products:{segment}``            zset    stock code -> net units of the partition's
+                                               customers whose published segment it is
+``{pn}:counters``                      hash    worker counters (lines by kind, sweeps, …)
+``{pn}:outbox:changes``                list    segment changes committed, maybe not sent
+``{pn}:outbox:observations``           list    drift observations committed, maybe not sent
+``{pn}:outbox:dead-letters``           list    dead letters committed, maybe not sent
+=====================================  ======  ==============================================
+
+The model (``{model}``): ``{model}:v{n}`` (snapshot JSON, immutable), ``{model}:current``
+(live version), ``{model}:stats`` (the bootstrap's or refit's statistics, used until
+every partition has its own), ``{model}:cutoff`` (ISO end of the bootstrap history),
+``{model}:bootstrap`` (JSON summary of the last bootstrap, with the partition count the
+state was laid out for), ``{model}:drift-reference`` (reference invoices JSON).
+
+The drift monitor (``{drift}``): ``{drift}:state``, ``{drift}:alerts`` (recent, newest
+first), ``{drift}:incidents`` (incident id -> latest alert, open ones), ``{drift}:outbox``.
+
+Readers of per-partition shares (product popularity, guests, counters, model
+statistics, clocks) sum or combine them over partitions ``0 … partitions - 1``.
 """
 
 from __future__ import annotations
@@ -48,77 +68,89 @@ class Keys:
 
     prefix: str
 
-    def customer(self, customer_id: str) -> str:
-        return f"{self.prefix}customer:{customer_id}"
+    # -- per partition --------------------------------------------------------------------------
+    def tag(self, partition: int) -> str:
+        return f"{self.prefix}{{p{partition}}}"
 
+    def checkpoint(self, partition: int) -> str:
+        return f"{self.tag(partition)}:checkpoint"
+
+    def customers(self, partition: int) -> str:
+        return f"{self.tag(partition)}:customers"
+
+    def customer(self, partition: int, customer_id: str) -> str:
+        return f"{self.tag(partition)}:customer:{customer_id}"
+
+    def members(self, partition: int, customer_id: str) -> str:
+        return f"{self.tag(partition)}:members:{customer_id}"
+
+    def seen(self, partition: int, day: str) -> str:
+        return f"{self.tag(partition)}:seen:{day}"
+
+    def guests(self, partition: int) -> str:
+        return f"{self.tag(partition)}:guests"
+
+    def guest_invoices(self, partition: int, day: str) -> str:
+        return f"{self.tag(partition)}:guest-invoices:{day}"
+
+    def stats(self, partition: int) -> str:
+        return f"{self.tag(partition)}:stats"
+
+    def products(self, partition: int, segment: int) -> str:
+        return f"{self.tag(partition)}:products:{segment}"
+
+    def counters(self, partition: int) -> str:
+        return f"{self.tag(partition)}:counters"
+
+    def outbox(self, partition: int, kind: str) -> str:
+        """``kind``: ``changes``, ``observations`` or ``dead-letters``."""
+        return f"{self.tag(partition)}:outbox:{kind}"
+
+    # -- the model --------------------------------------------------------------------------
     @property
-    def customers(self) -> str:
-        return f"{self.prefix}customers"
+    def _model(self) -> str:
+        return f"{self.prefix}{{model}}"
 
     def model(self, version: int) -> str:
-        return f"{self.prefix}model:v{version}"
+        return f"{self._model}:v{version}"
 
     @property
     def model_current(self) -> str:
-        return f"{self.prefix}model:current"
+        return f"{self._model}:current"
 
     @property
     def model_stats(self) -> str:
-        return f"{self.prefix}model:stats"
-
-    def partition_stats(self, partition: int) -> str:
-        return f"{self.prefix}model:stats:p{partition}"
-
-    @property
-    def partition_stats_pattern(self) -> str:
-        return f"{self.prefix}model:stats:p*"
+        return f"{self._model}:stats"
 
     @property
     def cutoff(self) -> str:
-        return f"{self.prefix}bootstrap:cutoff"
+        return f"{self._model}:cutoff"
 
     @property
     def bootstrap_meta(self) -> str:
-        return f"{self.prefix}bootstrap:meta"
-
-    @property
-    def guests(self) -> str:
-        return f"{self.prefix}guests"
-
-    @property
-    def guest_invoices(self) -> str:
-        return f"{self.prefix}guests:invoices"
-
-    def offsets(self, topic: str) -> str:
-        return f"{self.prefix}offsets:{topic}"
-
-    @property
-    def watermark(self) -> str:
-        return f"{self.prefix}watermark"
-
-    @property
-    def drift_state(self) -> str:
-        return f"{self.prefix}drift:state"
-
-    @property
-    def drift_alerts(self) -> str:
-        return f"{self.prefix}drift:alerts"
-
-    @property
-    def drift_incidents(self) -> str:
-        return f"{self.prefix}drift:incidents"
+        return f"{self._model}:bootstrap"
 
     @property
     def drift_reference(self) -> str:
-        return f"{self.prefix}drift:reference"
+        return f"{self._model}:drift-reference"
+
+    # -- the drift monitor ----------------------------------------------------------------------
+    @property
+    def _drift(self) -> str:
+        return f"{self.prefix}{{drift}}"
+
+    @property
+    def drift_state(self) -> str:
+        return f"{self._drift}:state"
+
+    @property
+    def drift_alerts(self) -> str:
+        return f"{self._drift}:alerts"
+
+    @property
+    def drift_incidents(self) -> str:
+        return f"{self._drift}:incidents"
 
     @property
     def drift_outbox(self) -> str:
-        return f"{self.prefix}drift:outbox"
-
-    def segment_products(self, segment_id: int) -> str:
-        return f"{self.prefix}segment:{segment_id}:products"
-
-    @property
-    def segment_products_pattern(self) -> str:
-        return f"{self.prefix}segment:*:products"
+        return f"{self._drift}:outbox"

@@ -1,72 +1,114 @@
-"""Model statistics in Redis: per-segment member count and vector sum.
+"""Model statistics: per segment, the member count and the sum of member vectors, in fixed point.
 
-The bootstrap writes them for the whole model (``model:stats``); each worker
-writes them whole for every partition it owns (``model:stats:p{n}``), so the
-live centroids are the sums over all partitions divided by the counts. Fields:
-``count:{segment}`` and ``sum:{segment}:{dimension}``; a partition's hash also
-carries the model ``version`` it was computed under.
+Why fixed point: the centroids are sums over many customers, and float sums
+depend on the order of the terms. A worker that reloads its customers after a
+crash holds them in another order than before; with integer sums (vectors rounded
+to multiples of ``2**-FRACTION_BITS``, about 1e-9) the centroids are bit-identical
+whatever the order, so a replay publishes the same bytes.
+
+Each partition's statistics are written whole by the worker that owns it
+(``{pn}:stats``); the live centroids are the sum over all partitions divided by the
+counts. Until every partition has written its own, the bootstrap's (or a refit's)
+``{model}:stats`` stand in.
+
+>>> import numpy as np
+>>> stats = Statistics.of(np.array([[1.0, 2.0], [3.0, 4.0]]), np.array([0, 0]), k=2)
+>>> stats.centroids(np.zeros((2, 2))).tolist()
+[[2.0, 3.0], [0.0, 0.0]]
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 
 import numpy as np
 import redis
 
 from shared.contracts.model_snapshot import ModelSnapshot
 from shared.state.keys import Keys
+from shared.state.layout import partition_count
 
+FRACTION_BITS = 30
+_SCALE = float(1 << FRACTION_BITS)
 VERSION_FIELD = "version"
+AS_OF_FIELD = "as_of"
 
 
-def count_field(segment: int) -> str:
-    return f"count:{segment}"
+def to_fixed(vectors: np.ndarray) -> np.ndarray:
+    return np.rint(np.asarray(vectors) * _SCALE).astype(np.int64)
 
 
-def sum_field(segment: int, dimension: int) -> str:
-    return f"sum:{segment}:{dimension}"
+@dataclass
+class Statistics:
+    """Counts (k) and fixed-point vector sums (k × d), rows in the model's segment order."""
+
+    counts: np.ndarray
+    sums: np.ndarray
+
+    @classmethod
+    def empty(cls, k: int, dimensions: int) -> Statistics:
+        return cls(np.zeros(k, dtype=np.int64), np.zeros((k, dimensions), dtype=np.int64))
+
+    @classmethod
+    def of(cls, vectors: np.ndarray, rows: np.ndarray, k: int) -> Statistics:
+        """The statistics of members ``vectors`` assigned to centroid ``rows`` (-1: counted nowhere)."""
+        fixed = to_fixed(vectors)
+        counts = np.bincount(rows[rows >= 0], minlength=k).astype(np.int64)
+        sums = np.zeros((k, fixed.shape[1] if fixed.ndim == 2 else 0), dtype=np.int64)
+        for row in range(k):
+            members = rows == row
+            if members.any():
+                sums[row] = fixed[members].sum(axis=0)
+        return cls(counts, sums)
+
+    def __add__(self, other: Statistics) -> Statistics:
+        return Statistics(self.counts + other.counts, self.sums + other.sums)
+
+    def centroids(self, fallback: np.ndarray) -> np.ndarray:
+        """Mean member vector per segment; an empty segment keeps ``fallback`` (its snapshot centroid)."""
+        out = fallback.astype(float).copy()
+        filled = self.counts > 0
+        out[filled] = self.sums[filled] / _SCALE / self.counts[filled, None]
+        return out
+
+    # -- Redis hash form ----------------------------------------------------------------------
+    def to_mapping(self, segment_ids: Iterable[int]) -> dict[str, str]:
+        mapping: dict[str, str] = {}
+        for row, segment in enumerate(segment_ids):
+            mapping[f"count:{segment}"] = str(int(self.counts[row]))
+            for dimension, value in enumerate(self.sums[row]):
+                mapping[f"sum:{segment}:{dimension}"] = str(int(value))
+        return mapping
+
+    @classmethod
+    def from_mapping(cls, raw: Mapping[str, str], segment_ids: list[int], dimensions: int) -> Statistics:
+        """Parse a stats hash; absent fields read as 0."""
+        stats = cls.empty(len(segment_ids), dimensions)
+        for row, segment in enumerate(segment_ids):
+            stats.counts[row] = int(raw.get(f"count:{segment}", 0))
+            for dimension in range(dimensions):
+                stats.sums[row, dimension] = int(raw.get(f"sum:{segment}:{dimension}", 0))
+        return stats
 
 
-def stats_mapping(segment_ids: Iterable[int], sums: np.ndarray, counts: np.ndarray) -> dict[str, str]:
-    """Hash fields for whole statistics (used when a model is published or rebuilt)."""
-    mapping: dict[str, str] = {}
-    for row, segment in enumerate(segment_ids):
-        mapping[count_field(segment)] = str(int(counts[row]))
-        for dimension, value in enumerate(sums[row]):
-            mapping[sum_field(segment, dimension)] = repr(float(value))
-    return mapping
+def live_stats(client: redis.Redis, keys: Keys, snapshot: ModelSnapshot) -> Statistics:
+    """The statistics of the live model: every partition's, added up (rows in ``snapshot.segments`` order).
 
-
-def parse_stats(raw: Mapping[str, str], segment_ids: list[int], dimensions: int) -> tuple[np.ndarray, np.ndarray]:
-    """Sums (k × d) and counts (k) in the order of ``segment_ids``; absent fields read as 0."""
-    sums = np.zeros((len(segment_ids), dimensions))
-    counts = np.zeros(len(segment_ids))
-    for row, segment in enumerate(segment_ids):
-        counts[row] = float(raw.get(count_field(segment), 0))
-        for dimension in range(dimensions):
-            sums[row, dimension] = float(raw.get(sum_field(segment, dimension), 0.0))
-    return sums, counts
-
-
-def live_stats(client: redis.Redis, keys: Keys, snapshot: ModelSnapshot) -> tuple[np.ndarray, np.ndarray]:
-    """Sums and counts of the live model (rows in ``snapshot.segments`` order): all partitions added up.
-
-    Only partitions already scored under ``snapshot``'s version count; before any
-    worker has written its partitions under it, the model's own ``model:stats``.
+    Only partitions whose statistics were computed under ``snapshot``'s version
+    count; until every partition has them, the model's own ``{model}:stats``.
     """
     segment_ids = [segment.id for segment in snapshot.segments]
     dimensions = len(snapshot.feature_names)
-    partition_keys = sorted(client.scan_iter(match=keys.partition_stats_pattern, count=1000))
+    partitions = partition_count(client, keys)
     pipe = client.pipeline(transaction=False)
-    for key in partition_keys:
-        pipe.hgetall(key)
+    for partition in range(partitions):
+        pipe.hgetall(keys.stats(partition))
     version = str(snapshot.version)
-    parts = [
-        parse_stats(raw, segment_ids, dimensions)
-        for raw in pipe.execute()
-        if raw.get(VERSION_FIELD, version) == version
-    ]
-    if not parts:
-        return parse_stats(client.hgetall(keys.model_stats), segment_ids, dimensions)
-    return sum(s for s, _ in parts), sum(c for _, c in parts)
+    parts = [raw for raw in pipe.execute() if raw and raw.get(VERSION_FIELD) == version]
+    if len(parts) < partitions:
+        return Statistics.from_mapping(client.hgetall(keys.model_stats), segment_ids, dimensions)
+    total = Statistics.empty(len(segment_ids), dimensions)
+    for raw in parts:
+        total = total + Statistics.from_mapping(raw, segment_ids, dimensions)
+    return total

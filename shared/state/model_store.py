@@ -14,14 +14,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-import numpy as np
 import redis
 
 from shared.atomic_file import write_text_atomically
 from shared.contracts.model_snapshot import ModelSnapshot
 from shared.exceptions import LiveModelExistsError, ModelError
 from shared.state.keys import Keys
-from shared.state.model_stats import stats_mapping
+from shared.state.model_stats import Statistics
 
 
 def current_version(client: redis.Redis, keys: Keys) -> int | None:
@@ -61,20 +60,21 @@ def write_version(client: redis.Redis, keys: Keys, snapshot: ModelSnapshot) -> N
         raise ModelError(f"{keys.model(snapshot.version)} already holds another model; versions are immutable")
 
 
-def activate(client: redis.Redis, keys: Keys, snapshot: ModelSnapshot, also: Mapping[str, str] | None = None) -> None:
-    """Make ``snapshot`` (already written) live and reset ``model:stats`` to its segments, atomically.
+def activate(
+    client: redis.Redis,
+    keys: Keys,
+    snapshot: ModelSnapshot,
+    stats: Statistics,
+    also: Mapping[str, str] | None = None,
+) -> None:
+    """Make ``snapshot`` (already written) live with ``stats`` as its ``{model}:stats``, atomically.
 
-    ``also`` are further string keys set in the same transaction (e.g. the bootstrap cutoff).
+    ``also`` are further ``{model}`` string keys set in the same transaction (e.g. the bootstrap cutoff).
     """
-    stats = stats_mapping(
-        [segment.id for segment in snapshot.segments],
-        np.array([segment.sum for segment in snapshot.segments]),
-        np.array([segment.count for segment in snapshot.segments]),
-    )
     with client.pipeline(transaction=True) as pipe:
         pipe.set(keys.model_current, str(snapshot.version))
         pipe.delete(keys.model_stats)
-        pipe.hset(keys.model_stats, mapping=stats)
+        pipe.hset(keys.model_stats, mapping=stats.to_mapping(segment.id for segment in snapshot.segments))
         for key, value in (also or {}).items():
             pipe.set(key, value)
         pipe.execute()

@@ -1,104 +1,87 @@
-"""Per-customer aggregates and features for the whole history at once (groupby, no row loops)."""
+"""Per-customer aggregates and features for the whole history at once, column-wise.
+
+The history's customer lines go through the worker's own fold
+(:func:`shared.features.fold.fold`) in one call, with "new invoice" and "new
+product" taken from first occurrences in event order (what Redis answers the
+worker, line after line). So the bootstrap computes exactly what the stream would
+have computed from the same lines, in a few vectorised passes; a test checks both
+against an independent pandas groupby and against the one-line reference fold.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
+import numpy as np
 import pandas as pd
 
-from shared.features.aggregates import CustomerAggregates, GuestStats
-from shared.features.vector import FEATURE_NAMES, compute_features
+from shared.features.aggregates import AggregateColumns, CustomerAggregates, GuestStats
+from shared.features.clock import month_numbers, to_micros
+from shared.features.fold import CANCELLATION, NON_PRODUCT, PURCHASE, LineBatch, fold
+from shared.features.vector import FEATURE_NAMES, features_matrix, scoreable
+
+KIND_CODES = {"purchase": PURCHASE, "cancellation": CANCELLATION, "non_product": NON_PRODUCT}
 
 
-def _python(value: object) -> object:
-    """numpy/pandas scalars -> the plain Python types the dataclass and JSON expect."""
-    if isinstance(value, pd.Timestamp):
-        return value.to_pydatetime()
-    if value is pd.NaT:
-        return None
-    return value.item() if hasattr(value, "item") else value
+@dataclass
+class BatchAggregates:
+    """Every customer's aggregates as columns; ``ids[row]`` is the customer of a row (sorted)."""
+
+    ids: list[str]
+    columns: AggregateColumns
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def customer(self, customer_id: str) -> CustomerAggregates:
+        return self.columns.get_row(self.ids.index(customer_id), customer_id)
+
+    def as_dict(self) -> dict[str, CustomerAggregates]:
+        """One object per customer (tests and tools; the bootstrap itself stays column-wise)."""
+        return {cid: self.columns.get_row(row, cid) for row, cid in enumerate(self.ids)}
 
 
-def _sets(rows: pd.DataFrame, column: str) -> dict[str, set[str]]:
-    return {customer: set(values) for customer, values in rows.groupby("customer_id")[column].unique().items()}
-
-
-def batch_aggregates(customers: pd.DataFrame) -> dict[str, CustomerAggregates]:
-    """Exactly what folding ``apply_line`` over the cleaned rows in event order gives.
-
-    ``customers`` is :attr:`CleanedHistory.customers` (event order, with ``kind``,
-    ``amount`` and ``month``); every row in it counts, as ``apply_line`` counts every
-    line that is not a guest line and has a positive price.
-    """
-    kind = customers["kind"]
-    purchase = customers[kind == "purchase"]
-    cancellation = customers[kind == "cancellation"]
-    non_product = customers[kind == "non_product"]
-    by_customer = customers.groupby("customer_id")
-    scalars = pd.DataFrame(
-        {
-            "country": by_customer["country"].last(),
-            "lines": by_customer.size(),
-            "purchase_lines": purchase.groupby("customer_id").size(),
-            "cancel_lines": cancellation.groupby("customer_id").size(),
-            "non_product_lines": non_product.groupby("customer_id").size(),
-            "units": purchase.groupby("customer_id")["quantity"].sum(),
-            "gross_spend": purchase.groupby("customer_id")["amount"].sum(),
-            "cancel_amount": -cancellation.groupby("customer_id")["amount"].sum(),
-            "non_product_amount": non_product.groupby("customer_id")["amount"].sum(),
-            "first_seen": by_customer["invoice_date"].min(),
-            "last_seen": by_customer["invoice_date"].max(),
-            "first_purchase": purchase.groupby("customer_id")["invoice_date"].min(),
-            "last_purchase": purchase.groupby("customer_id")["invoice_date"].max(),
-        }
+def line_batch(customers: pd.DataFrame, slot: np.ndarray, columns: AggregateColumns) -> LineBatch:
+    """The cleaned customer lines (event order) as the fold's input, newness from first occurrences."""
+    kind = customers["kind"].map(KIND_CODES).to_numpy(np.int8)
+    purchase = kind == PURCHASE
+    product = kind != NON_PRODUCT
+    bought = pd.DataFrame({"c": customers["customer_id"], "s": customers["stock_code"], "p": purchase})
+    opened = pd.DataFrame({"c": customers["customer_id"], "i": customers["invoice_no"], "p": product})
+    times = customers["invoice_date"].to_numpy("datetime64[us]").astype(np.int64)
+    return LineBatch(
+        slot=slot,
+        kind=kind,
+        quantity=customers["quantity"].to_numpy(np.int64),
+        amount=customers["amount"].to_numpy(float),
+        time=times,
+        month=month_numbers(times),
+        country=columns.countries.codes(customers["country"].tolist()),
+        new_invoice=product & ~opened.duplicated().to_numpy(),
+        new_product=purchase & ~bought.duplicated().to_numpy(),
     )
-    counts = ["lines", "purchase_lines", "cancel_lines", "non_product_lines", "units"]
-    amounts = ["gross_spend", "cancel_amount", "non_product_amount"]
-    scalars[counts] = scalars[counts].fillna(0).astype("int64")
-    scalars[amounts] = scalars[amounts].fillna(0.0) + 0.0  # + 0.0 turns -0.0 (negated empty sum) into 0.0
-    invoices = _sets(purchase, "invoice_no")
-    cancel_invoices = _sets(cancellation, "invoice_no")
-    products = _sets(purchase, "stock_code")
-    month_spend: dict[str, dict[str, float]] = {}
-    monthly = customers[kind != "non_product"].groupby(["customer_id", "month"])["amount"].sum()
-    for (customer, month), amount in monthly.items():
-        month_spend.setdefault(customer, {})[month] = float(amount)
-    product_units: dict[str, dict[str, int]] = {}
-    units = customers[kind != "non_product"].groupby(["customer_id", "stock_code"])["quantity"].sum()
-    for (customer, code), quantity in units.items():
-        product_units.setdefault(customer, {})[code] = int(quantity)
-    aggregates: dict[str, CustomerAggregates] = {}
-    for customer, row in zip(scalars.index, scalars.to_dict("records"), strict=True):
-        aggregates[customer] = CustomerAggregates(
-            customer_id=customer,
-            **{name: _python(value) for name, value in row.items()},
-            invoices=invoices.get(customer, set()),
-            cancel_invoices=cancel_invoices.get(customer, set()),
-            products=products.get(customer, set()),
-            month_spend=month_spend.get(customer, {}),
-            product_units=product_units.get(customer, {}),
-        )
-    return aggregates
+
+
+def batch_aggregates(customers: pd.DataFrame) -> BatchAggregates:
+    """What folding every cleaned customer line (``CleanedHistory.customers``, event order) gives."""
+    codes, ids = pd.factorize(customers["customer_id"], sort=True)
+    columns = AggregateColumns(len(ids))
+    columns.append(len(ids))
+    fold(columns, line_batch(customers, codes.astype(np.int64), columns))
+    return BatchAggregates(list(ids), columns)
 
 
 def guest_stats(guests: pd.DataFrame) -> GuestStats:
-    """What folding ``apply_guest_line`` over the guest rows gives."""
-    return GuestStats(
-        lines=len(guests), amount=float(guests["amount"].sum()), invoices=set(guests["invoice_no"].unique())
-    )
+    """Guest lines: count, amount and distinct invoices."""
+    return GuestStats(lines=len(guests), amount=float(guests["amount"].sum()), invoices=guests["invoice_no"].nunique())
 
 
-def feature_frame(aggregates: dict[str, CustomerAggregates], as_of: datetime) -> pd.DataFrame:
-    """Features as of ``as_of``, one row per customer that has purchased (index: customer id).
-
-    ``compute_features`` is pure and cheap, so it is called per customer: the batch
-    and the stream then share one definition instead of two equal ones.
-    """
-    rows = {}
-    for customer, aggregate in aggregates.items():
-        features = compute_features(aggregate, as_of)
-        if features is not None:
-            rows[customer] = features
-    frame = pd.DataFrame.from_dict(rows, orient="index", columns=list(FEATURE_NAMES))
-    frame.index.name = "customer_id"
-    return frame.sort_index()
+def feature_frame(aggregates: BatchAggregates, as_of: datetime) -> pd.DataFrame:
+    """Features as of ``as_of``, one row per customer that has purchased (index: customer id, sorted)."""
+    rows = np.arange(len(aggregates))
+    rows = rows[scoreable(aggregates.columns, rows)]
+    matrix = features_matrix(aggregates.columns, rows, np.full(len(rows), to_micros(as_of)))
+    frame = pd.DataFrame(matrix, index=pd.Index([aggregates.ids[row] for row in rows], name="customer_id"))
+    frame.columns = list(FEATURE_NAMES)
+    return frame

@@ -28,12 +28,19 @@ from shared.contracts.model_snapshot import ModelSnapshot
 from shared.exceptions import EmptyInputError
 from shared.features.scaling import transform_matrix
 from shared.state.keys import Keys
+from shared.state.model_stats import Statistics
 from shared.state.model_store import activate, load_current, refuse_live, write_file, write_version
 from worker.bootstrap.batch_aggregates import batch_aggregates, feature_frame, guest_stats
 from worker.bootstrap.cleaning import CleaningReport, clean
 from worker.bootstrap.loading import load_history
 from worker.bootstrap.model_fit import fit_model
-from worker.bootstrap.seeding import SeedReport, seed_customers, seed_guests, seed_segment_products
+from worker.bootstrap.seeding import (
+    SeedReport,
+    reset_stream_state,
+    seed_customers,
+    seed_guests,
+    seed_segment_products,
+)
 from worker.bootstrap.settings import BootstrapSettings
 from worker.bootstrap.snapshot import build_snapshot, data_fingerprint, segment_ids
 from worker.drift.reference import reference_json
@@ -65,6 +72,13 @@ def _stage(name: str, timings: dict[str, float]) -> Iterator[None]:
     yield
     timings[name] = time.perf_counter() - started
     log.info("%s done in %.2f s", name, timings[name])
+
+
+def snapshot_statistics(vectors: np.ndarray, segments: np.ndarray, snapshot: ModelSnapshot) -> Statistics:
+    """The model's own statistics (``{model}:stats``): its customers' vectors by segment, in fixed point."""
+    ids = [segment.id for segment in snapshot.segments]
+    rows = np.searchsorted(np.array(ids), segments) if len(ids) else segments
+    return Statistics.of(vectors, rows, len(ids))
 
 
 def run_identity(fingerprint: str, until: datetime, settings: BootstrapSettings) -> str:
@@ -107,9 +121,15 @@ def run_bootstrap(
     client: redis.Redis,
     keys: Keys,
     settings: BootstrapSettings,
+    *,
+    partitions: int,
     force: bool = False,
 ) -> BootstrapResult:
-    """Bootstrap Redis (and the model file) from the history before ``until``."""
+    """Bootstrap Redis (and the model file) from the history before ``until``, laid out for ``partitions``.
+
+    ``partitions`` is the invoices topic's partition count (``SEG_TOPICS__PARTITIONS``):
+    each customer's state lives under its partition's hash tag.
+    """
     timings: dict[str, float] = {}
     with _stage("load", timings):
         history = load_history(input_path, until)
@@ -154,9 +174,23 @@ def run_bootstrap(
             vectors, segments = fit.vectors, segment_ids(fit, named)
     with _stage("store", timings):
         write_version(client, keys, snapshot)
-        seed = seed_customers(client, keys, aggregates, features, vectors, segments, until, settings.batch_size)
-        seed_guests(client, keys, guests)
-        seed_segment_products(client, keys, aggregates, dict(zip(features.index, segments.tolist(), strict=True)))
+        reset_stream_state(client, keys, partitions)
+        seed = seed_customers(
+            client,
+            keys,
+            aggregates,
+            cleaned.customers,
+            features,
+            vectors,
+            segments,
+            until,
+            partitions,
+            settings.batch_size,
+        )
+        seed_guests(client, keys, cleaned.guests, partitions)
+        published = dict(zip(features.index, segments.tolist(), strict=True))
+        every_id = range(max(snapshot.next_segment_id, len(snapshot.segments)))
+        seed_segment_products(client, keys, cleaned.customers, published, every_id, partitions)
         meta = {
             "identity": identity,
             "model_version": snapshot.version,
@@ -165,6 +199,7 @@ def run_bootstrap(
             "data_fingerprint": fingerprint,
             "settings": settings.model_dump(mode="json", exclude={"model_file", "batch_size"}),
             "cleaning": asdict(cleaned.report),
+            "partitions": partitions,
             "customers": seed.customers_written,
             "scored": seed.scored,
             "guest_lines": guests.lines,
@@ -174,7 +209,8 @@ def run_bootstrap(
             keys.bootstrap_meta: json.dumps(meta),
             keys.drift_reference: reference_json(cleaned.customers),
         }
-        activate(client, keys, snapshot, also)
+        counted = snapshot_statistics(vectors, segments, snapshot)
+        activate(client, keys, snapshot, counted, also)
         write_file(snapshot, settings.model_file)
     outcome: Outcome = "reseeded" if same else "installed"
     return BootstrapResult(outcome, snapshot, cleaned.report, features, segments, seed, timings)

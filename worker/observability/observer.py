@@ -11,14 +11,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Collection, Mapping
 
+import numpy as np
+
 from shared.exceptions import RecordError
 from worker.observability.health import Health
 from worker.observability.metrics import WorkerMetrics
 from worker.observability.segments import segment_sizes
 from worker.observability.server import ObservabilityServer
-from worker.stream.fetcher import FetchedRecord
-from worker.stream.processor import Processor
-from worker.stream.settings import WorkerSettings
 
 log = logging.getLogger("worker")
 
@@ -26,15 +25,17 @@ log = logging.getLogger("worker")
 class Observer:
     """Metrics and health of one worker; serves them when ``metrics_port`` is set."""
 
-    def __init__(self, options: WorkerSettings, processor: Callable[[], Processor]) -> None:
+    def __init__(
+        self,
+        metrics_port: int,
+        liveness_timeout_s: float,
+        segments: Callable[[], tuple[Mapping[int, str], np.ndarray, np.ndarray]],
+    ) -> None:
+        """``segments`` returns the model's names and every owned customer's assigned and published segment ids."""
         self.metrics = WorkerMetrics()
-        self.metrics.watch_segments(lambda: segment_sizes(processor()))
-        self.health = Health(options.liveness_timeout_s)
-        self.server = (
-            ObservabilityServer(options.metrics_port, self.metrics.registry, self.health)
-            if options.metrics_port
-            else None
-        )
+        self.metrics.watch_segments(lambda: segment_sizes(*segments()))
+        self.health = Health(liveness_timeout_s)
+        self.server = ObservabilityServer(metrics_port, self.metrics.registry, self.health) if metrics_port else None
 
     def polled(self, highwater: Mapping[int, int], applied: Mapping[int, int]) -> None:
         """After each poll: the loop is alive, and the lag of every owned partition.
@@ -55,16 +56,16 @@ class Observer:
         self.health.revoked(partitions)
         self.metrics.forget_partitions(partitions)
 
-    def dead_letter(self, record: FetchedRecord, error: RecordError) -> None:
-        """A record went to the dead-letter topic: count it by reason, log where it was."""
+    def dead_letter(self, partition: int, offset: int, error: RecordError) -> None:
+        """A record goes to the dead-letter topic: count it by reason, log where it was."""
         self.metrics.dead_letter(error.kind)
         log.warning(
             "dead letter (%s) from partition %d offset %d: %s",
             error.kind,
-            record.partition,
-            record.offset,
+            partition,
+            offset,
             error,
-            extra={"partition": record.partition, "offset": record.offset, "reason": error.kind},
+            extra={"partition": partition, "offset": offset, "reason": error.kind},
         )
 
     def close(self) -> None:

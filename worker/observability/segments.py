@@ -3,30 +3,29 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
+
+import numpy as np
 
 from worker.observability.metrics import SegmentSizes
-from worker.stream.processor import Processor
 
 STATES = ("assigned", "published")
 
 
-def segment_sizes(processor: Processor) -> SegmentSizes:
-    """Customers per segment, by assigned (nearest centroid) and by published segment.
+def segment_sizes(names: Mapping[int, str], assigned: np.ndarray, published: np.ndarray) -> SegmentSizes:
+    """Customers per segment, by assigned (nearest centroid) and by published segment id (-1: none yet).
 
-    Runs on the HTTP thread while the loop changes the customers: the records are
-    copied in one step (atomic under the GIL) before counting. Every segment of
-    the model is reported, with 0 when empty; customers not scored yet count as
-    segment ``none``, so each state sums to the customers owned.
+    Every segment of the model is reported, with 0 when empty; customers not
+    scored yet count as segment ``none``, so each state sums to the customers owned.
     """
-    model = processor.model
-    states = list(processor.customers.values())
     sizes: Counter[tuple[str, str, str]] = Counter(
-        {(str(segment), name, state): 0 for segment, name in model.names.items() for state in STATES}
+        {(str(segment), name, state): 0 for segment, name in names.items() for state in STATES}
     )
-    for customer in states:
-        for state, segment in zip(STATES, (customer.segment, customer.published), strict=True):
-            if segment is None:
-                sizes["none", "unscored", state] += 1
+    for state, ids in zip(STATES, (assigned, published), strict=True):
+        values, counts = np.unique(ids, return_counts=True)
+        for segment, count in zip(values.tolist(), counts.tolist(), strict=True):
+            if segment < 0:
+                sizes["none", "unscored", state] += count
             else:
-                sizes[str(segment), model.names.get(segment, "unknown"), state] += 1
+                sizes[str(segment), names.get(segment, "unknown"), state] += count
     return sizes

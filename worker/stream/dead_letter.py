@@ -1,29 +1,45 @@
-"""Dead-letter publishing for records the worker cannot use."""
+"""Dead letters of records the worker cannot use: what failed, where, why, and the raw value.
+
+A dead letter goes into the partition's outbox with the batch that passes the
+record's offset, so it is sent before (never after) the offset moves on, and a
+crash repeats it rather than losing it. Raw values are kept whole up to
+:data:`MAX_RAW_BYTES`; a larger one is cut there, with its full size and a hash,
+so the dead letter itself always fits in a Kafka message.
+"""
 
 from __future__ import annotations
 
-from kafka import KafkaProducer
+import hashlib
 
 from shared.contracts.dead_letter import DeadLetter
-from shared.exceptions import RecordError
-from worker.stream.fetcher import FetchedRecord
+from worker.stream.decode import Refused
+from worker.stream.outbox import dead_letter_entry
+
+MAX_RAW_BYTES = 64 * 1024
 
 
-def dead_letter_record(record: FetchedRecord, error: RecordError) -> DeadLetter:
-    """The dead letter of a consumed record, with its source coordinates."""
-    raw = record.value.decode("utf-8", errors="replace") if record.value else ""
-    return DeadLetter(
-        stage="decode",
+def raw_text(value: bytes | None) -> str:
+    """The raw value as text, cut at :data:`MAX_RAW_BYTES` with its size and hash when larger."""
+    if not value:
+        return ""
+    if len(value) <= MAX_RAW_BYTES:
+        return value.decode("utf-8", errors="replace")
+    digest = hashlib.blake2b(value, digest_size=16).hexdigest()
+    head = value[:MAX_RAW_BYTES].decode("utf-8", errors="replace")
+    return f"{head}… [truncated: {len(value):,} bytes in all, blake2b-128 {digest}]"
+
+
+def dead_letter(topic: str, refused: Refused) -> str:
+    """The outbox entry of a refused record."""
+    error = refused.error
+    letter = DeadLetter(
+        stage=refused.stage,  # type: ignore[arg-type]
         reason=error.kind,
         error_class=type(error).__name__,
         error=str(error),
         field=error.field,
-        raw=raw,
-        source=record.topic,
-        position=f"{record.partition}:{record.offset}",
+        raw=raw_text(refused.value),
+        source=topic,
+        position=f"{refused.partition}:{refused.offset}",
     )
-
-
-def send_dead_letter(producer: KafkaProducer, topic: str, letter: DeadLetter, key: bytes | None) -> None:
-    """Queue the dead letter; the caller flushes before committing the batch."""
-    producer.send(topic, key=key, value=letter.model_dump_json().encode(), headers=letter.headers())
+    return dead_letter_entry(letter.model_dump_json(), refused.key, letter.headers())

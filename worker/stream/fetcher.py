@@ -42,8 +42,9 @@ from pathlib import Path
 from typing import NamedTuple
 
 from kafka import KafkaConsumer, TopicPartition
+from kafka.errors import OffsetOutOfRangeError
 
-from shared.exceptions import FetcherExitedError
+from shared.exceptions import FetcherExitedError, OffsetsBeyondLogError
 from shared.kafka_clients import make_consumer
 from shared.settings import Settings, as_environment
 from worker.observability.logs import quiet_kafka_internals
@@ -105,9 +106,20 @@ def encode(epoch: int, polled: dict[TopicPartition, list], highwater: dict[int, 
     return b"".join([_HEADER.pack(epoch, len(heads)), *heads, *arrays, *blobs])
 
 
+def encode_error(epoch: int, kind: str, detail: dict) -> bytes:
+    """A frame that reports what stopped the fetcher's consumer (e.g. offsets beyond the log)."""
+    return _HEADER.pack(epoch, -1) + json.dumps({"kind": kind, "detail": detail}).encode()
+
+
 def decode(frame: bytes, topic: str) -> tuple[int, dict[int, FetchedBatch], dict[int, int]]:
-    """The epoch, the records per partition and the high watermarks of one frame."""
+    """The epoch, the records per partition and the high watermarks of one frame.
+
+    An error frame (see :func:`encode_error`) raises :class:`~shared.exceptions.OffsetsBeyondLogError`.
+    """
     epoch, count = _HEADER.unpack_from(frame)
+    if count < 0:
+        report = json.loads(frame[_HEADER.size :])
+        raise OffsetsBeyondLogError({int(p): o for p, o in report["detail"].items()})
     position = _HEADER.size
     heads = []
     for _ in range(count):
@@ -156,6 +168,7 @@ class Fetcher:
         self.topic = topic
         self.max_records = max_records
         self.epoch = 0
+        self.paused: set[int] = set()
         self.highwater: dict[int, int] = {}
         orders_read, orders_write = os.pipe()
         frames_read, frames_write = os.pipe()
@@ -180,10 +193,19 @@ class Fetcher:
     def assign(self, starts: dict[int, int]) -> None:
         """Fetch exactly these partitions, from these offsets (-1: the beginning); drop what came before."""
         self.epoch += 1
+        self.paused = set()
         order = {"epoch": self.epoch, "starts": {str(p): offset for p, offset in starts.items()}}
         with contextlib.suppress(OSError):  # a child that died is noticed, and replaced, at the next poll
             self._orders.send_bytes(json.dumps(order).encode())
         self.highwater = {p: mark for p, mark in self.highwater.items() if p in starts}
+
+    def pause(self, partitions: set[int]) -> None:
+        """Stop fetching ``partitions`` (their records wait in the worker), resume the others."""
+        if partitions == self.paused:
+            return
+        self.paused = set(partitions)
+        with contextlib.suppress(OSError):
+            self._orders.send_bytes(json.dumps({"pause": sorted(partitions)}).encode())
 
     def poll(self, timeout_s: float) -> dict[int, FetchedBatch]:
         """At most ``max_records`` records fetched under the current epoch: the frames that have
@@ -234,8 +256,13 @@ def serve(topic: str, frame_records: int, partition_bytes: int, orders: Connecti
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     quiet_kafka_internals()
+    # No automatic reset: a stored offset beyond the log is reported, never silently replaced.
     consumer = make_consumer(
-        Settings().kafka, None, max_poll_records=frame_records, max_partition_fetch_bytes=partition_bytes
+        Settings().kafka,
+        None,
+        max_poll_records=frame_records,
+        max_partition_fetch_bytes=partition_bytes,
+        auto_offset_reset="none",
     )
     # Frames wait here while the worker is busy, so the consumer keeps fetching; bounded, so
     # a slow worker slows the fetching down instead of filling memory.
@@ -249,12 +276,21 @@ def serve(topic: str, frame_records: int, partition_bytes: int, orders: Connecti
                 order = json.loads(orders.recv_bytes())
                 if order.get("stop"):
                     return
+                if "pause" in order:
+                    _pause(consumer, topic, set(order["pause"]))
+                    continue
                 epoch = order["epoch"]
                 _apply(consumer, topic, {int(p): offset for p, offset in order["starts"].items()})
                 idle = not consumer.assignment()
             if idle:
                 continue
-            polled = consumer.poll(timeout_ms=_CHILD_POLL_MS)
+            try:
+                polled = consumer.poll(timeout_ms=_CHILD_POLL_MS)
+            except OffsetOutOfRangeError as exc:
+                beyond = {str(tp.partition): offset for tp, offset in exc.args[0].items()}
+                frames.put(encode_error(epoch, "offsets_beyond_log", beyond))
+                consumer.assign([])
+                continue
             if polled:
                 marks = {tp.partition: consumer.highwater(tp) for tp in polled}
                 frames.put(encode(epoch, polled, {p: m for p, m in marks.items() if m is not None}))
@@ -271,6 +307,12 @@ def _send(frames: queue.Queue[bytes], batches: Connection) -> None:
             batches.send_bytes(frame)
         except OSError:
             os._exit(0)  # the worker is gone: nothing to flush, its next owner fetches again
+
+
+def _pause(consumer: KafkaConsumer, topic: str, partitions: set[int]) -> None:
+    owned = consumer.assignment()
+    consumer.resume(*[tp for tp in owned if tp.partition not in partitions])
+    consumer.pause(*[tp for tp in owned if tp.partition in partitions])
 
 
 def _apply(consumer: KafkaConsumer, topic: str, starts: dict[int, int]) -> None:

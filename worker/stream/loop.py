@@ -1,68 +1,68 @@
-"""The consume loop: poll a batch, read what it needs in one pipeline, apply, commit once.
+"""The consume loop: fetch, align in event time, read once, apply, commit per partition, publish.
 
-Order per batch, and why:
+A :class:`Worker` composes its parts in :meth:`Worker.run` (nothing connects in
+``__init__``) and, per step:
 
-1. take up to ``batch_max_records`` records from the fetcher process
-   (:mod:`worker.stream.fetcher`: Kafka's decoding runs on another core);
-2. one Redis pipeline: model statistics, live model version, and the dedup
-   check of every event id in the batch;
-3. apply lines and score customers in memory (:mod:`worker.stream.processor`);
-4. flush dead letters (so none is lost once the offsets move);
-5. one Lua script writes state, model statistics, product popularity per segment,
-   the outbox (segment changes and the batch's drift observations) and the new
-   offsets atomically (:mod:`worker.stream.commit`, :mod:`worker.stream.outbox`);
-6. publish the outbox to Kafka, then commit offsets to Kafka for lag tooling.
+1. takes the records the fetcher process brought (:mod:`worker.stream.fetcher`),
+   decodes them (:mod:`worker.stream.decode`) and hands them to the event-time
+   aligner (:mod:`worker.stream.alignment`), which releases what may be applied
+   now, in (time, partition, offset) order;
+2. reads what the step needs from Redis in one pipeline (:mod:`worker.stream.reads`);
+3. applies it (:mod:`worker.stream.processor`): dedup, fold, a scoring decision per
+   customer event, daily sweeps;
+4. lands one atomic, fenced commit per partition (:mod:`worker.stream.checkpoint`) in
+   the background (:mod:`worker.stream.inflight`); once it has landed, commits its
+   offsets to Kafka (with the sequence generation, :mod:`worker.stream.ownership`),
+   then publishes its outbox and waits for every ack (:mod:`worker.stream.outbox`).
 
-Steps 5 and 6 run in the background while the next batch goes through 1 to 4
-(:mod:`worker.stream.inflight`); that batch's step 5 waits for them.
-
-A crash between 5 and 6 republishes the outbox on restart: consumers drop the
-repeats by (customer, sequence). Nothing is ever applied twice, because the
-offsets that say where to resume are written in the same step as the state.
-
-A new live model version (a refresh) is taken up before the next batch, or
-within ``model_check_s`` when idle: every owned customer is re-scored and the
-switch is committed as a step of its own (:meth:`Processor.switch_model`).
+Whatever fails on one record dead-letters that record (with the stage and the
+error) and the step goes on; only infrastructure failures (Redis, Kafka) retry or
+reload. Nothing is ever applied twice: the offsets that say where to resume are
+written in the same step as the state.
 """
 
 from __future__ import annotations
 
 import bisect
+import contextlib
 import gc
 import logging
 import signal
 import time
-from collections import defaultdict
-from collections.abc import Callable
-from datetime import datetime, timedelta
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
 from types import FrameType
 
+import numpy as np
 import redis
 from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.structs import OffsetAndMetadata
 from threadpoolctl import threadpool_limits
 
-from shared.contracts.drift_observation import DriftObservations
-from shared.contracts.invoice import InvoiceLine
-from shared.exceptions import FencedError, FetcherExitedError, ModelError, RecordError
+from shared.exceptions import ConfigError, FencedError, FetcherExitedError, MisroutedError
+from shared.features.clock import MICROS_PER_DAY, NO_TIME, day_start, iso, to_micros
 from shared.kafka_clients import ensure_topics, make_consumer, make_producer
 from shared.partitioner import partition_of
 from shared.redis_client import make_redis
 from shared.settings import Settings
-from shared.state.customer_record import load_customers
 from shared.state.keys import Keys
-from shared.state.model_stats import VERSION_FIELD
-from shared.state.model_store import require_current
+from shared.state.layout import bootstrap_meta
+from shared.state.model_store import load_version, require_current
 from worker.observability.observer import Observer
-from worker.stream.commit import BatchCommit, Committer
-from worker.stream.dead_letter import dead_letter_record, send_dead_letter
-from worker.stream.decode import decode_line
-from worker.stream.dedup import SeenCheck, dedup_key, expired_keys
+from worker.segmentation.model import SegmentModel
+from worker.segmentation.publish_policy import PublishPolicy
+from worker.stream.alignment import EventAligner
+from worker.stream.book import CustomerBook
+from worker.stream.checkpoint import Checkpoint, PartitionCommit
+from worker.stream.dead_letter import dead_letter
+from worker.stream.decode import Records, Refused, decode
 from worker.stream.fetcher import FetchedBatch, Fetcher
 from worker.stream.inflight import InflightCommit
-from worker.stream.model import AS_OF_FIELD, LocalModel
 from worker.stream.outbox import Outbox
-from worker.stream.processor import Change, Processor
+from worker.stream.ownership import Owned, claim, load_partition, metadata
+from worker.stream.processor import Processor
+from worker.stream.reads import Landing, read_step
 from worker.stream.settings import WorkerSettings
 
 log = logging.getLogger("worker")
@@ -79,18 +79,66 @@ class _Rebalance(ConsumerRebalanceListener):
         self.worker.on_assigned({tp.partition for tp in assigned})
 
 
+@dataclass
+class Landed:
+    """A step's commits on their way: what Kafka's offsets, the outbox and the next dedup check need."""
+
+    commits: list[PartitionCommit]
+    landing: Landing = field(default_factory=Landing)
+
+
+@dataclass
+class Parts:
+    """Everything the worker connects to, made in :meth:`Worker.run`."""
+
+    redis: redis.Redis
+    checkpoint: Checkpoint
+    producer: KafkaProducer
+    consumer: KafkaConsumer
+    fetcher: Fetcher
+    outbox: Outbox
+    observer: Observer
+
+
 class Worker:
     """One member of the worker group; owns the customers of its assigned partitions."""
 
-    def __init__(self, settings: Settings, worker_settings: WorkerSettings) -> None:
+    def __init__(self, settings: Settings, options: WorkerSettings) -> None:
         self.settings = settings
-        self.options = worker_settings
+        self.options = options
         self.topic = settings.topics.invoices
         self.keys = Keys(settings.redis.key_prefix)
-        self.redis = make_redis(settings.redis)
-        self.processor, self.watermark = self._load_processor()
-        self.committer = Committer(self.redis, self.keys, self.topic)
-        self.seen_check = SeenCheck(self.redis)
+        self.stopping = False
+        self.caught_up = False
+        self.batches = 0
+        self.records = 0
+        self.first_batch_at: float | None = None
+        self.finished_at: float | None = None
+        self.owned: dict[int, Owned] = {}
+        self.to_assign: set[int] = set()
+        self.expected: dict[int, int] = {}  # per partition: the offset the next commit starts from
+        self.inflight: InflightCommit[Landed] = InflightCommit()
+        self.landed: list[PartitionCommit] = []  # landed in Redis, offsets not committed to Kafka yet
+        self.unpublished: list[PartitionCommit] = []  # landed, offsets committed, messages not sent yet
+        self.fetcher_delay = options.retry_initial_s
+        self.model_checked_at = time.monotonic()
+        self.aligner = self._aligner()
+        self.parts: Parts | None = None
+        self.processor: Processor | None = None
+
+    # -- composition ------------------------------------------------------------------------------
+    def _aligner(self) -> EventAligner:
+        return EventAligner(
+            future_tolerance_us=int(self.options.future_tolerance_days * MICROS_PER_DAY),
+            lateness_limit_us=self.options.dedup_retention_days * MICROS_PER_DAY,
+            quiet_after_s=self.options.quiet_after_s,
+        )
+
+    @contextlib.contextmanager
+    def _connected(self) -> Iterator[Parts]:
+        settings, options = self.settings, self.options
+        client = make_redis(settings.redis)
+        self.meta = bootstrap_meta(client, self.keys)
         ensure_topics(
             settings.kafka,
             [self.topic, settings.topics.segment_changes, settings.topics.dead_letter],
@@ -98,151 +146,438 @@ class Worker:
             settings.topics.replication_factor,
         )
         ensure_topics(settings.kafka, [settings.topics.drift_observations], 1, settings.topics.replication_factor)
-        self.producer: KafkaProducer = make_producer(settings.kafka)
-        self.outbox = Outbox(self.redis, self.committer, self.producer, settings.topics)
-        # The group member: it owns partitions, heartbeats and commits offsets, but its
-        # partitions stay paused; the fetcher process consumes them.
-        self.consumer: KafkaConsumer = make_consumer(settings.kafka, worker_settings.group_id)
-        self.fetcher = self._start_fetcher()
-        self.partition_count = 0
-        self.stored_offsets: dict[int, int] = {}  # as they are once the commit in flight lands
-        self.inflight = InflightCommit()
-        self.model_checked_at = time.monotonic()
-        self.batches = 0
-        self.records = 0
-        self.first_batch_at: float | None = None
-        self.finished_at: float | None = None
-        self.stopping = False
-        self.caught_up = False
-        self.fetcher_delay = worker_settings.retry_initial_s
-        self.observer = Observer(worker_settings, lambda: self.processor)
+        producer = make_producer(settings.kafka)
+        consumer = make_consumer(settings.kafka, options.group_id)
+        fetcher = Fetcher(settings, self.topic, options.batch_max_records, options.fetch_partition_bytes)
+        observer = Observer(options.metrics_port, options.liveness_timeout_s, self._segments)
+        parts = Parts(
+            redis=client,
+            checkpoint=Checkpoint(client, self.keys, self.topic),
+            producer=producer,
+            consumer=consumer,
+            fetcher=fetcher,
+            outbox=Outbox(
+                client,
+                self.keys,
+                producer,
+                settings.topics,
+                options.publish_timeout_s,
+                options.retry_initial_s,
+                options.retry_max_s,
+                lambda: self.stopping,
+            ),
+            observer=observer,
+        )
+        self.parts = parts
+        try:
+            self.processor = self._new_processor()
+            yield parts
+        finally:
+            with contextlib.suppress(Exception):
+                consumer.close()  # its last revocation still orders the fetcher
+            fetcher.close()
+            with contextlib.suppress(Exception):
+                producer.close(timeout=options.publish_timeout_s)
+            observer.close()
+            self.inflight.close()
 
-    # -- partition ownership -------------------------------------------------------------
+    def _new_processor(self) -> Processor:
+        """A processor owning nothing yet, under the live model."""
+        assert self.parts is not None
+        client = self.parts.redis
+        snapshot = require_current(client, self.keys)
+        cutoff = client.get(self.keys.cutoff)
+        self.cutoff = to_micros(datetime.fromisoformat(cutoff)) if cutoff else NO_TIME
+        partitions = int(self.meta["partitions"])
+        return Processor(
+            book=CustomerBook(),
+            model=SegmentModel(snapshot),
+            policy=PublishPolicy(
+                margin=self.options.publish_margin,
+                confirm_sweeps=self.options.confirm_sweeps,
+                dwell_us=int(self.options.inactivity_dwell_days * MICROS_PER_DAY),
+            ),
+            lloyd_passes=self.options.lloyd_passes,
+            dedup_retention_days=self.options.dedup_retention_days,
+            last_sweep=day_start(self.cutoff) if self.cutoff != NO_TIME else NO_TIME,
+            partition_count=partitions,
+        )
+
+    def _segments(self) -> tuple[dict[int, str], np.ndarray, np.ndarray]:
+        processor = self.processor
+        if processor is None:
+            return {}, np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+        n = len(processor.book)
+        return processor.model.names, processor.book.segment[:n].copy(), processor.book.published[:n].copy()
+
+    # -- partition ownership ---------------------------------------------------------------------
     def on_assigned(self, partitions: set[int]) -> None:
-        self.inflight.wait()
-        self.partition_count = len(self.consumer.partitions_for_topic(self.topic) or ())
-        self.consumer.pause(*[TopicPartition(self.topic, partition) for partition in partitions])
-        stored = self.redis.hgetall(self.keys.offsets(self.topic))
-        for partition in partitions:
-            self.stored_offsets[partition] = int(stored[str(partition)]) if str(partition) in stored else -1
-        self.processor.model.partition_count = self.partition_count
-        customers = load_customers(self.redis, self.keys, partitions, self.partition_count)
-        pipe = self.redis.pipeline(transaction=False)
+        """Rebalance callback (the consumer's IO thread): only note them; the loop takes them over."""
+        self.to_assign |= partitions
+
+    def _take_assigned(self) -> None:
+        if self.to_assign:
+            partitions, self.to_assign = self.to_assign, set()
+            self._with_retry(lambda: self._assign(partitions))
+
+    def _assign(self, partitions: set[int]) -> None:
+        parts, processor = self.parts, self.processor
+        assert parts is not None and processor is not None
+        self._land()
+        count = len(parts.consumer.partitions_for_topic(self.topic) or ())
+        if count != processor.partition_count:
+            raise ConfigError(
+                f"topic {self.topic!r} has {count} partitions but the state in Redis was laid out for "
+                f"{processor.partition_count} (bootstrap): customers would be looked up in the wrong partitions. "
+                "Re-bootstrap with SEG_TOPICS__PARTITIONS matching the topic"
+            )
+        parts.consumer.pause(*[TopicPartition(self.topic, p) for p in partitions if p in self._assignment()])
+        loaded = 0
         for partition in sorted(partitions):
-            pipe.hmget(self.keys.partition_stats(partition), [AS_OF_FIELD, VERSION_FIELD])
-        markers, stale = {}, set()
-        for partition, (marker, version) in zip(sorted(partitions), pipe.execute(), strict=True):
-            if marker:
-                markers[partition] = datetime.fromisoformat(marker)
-            if version is not None and int(version) != self.processor.model.version:
-                stale.add(partition)
-        self.processor.adopt(customers, {cid: partition_of(cid, self.partition_count) for cid in customers}, markers)
-        for partition in partitions:
-            self.outbox.drain(partition)
-        if stale:
-            log.info("partitions %s were scored under an older model: re-scoring them", sorted(stale))
-            self._switch_model(stale)
-        else:
-            batch = BatchCommit(expect={})
-            self.processor.stats_for(batch, partitions, self.keys.partition_stats)
-            with self.redis.pipeline(transaction=True) as pipe:
-                for key, fields in batch.stats.items():
-                    pipe.delete(key)
-                    pipe.hset(key, mapping=fields)
-                pipe.execute()
-        self.fetcher.assign(dict(self.stored_offsets))
-        self.observer.assigned(partitions)
-        log.info("assigned partitions %s: %d customers loaded", sorted(partitions), len(customers))
+            owned = claim(parts.checkpoint, parts.consumer, self.topic, partition)
+            self.owned[partition] = owned
+            self.expected[partition] = owned.offset
+            processor.generations[partition] = owned.generation
+            parts.outbox.drain(partition)
+            loaded += load_partition(parts.redis, self.keys, partition, processor.book)
+            clock = owned.clock if owned.clock != NO_TIME else self.cutoff
+            self.aligner.own(partition, max(owned.offset, 0), clock)
+            if owned.swept != NO_TIME:
+                processor.last_sweep = max(processor.last_sweep, owned.swept)
+        processor.owned |= partitions
+        self._refresh_centroids()
+        parts.fetcher.assign({p: self.owned[p].offset for p in self.owned})
+        parts.observer.assigned(partitions)
+        log.info("assigned partitions %s: %d customers loaded", sorted(partitions), loaded)
+
+    def _assignment(self) -> set[int]:
+        assert self.parts is not None
+        return {tp.partition for tp in self.parts.consumer.assignment()}
+
+    def _refresh_centroids(self) -> None:
+        """The centroids in force now: every partition's stored statistics (or the model's own)."""
+        parts, processor = self.parts, self.processor
+        assert parts is not None and processor is not None
+        pipe = parts.redis.pipeline(transaction=False)
+        for partition in range(processor.partition_count):
+            pipe.hgetall(self.keys.stats(partition))
+        pipe.hgetall(self.keys.model_stats)
+        *stats, model_stats = pipe.execute()
+        raw = {p: s for p, s in enumerate(stats) if s}
+        processor.use_statistics(raw, model_stats)
+        processor.set_centroids(raw)
 
     def on_revoked(self, partitions: set[int]) -> None:
+        """Rebalance callback: let the commit in flight finish, then forget the partitions (no consumer calls here)."""
+        parts, processor = self.parts, self.processor
+        assert parts is not None and processor is not None
+        self.to_assign -= partitions
         self.inflight.wait()
-        self.processor.release(partitions)
-        self.observer.revoked(partitions)
+        with contextlib.suppress(FencedError, redis.exceptions.RedisError):
+            landed = self.inflight.settle()
+            if landed is not None:
+                self.landed.extend(landed.commits)
+        processor.release(partitions)
+        self.aligner.release_partitions(partitions)
         for partition in partitions:
-            self.stored_offsets.pop(partition, None)
-            self.outbox.forget(partition)
-        self.fetcher.assign(dict(self.stored_offsets))
+            self.owned.pop(partition, None)
+            self.expected.pop(partition, None)
+            parts.outbox.forget(partition)
+        parts.observer.revoked(partitions)
+        parts.fetcher.assign({p: self.expected.get(p, -1) for p in self.owned})
         log.info("revoked partitions %s", sorted(partitions))
 
-    # -- the loop -------------------------------------------------------------------------
+    # -- the loop ---------------------------------------------------------------------------------
     def stop(self, signum: int = 0, frame: FrameType | None = None) -> None:
-        """Finish the current batch, commit, leave the group."""
+        """Finish the current step, commit, leave the group."""
         self.stopping = True
 
     def run(self, until_caught_up: bool = False) -> None:
-        """Consume until stopped; with ``until_caught_up`` (tests, benchmarks, one-off catch-up
-        runs), stop once every partition of the topic has been applied up to its end offset."""
+        """Consume until stopped; with ``until_caught_up`` (tests, benchmarks, one-off catch-up runs),
+        stop once every partition of the topic has been applied up to its end offset."""
         signal.signal(signal.SIGTERM, self.stop)
         signal.signal(signal.SIGINT, self.stop)
-        self.consumer.subscribe([self.topic], listener=_Rebalance(self))
-        # The matrices are small (customers x features); BLAS worker threads cost more to
-        # hand off to than the products take, and spin on the cores the broker and Redis need.
-        blas = threadpool_limits(limits=1, user_api="blas")
-        try:
-            while not self.stopping:
-                # Group duties only (its partitions are paused): joins, rebalances, commits.
-                self.consumer.poll(timeout_ms=0 if self.stored_offsets else self.options.poll_timeout_ms)
-                polled = self._fetch() if self.stored_offsets else {}
-                self.observer.polled(self.fetcher.highwater, self.stored_offsets)
-                if polled:
-                    if self.first_batch_at is None:
-                        self.first_batch_at = time.monotonic()
-                    # A batch allocates hundreds of thousands of short-lived objects that
-                    # reference counting frees; the cyclic collector would walk them over
-                    # and over (a quarter of the batch's time), so it waits for the batch
-                    # to end. What survives is the customers' long-lived state: frozen, so
-                    # later collections do not re-walk it either.
-                    gc.disable()
-                    try:
-                        self._with_retry(lambda polled=polled: self.process(polled))
-                    finally:
-                        gc.enable()
-                    gc.freeze()
-                else:
-                    self._with_retry(self._settle)
-                    if time.monotonic() - self.model_checked_at > self.options.model_check_s:
-                        self._with_retry(self._check_model)
-                if until_caught_up:
-                    self._with_retry(self._check_caught_up)
-                    if self.caught_up:
-                        break
-            self.finished_at = time.monotonic()
-        finally:
-            blas.restore_original_limits()
+        # The matrices are small (customers x features); BLAS threads cost more to hand off to
+        # than the products take, and spin on the cores the broker and Redis need.
+        with self._connected() as parts, threadpool_limits(limits=1, user_api="blas"):
+            parts.consumer.subscribe([self.topic], listener=_Rebalance(self))
             try:
-                self._settle()
-            except redis.exceptions.RedisError as exc:
-                log.warning("the last batch was not committed (%s); a restart resumes from the offsets in Redis", exc)
-            self.inflight.close()
-            self.consumer.close()  # its last revocation still orders the fetcher
-            self.fetcher.close()
-            self.producer.flush()
-            self.producer.close()
-            self.observer.close()
-            log.info("worker stopped after %d batches", self.batches)
+                while not self.stopping:
+                    # Group duties only (its partitions are paused): joins, rebalances, commits.
+                    parts.consumer.poll(timeout_ms=0 if self.owned else self.options.poll_timeout_ms)
+                    self._take_assigned()
+                    polled = self._fetch() if self.owned else {}
+                    parts.observer.polled(parts.fetcher.highwater, {p: o.offset for p, o in self.owned.items()})
+                    flush = until_caught_up and self._all_fetched()
+                    if polled or self.aligner.held():
+                        if polled and self.first_batch_at is None:
+                            self.first_batch_at = time.monotonic()
+                        self._step(polled, flush)
+                    else:
+                        self._with_retry(self._idle)
+                    if until_caught_up:
+                        self._with_retry(self._check_caught_up)
+                        if self.caught_up:
+                            break
+                self.finished_at = time.monotonic()
+                self._with_retry(self._idle)
+            finally:
+                log.info("worker stopped after %d batches", self.batches)
 
-    def _start_fetcher(self) -> Fetcher:
-        return Fetcher(self.settings, self.topic, self.options.batch_max_records, self.options.fetch_partition_bytes)
+    def _step(self, polled: dict[int, FetchedBatch], flush: bool) -> None:
+        # A step allocates many short-lived objects that reference counting frees; the cyclic
+        # collector would walk them over and over, so it waits for the step to end.
+        gc.disable()
+        try:
+            self._with_retry(lambda: self.process(polled, flush))
+        finally:
+            gc.enable()
+        gc.freeze()
 
     def _fetch(self) -> dict[int, FetchedBatch]:
-        """The next batch from the fetcher; a fetcher that died is replaced, with backoff.
-
-        The new one starts from the offsets applied in memory (the commit in flight
-        included): what the old one had fetched beyond them was never applied.
-        """
+        """The next batch from the fetcher; a fetcher that died is replaced, with backoff."""
+        parts = self.parts
+        assert parts is not None
+        parts.fetcher.pause(self.aligner.crowded(self.options.held_records_limit))
         try:
-            polled = self.fetcher.poll(self.options.poll_timeout_ms / 1000)
+            polled = parts.fetcher.poll(self.options.poll_timeout_ms / 1000)
         except FetcherExitedError as exc:
             log.error("%s; starting a new one in %.1f s from the applied offsets", exc, self.fetcher_delay)
-            self.fetcher.close()
+            parts.fetcher.close()
             time.sleep(self.fetcher_delay)
             self.fetcher_delay = min(self.fetcher_delay * 2, self.options.retry_max_s)
-            self.fetcher = self._start_fetcher()
-            self.fetcher.assign(dict(self.stored_offsets))
+            parts.fetcher = Fetcher(
+                self.settings, self.topic, self.options.batch_max_records, self.options.fetch_partition_bytes
+            )
+            self.aligner = self._restart_lanes()
+            parts.fetcher.assign({p: self.expected.get(p, -1) for p in self.owned})
             return {}
         if polled:
             self.fetcher_delay = self.options.retry_initial_s
+        for partition, mark in parts.fetcher.highwater.items():
+            if partition in self.aligner.lanes:
+                self.aligner.accept(partition, Records.empty(), 0, mark)
         return polled
+
+    def _restart_lanes(self) -> EventAligner:
+        """Held records are dropped with the fetcher that brought them: the new one fetches them again."""
+        aligner = self._aligner()
+        for partition, (offset, clock) in self.aligner.positions().items():
+            aligner.own(partition, offset, clock)
+        return aligner
+
+    # -- one step --------------------------------------------------------------------------------
+    def process(self, polled: dict[int, FetchedBatch], flush: bool = False) -> None:
+        """Apply what the fetcher brought, and whatever the event-time order now releases, exactly once."""
+        parts, processor = self.parts, self.processor
+        assert parts is not None and processor is not None
+        started = time.perf_counter()
+        commits = {p: PartitionCommit(p) for p in self.owned}
+        consumed = 0
+        for partition, fetched in sorted(polled.items()):
+            if partition not in self.owned:
+                continue
+            consumed += len(fetched.offsets)
+            self._take(partition, fetched, commits[partition])
+        released = self.aligner.release(flush)
+        landing = self.inflight.landing.landing if self.inflight.landing is not None else Landing()
+        reads = read_step(parts.redis, self.keys, released.records, range(processor.partition_count), landing)
+        if reads.model_version is not None and reads.model_version != processor.model.version:
+            self._switch_model(reads.model_version, commits)
+        processor.use_statistics(reads.partition_stats, reads.model_stats)
+        processor.step(released, reads, commits)
+        self._finish(commits)
+        self.batches += 1
+        self.records += consumed
+        parts.observer.metrics.batch_done(
+            consumed,
+            time.perf_counter() - started,
+            _summed(commits),
+            sum(len(c.changes) for c in commits.values()),
+            processor.sweep_seconds,
+        )
+
+    def _take(self, partition: int, fetched: FetchedBatch, commit: PartitionCommit) -> None:
+        """Decode a partition's fetched records and hand them to the aligner; refused ones are dead-lettered."""
+        lane = self.aligner.lanes[partition]
+        first = bisect.bisect_left(fetched.offsets, lane.fetched_end)
+        commit.count("redelivered_skipped", first)
+        if first == len(fetched.offsets):
+            return
+        offsets, keys, values = fetched.offsets[first:], fetched.keys[first:], fetched.values[first:]
+        records, refused = decode(partition, offsets, keys, values)
+        records, misrouted = self._routed(partition, records)
+        refused += misrouted
+        if self.cutoff != NO_TIME:
+            before = records.time < self.cutoff
+            if before.any():
+                commit.count("before_cutoff", int(before.sum()))
+                records = records.take(np.flatnonzero(~before))
+        refused += self.aligner.accept(partition, records, offsets[-1] + 1, None)
+        for rejected in refused:
+            if rejected.value is None:  # refused by time: its raw value is in the fetched batch
+                index = bisect.bisect_left(offsets, rejected.offset)
+                rejected = Refused(
+                    rejected.partition, rejected.offset, keys[index], values[index], rejected.error, rejected.stage
+                )
+            commit.dead_letters.append(dead_letter(self.topic, rejected))
+            commit.count(f"dead_lettered_{rejected.error.kind}")
+            assert self.parts is not None
+            self.parts.observer.dead_letter(rejected.partition, rejected.offset, rejected.error)
+
+    def _routed(self, partition: int, records: Records) -> tuple[Records, list[Refused]]:
+        """Records whose key belongs to another partition are refused: their customer's state lives there."""
+        assert self.processor is not None
+        count = self.processor.partition_count
+        wrong = [
+            index
+            for index, (cid, invoice) in enumerate(zip(records.customer_id, records.invoice_no, strict=True))
+            if partition_of(cid if cid is not None else "guest:" + invoice, count) != partition
+        ]
+        if not wrong:
+            return records, []
+        refused = []
+        for index in wrong:
+            key = records.customer_id[index] or "guest:" + records.invoice_no[index]
+            error = MisroutedError(
+                f"key {key!r} belongs to partition {partition_of(key, count)} of {count}, not {partition} "
+                "(a producer that does not partition by murmur2, or a partition increase)",
+                "customer_id",
+            )
+            refused.append(Refused(partition, int(records.offset[index]), None, None, error, "decode"))
+        keep = np.setdiff1d(np.arange(len(records)), np.array(wrong))
+        return records.take(keep), refused
+
+    def _finish(self, commits: dict[int, PartitionCommit]) -> None:
+        """Offsets and clocks from the aligner, records into the commits, then commit in the background."""
+        processor = self.processor
+        assert processor is not None
+        for partition, (offset, clock) in self.aligner.positions().items():
+            commit = commits[partition]
+            before = self.owned[partition].clock
+            commit.offset, commit.clock = offset, clock
+            processor.expire(commit, before, clock)
+            self.owned[partition] = Owned(
+                self.owned[partition].epoch, self.owned[partition].generation, offset, clock, processor.last_sweep
+            )
+        processor.finish(commits)
+        changed = [c for c in commits.values() if c.offset != self.expected.get(c.partition) or _has_content(c)]
+        if changed:
+            self._commit(changed)
+
+    def _commit(self, commits: list[PartitionCommit]) -> None:
+        """Land ``commits`` in the background after the previous step's messages are published."""
+        parts = self.parts
+        assert parts is not None
+        self._settle()
+        expected = dict(self.expected)
+        epochs = {p: self.owned[p].epoch for p in self.owned}
+        to_publish, self.unpublished = self.unpublished, []
+
+        def land() -> None:
+            parts.outbox.publish(to_publish)
+            for commit in commits:
+                parts.checkpoint.commit(
+                    commit, epochs[commit.partition], expected[commit.partition], parts.outbox.trims(commit.partition)
+                )
+
+        self.inflight.submit(land, Landed(commits, _landing(commits)))
+        for commit in commits:
+            self.expected[commit.partition] = commit.offset
+
+    def _land(self) -> None:
+        """Wait for the commit in flight and keep what it landed (safe inside a rebalance callback).
+
+        A fenced commit means another worker owns a partition now: this one drops
+        everything it holds and rejoins the group (:meth:`_rejoin`). A Redis failure
+        is raised, for :meth:`_with_retry` to reload once Redis is back.
+        """
+        try:
+            landed = self.inflight.settle()
+        except FencedError as exc:
+            log.warning(
+                "%s; dropping what this worker holds and rejoining the group",
+                exc,
+                extra={"partition": exc.partition, "offset": exc.offset},
+            )
+            self._rejoin()
+            return
+        if landed is not None:
+            self.landed.extend(landed.commits)
+
+    def _settle(self) -> None:
+        """Land the commit in flight, then commit its offsets to Kafka before anything of it is sent.
+
+        Kafka's committed offset is then never ahead of what Redis holds unless Redis
+        lost writes, which the next owner detects (:mod:`worker.stream.ownership`).
+        """
+        parts = self.parts
+        assert parts is not None
+        self._land()
+        landed = [c for c in self.landed if c.partition in self.owned]
+        self.landed = []
+        offsets = {
+            TopicPartition(self.topic, c.partition): OffsetAndMetadata(
+                c.offset, metadata(self.owned[c.partition].generation), -1
+            )
+            for c in landed
+        }
+        if offsets:
+            parts.consumer.commit(offsets)
+        self.unpublished.extend(landed)
+
+    def _rejoin(self) -> None:
+        """Forget every partition and rejoin the group: the coordinator decides who owns what now."""
+        parts, processor = self.parts, self.processor
+        assert parts is not None and processor is not None
+        self.inflight.forget()
+        self.landed, self.unpublished = [], []
+        owned = set(self.owned)
+        processor.release(owned)
+        self.aligner.release_partitions(owned)
+        for partition in owned:
+            parts.outbox.forget(partition)
+        parts.observer.revoked(owned)
+        self.owned, self.expected = {}, {}
+        parts.fetcher.assign({})
+        parts.consumer.unsubscribe()
+        parts.consumer.subscribe([self.topic], listener=_Rebalance(self))
+
+    def _idle(self) -> None:
+        """Nothing fetched: land and publish what is pending; look for a new model now and then."""
+        parts = self.parts
+        assert parts is not None
+        self._settle()
+        if self.unpublished:
+            to_publish, self.unpublished = self.unpublished, []
+            parts.outbox.publish(to_publish)
+        if time.monotonic() - self.model_checked_at > self.options.model_check_s and self.owned:
+            self._check_model()
+
+    def _check_model(self) -> None:
+        parts, processor = self.parts, self.processor
+        assert parts is not None and processor is not None
+        self.model_checked_at = time.monotonic()
+        current = parts.redis.get(self.keys.model_current)
+        if current is not None and int(current) != processor.model.version:
+            commits = {p: PartitionCommit(p) for p in self.owned}
+            self._switch_model(int(current), commits)
+            self._finish(commits)
+            self._settle()
+
+    def _switch_model(self, version: int, commits: dict[int, PartitionCommit]) -> None:
+        parts, processor = self.parts, self.processor
+        assert parts is not None and processor is not None
+        model = SegmentModel(load_version(parts.redis, self.keys, version))
+        at = max((lane.applied_clock for lane in self.aligner.lanes.values()), default=NO_TIME)
+        if at == NO_TIME:
+            at = self.cutoff
+        rescored = processor.switch(model, at, commits)
+        self._refresh_centroids()
+        log.info("now on model v%d: %d customers re-scored as of %s", version, rescored, iso(at))
+
+    def _all_fetched(self) -> bool:
+        return bool(self.owned) and all(lane.caught_up() for lane in self.aligner.lanes.values())
 
     def summary(self) -> dict[str, float]:
         """Throughput of this run, from the first polled batch to the end (printed by ``worker run``)."""
@@ -256,38 +591,43 @@ class Worker:
         }
 
     def _check_caught_up(self) -> None:
-        """Set :attr:`caught_up` once every partition is applied to its end and the last commit has landed."""
-        # Offsets in flight count in the first look; they must land before the run may end.
-        self.caught_up = self._caught_up() and self._settle() and self._caught_up()
+        """Set :attr:`caught_up` once every partition of the topic is applied to its end and its commit landed."""
+        if self._caught_up():
+            self._settle()
+            self.caught_up = self._caught_up()
 
     def _caught_up(self) -> bool:
         """Every partition of the topic applied up to its end offset, by this worker or another.
 
         Not only the assigned ones: when a group member dies, its partitions are
         reassigned only after the session timeout, and a catch-up run must not
-        end before they are applied too. Owned partitions count at the offsets of
-        the commit in flight, if any.
+        end before they are applied too.
         """
-        if not self.consumer.assignment():
+        parts, processor = self.parts, self.processor
+        assert parts is not None and processor is not None
+        if not self.owned or self.aligner.held():
             return False
-        partitions = [TopicPartition(self.topic, p) for p in self.consumer.partitions_for_topic(self.topic) or ()]
-        stored = {int(p): int(o) for p, o in self.redis.hgetall(self.keys.offsets(self.topic)).items()}
-        stored |= self.stored_offsets
-        # A broker's ListOffsets answer can trail the high watermark its fetches report
-        # (Tansu answers with the start of the last record batch): owned partitions
-        # take the larger of the two.
-        ends = {tp.partition: end for tp, end in self.consumer.end_offsets(partitions).items()}
-        for partition, mark in self.fetcher.highwater.items():
-            ends[partition] = max(ends.get(partition, 0), mark)
-        return all(stored.get(partition, -1) >= end for partition, end in ends.items() if end > 0)
+        partitions = [TopicPartition(self.topic, p) for p in range(processor.partition_count)]
+        pipe = parts.redis.pipeline(transaction=False)
+        for partition in range(processor.partition_count):
+            pipe.hget(self.keys.checkpoint(partition), "offset")
+        stored = {p: int(o) if o is not None else -1 for p, o in enumerate(pipe.execute())}
+        stored |= {p: o for p, o in self.expected.items()}
+        # Tansu's ListOffsets answers the start of the last record batch: owned partitions
+        # take the larger of it and the high watermark their fetches reported.
+        ends = {tp.partition: end for tp, end in parts.consumer.end_offsets(partitions).items()}
+        for partition, lane in self.aligner.lanes.items():
+            ends[partition] = max(ends.get(partition, 0), lane.highwater)
+            lane.highwater = max(lane.highwater, ends[partition])
+        return all(stored.get(p, -1) >= end for p, end in ends.items() if end > 0)
 
     def _with_retry(self, step: Callable[[], object]) -> None:
-        """Run ``step`` (which may have changed in-memory state before Redis failed), recovering on outages.
+        """Run ``step`` (which may have changed memory before Redis failed), recovering from outages.
 
         A step that fails part-way leaves memory ahead of Redis, so it is never
         simply run again: once Redis answers, every owned partition is reloaded
-        from Redis (where the stored offsets say whether the batch's commit landed)
-        and the consumer is rewound to them; the records are then polled again.
+        from Redis (whose stored offsets say whether the commit landed) and fetched
+        again from there.
         """
         delay = self.options.retry_initial_s
         while True:
@@ -302,232 +642,57 @@ class Worker:
             delay = min(delay * 2, self.options.retry_max_s)
             step = self._reload
 
-    def process(self, polled: dict[int, FetchedBatch]) -> None:
-        """Apply one polled batch exactly once."""
-        started = time.perf_counter()
-        batch = BatchCommit(expect={})
-        decoded: list[tuple[int, InvoiceLine]] = []
-        by_day: dict[str, list[str]] = {}  # event ids per dedup set
-        day_ids: list[str] = []
-        day_start = day_end = datetime.min
-        latest = None
-        dead = 0
-        cutoff = self.processor.cutoff
-        for partition, fetched in sorted(polled.items()):
-            if partition not in self.stored_offsets or not fetched.offsets:
-                continue
-            first = bisect.bisect_left(fetched.offsets, self.stored_offsets[partition])
-            if first:
-                batch.count("redelivered_skipped", first)
-            if first == len(fetched.offsets):
-                continue
-            batch.offsets[partition] = fetched.offsets[-1] + 1
-            values = fetched.values
-            for index in range(first, len(values)):
-                try:
-                    line = decode_line(values[index])
-                except RecordError as error:
-                    record = fetched.record(index)
-                    send_dead_letter(
-                        self.producer, self.settings.topics.dead_letter, dead_letter_record(record, error), record.key
-                    )
-                    self.observer.dead_letter(record, error)
-                    dead += 1
-                    continue
-                moment = line.invoice_date
-                if cutoff is not None and moment < cutoff:
-                    batch.count("before_cutoff")
-                    continue
-                if not day_start <= moment < day_end:
-                    day_start = datetime(moment.year, moment.month, moment.day)
-                    day_end = day_start + timedelta(days=1)
-                    day_ids = by_day.setdefault(dedup_key(self.keys.prefix, moment), [])
-                day_ids.append(line.event_id)
-                # Duplicates count here too: a repeat has its original's event time.
-                if latest is None or moment > latest:
-                    latest = moment
-                decoded.append((partition, line))
-        if not batch.offsets:
-            return
-        batch.expect = dict(self.stored_offsets)
-        batch.count("dead_lettered", dead)
-        remote = [p for p in range(self.partition_count) if p not in self.stored_offsets]
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.hgetall(self.keys.model_stats)
-        pipe.get(self.keys.model_current)
-        for partition in remote:
-            pipe.hgetall(self.keys.partition_stats(partition))
-        if by_day:
-            self.seen_check.queue(pipe, by_day)
-        landing = self.inflight.event_ids  # not in Redis yet when it answers
-        replies = pipe.execute()
-        stats, current_version = replies[0], replies[1]
-        remote_stats = dict(zip(remote, replies[2 : 2 + len(remote)], strict=True))
-        seen = SeenCheck.decode(replies[-1]) if by_day else set()
-        new_model = current_version is not None and int(current_version) != self.processor.model.version
-        if new_model and not self._switch_model(set()):
-            return
-        self.processor.model.load_global(stats)
-        self.processor.model.load_remote(remote_stats)
-        batch.dedup = by_day  # repeats included: adding an id twice to a set is harmless
-        unique = {event_id for ids in by_day.values() for event_id in ids}
-        if len(unique) == len(decoded) and seen.isdisjoint(unique) and landing.isdisjoint(unique):
-            fresh_lines = decoded
-        else:
-            fresh_lines = self._drop_duplicates(batch, decoded, seen | landing)
-        previous_watermark = self.watermark
-        if latest is not None:
-            self.watermark = latest if self.watermark is None else max(self.watermark, latest)
-        if self.watermark is not None:
-            batch.watermark = self.watermark.isoformat()
-            if previous_watermark is not None:
-                batch.dedup_drop = expired_keys(
-                    self.keys.prefix, previous_watermark, self.watermark, self.options.dedup_retention_days
-                )
-        changes = self.processor.apply(batch, fresh_lines, self.watermark) if self.watermark else []
-        observations = self._observations(batch.offsets)
-        if dead:
-            self.producer.flush()
-        if not self._commit(batch, changes, observations):
-            return
-        self.batches += 1
-        consumed = sum(len(fetched.offsets) for fetched in polled.values())
-        self.records += consumed
-        elapsed = time.perf_counter() - started
-        self.observer.metrics.batch_done(consumed, elapsed, batch.counters, len(changes), self.processor.sweep_seconds)
-
-    def _drop_duplicates(
-        self, batch: BatchCommit, decoded: list[tuple[int, InvoiceLine]], seen: set[str]
-    ) -> list[tuple[int, InvoiceLine]]:
-        """The lines whose event id was neither seen before nor earlier in the batch."""
-        fresh = []
-        for partition, line in decoded:
-            if line.event_id in seen:
-                batch.count("duplicates_dropped")
-                continue
-            seen.add(line.event_id)
-            fresh.append((partition, line))
-        return fresh
-
-    def _observations(self, offsets: dict[int, int]) -> dict[int, str]:
-        """This batch's drift observations, one message per source partition it advanced."""
-        taken = self.processor.observations.take(self.processor.partition_times)
-        out = {}
-        for partition, offset in offsets.items():
-            moment = self.processor.partition_times.get(partition)
-            if moment is None:
-                continue
-            invoices, assignments = taken.get(partition, ([], []))
-            out[partition] = DriftObservations(
-                source_partition=partition,
-                end_offset=offset,
-                partition_time=moment,
-                model_version=self.processor.model.version,
-                invoices=invoices,
-                assignments=assignments,
-            ).model_dump_json()
-        return out
-
-    def _commit(self, batch: BatchCommit, changes: list[Change], observations: dict[int, str]) -> bool:
-        """Send the batch, with every owned partition's statistics and its outbox, to land in the background.
-
-        The previous batch lands first. False when that one was fenced (another
-        worker owns a partition now): state has been reloaded and this batch is dropped.
-        """
-        self.processor.stats_for(batch, self.stored_offsets, self.keys.partition_stats)
-        by_partition: dict[int, list[tuple[str, str]]] = defaultdict(list)
-        for change in changes:
-            by_partition[change.partition].append((change.customer_id, change.payload))
-        partitions = sorted(self.stored_offsets)
-        if not self._settle():
-            return False
-
-        def land() -> None:
-            staged = self.outbox.stage(batch, partitions, by_partition, observations)
-            self.committer.commit(batch)
-            self.outbox.send(batch, staged)
-
-        event_ids = frozenset(event_id for ids in batch.dedup.values() for event_id in ids)
-        self.inflight.submit(land, dict(batch.offsets), event_ids)
-        self.stored_offsets.update(batch.offsets)
-        return True
-
-    def _settle(self) -> bool:
-        """Wait for the commit in flight, then commit its offsets to Kafka (for lag tooling).
-
-        False when it was fenced (another worker owns a partition now): state is reloaded.
-        A Redis failure is raised, for :meth:`_with_retry` to reload once Redis is back.
-        """
-        try:
-            landed = self.inflight.settle()
-        except FencedError as exc:
-            log.warning("%s; reloading ownership", exc, extra={"partition": exc.partition, "offset": exc.offset})
-            self._reload()
-            return False
-        if landed:
-            self.consumer.commit_async(
-                {TopicPartition(self.topic, p): OffsetAndMetadata(o, "", -1) for p, o in landed.items()}
-            )
-        return True
-
-    def _check_model(self) -> None:
-        """While idle: switch to a new live model version if one was installed (e.g. a refresh)."""
-        self.model_checked_at = time.monotonic()
-        current = self.redis.get(self.keys.model_current)
-        if self.stored_offsets and current is not None and int(current) != self.processor.model.version:
-            self._switch_model(set())
-
-    def _switch_model(self, partitions: set[int]) -> bool:
-        """Re-score under the live model (every owned customer on a version change, else ``partitions``), commit.
-
-        False when the commit was fenced (state has been reloaded).
-        """
-        snapshot = require_current(self.redis, self.keys)
-        previous = self.processor.model
-        model = previous if snapshot.version == previous.version else LocalModel(snapshot)
-        as_of = self.watermark or self.processor.cutoff
-        if as_of is None:
-            raise ModelError("no event time to score at: neither a stream watermark nor a bootstrap cutoff in Redis")
-        changes = self.processor.switch_model(model, previous.names, partitions, as_of)
-        batch = BatchCommit(expect=dict(self.stored_offsets))
-        self.processor.dirty_records(batch)
-        batch.count("model_switch_rescored", len(batch.customers))
-        if not (self._commit(batch, changes, {}) and self._settle()):
-            return False
-        log.info(
-            "now on model v%d: %d customers re-scored, %d segment changes (model_refresh)",
-            snapshot.version,
-            len(batch.customers),
-            len(changes),
-        )
-        return True
-
-    def _load_processor(self) -> tuple[Processor, datetime | None]:
-        """A processor owning nothing yet, and the stream watermark, from what Redis holds now."""
-        snapshot = require_current(self.redis, self.keys)
-        cutoff = self.redis.get(self.keys.cutoff)
-        processor = Processor(
-            model=LocalModel(snapshot),
-            publish_margin=self.options.publish_margin,
-            confirm_sweeps=self.options.confirm_sweeps,
-            inactivity_dwell=timedelta(days=self.options.inactivity_dwell_days),
-            lloyd_passes=self.options.lloyd_passes,
-            cutoff=datetime.fromisoformat(cutoff) if cutoff else None,
-        )
-        stored = self.redis.get(self.keys.watermark)
-        watermark = datetime.fromisoformat(stored) if stored else None
-        if watermark is not None:
-            processor.last_sweep_day = datetime(watermark.year, watermark.month, watermark.day)
-        return processor, watermark
-
     def _reload(self) -> None:
         """Forget everything in memory and take the assigned partitions again from Redis, as a restart would."""
-        partitions = {tp.partition for tp in self.consumer.assignment()}
+        parts = self.parts
+        assert parts is not None
+        partitions = {tp.partition for tp in parts.consumer.assignment()}
         self.inflight.forget()
-        self.processor, self.watermark = self._load_processor()
-        for partition in list(self.stored_offsets):
-            self.stored_offsets.pop(partition)
-            self.outbox.forget(partition)
-        self.observer.revoked(partitions)
+        self.landed, self.unpublished = [], []
+        for partition in list(self.owned):
+            parts.outbox.forget(partition)
+        parts.observer.revoked(set(self.owned))
+        self.owned, self.expected = {}, {}
+        self.aligner = self._aligner()
+        self.processor = self._new_processor()
         if partitions:
-            self.on_assigned(partitions)
+            self._assign(partitions)
+
+
+def _landing(commits: list[PartitionCommit]) -> Landing:
+    """What ``commits`` add to the dedup sets and members, for the next step's read."""
+    landing = Landing()
+    for commit in commits:
+        for ids in commit.seen.values():
+            landing.event_ids.update(ids)
+        for cid, increments in commit.members.items():
+            for name, increment in increments.items():
+                if name.startswith("i:"):
+                    landing.invoices.add((cid, name[2:]))
+                elif increment % 2:
+                    landing.bought.add((cid, name[2:]))
+    return landing
+
+
+def _has_content(commit: PartitionCommit) -> bool:
+    return bool(
+        commit.records
+        or commit.members
+        or commit.moves
+        or commit.products
+        or commit.seen
+        or commit.guest_lines
+        or commit.stats
+        or commit.changes
+        or commit.observations
+        or commit.dead_letters
+        or commit.index_add
+    )
+
+
+def _summed(commits: dict[int, PartitionCommit]) -> dict[str, int]:
+    total: dict[str, int] = {}
+    for commit in commits.values():
+        for name, n in commit.counters.items():
+            total[name] = total.get(name, 0) + n
+    return total

@@ -1,91 +1,145 @@
-"""What a batch publishes: written into Redis with the batch, sent to Kafka after it.
+"""What a batch publishes: committed into Redis with the batch, sent to Kafka after it, trimmed once acknowledged.
 
-Two lists per partition: segment changes (topic ``segment-changes``, key =
-customer) and drift observations (topic ``drift-observations``, key = source
-partition). Each list holds what the last commit added; the next commit trims
-what was sent since. Whoever takes a partition over first sends what is left
-(:meth:`Outbox.drain`): a crash between commit and send repeats messages, never
-loses one, and consumers drop repeats (changes by customer sequence,
-observations by source offset).
+Three lists per partition (``{pn}:outbox:changes``, ``…:observations``,
+``…:dead-letters``). A commit trims what the previous one's publishing had sent
+and had acknowledged, and pushes its own messages; after it lands they are sent
+and every acknowledgement is awaited, with a bound (:func:`send_acknowledged`).
+A send that fails (a broker away longer than the delivery timeout) is retried
+with backoff, so nothing is trimmed that Kafka did not acknowledge; whoever takes
+a partition over first sends what is left (:meth:`Outbox.drain`). A crash between
+commit and send repeats messages, never loses one: consumers drop repeats
+(changes by customer and sequence, observations by source offset, dead letters by
+source position).
 """
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass, field
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
+import orjson
 import redis
 from kafka import KafkaProducer
+from kafka.errors import KafkaError
 
+from shared.exceptions import ServiceUnavailableError
 from shared.settings import TopicSettings
-from worker.stream.commit import BatchCommit, Committer
+from shared.state.keys import Keys
+from worker.stream.checkpoint import OUTBOXES, PartitionCommit
+
+log = logging.getLogger("worker")
+
+Message = tuple[bytes | None, bytes, list[tuple[str, bytes]] | None]  # key, value, headers
+
+
+class PublishError(ServiceUnavailableError):
+    """Kafka did not acknowledge every message in time; nothing was trimmed, the send is retried."""
+
+
+def send_acknowledged(producer: KafkaProducer, topic: str, messages: Sequence[Message], timeout_s: float) -> None:
+    """Send ``messages`` and wait until Kafka acknowledged each, or raise :class:`PublishError`.
+
+    Every future is checked: ``flush`` alone does not say whether a record expired.
+    """
+    futures = [producer.send(topic, key=key, value=value, headers=headers or []) for key, value, headers in messages]
+    try:
+        producer.flush(timeout=timeout_s)
+    except KafkaError as exc:
+        raise PublishError(
+            f"{len(futures)} messages to {topic} not acknowledged within {timeout_s:.0f} s ({exc})"
+        ) from exc
+    for future in futures:
+        if not future.is_done:
+            raise PublishError(f"a message to {topic} was not acknowledged within {timeout_s:.0f} s")
+        if future.failed():
+            raise PublishError(f"Kafka refused a message to {topic}: {future.exception}")
 
 
 @dataclass
-class Staged:
-    """The messages of one batch, per topic, as (key, value) pairs."""
-
-    changes: list[tuple[str, str]] = field(default_factory=list)
-    observations: list[tuple[str, str]] = field(default_factory=list)
-
-
 class Outbox:
-    """Stages a batch's messages into its commit and sends them once it is committed."""
+    """Sends committed messages and remembers how many each outbox may trim next."""
 
-    def __init__(
-        self, client: redis.Redis, committer: Committer, producer: KafkaProducer, topics: TopicSettings
-    ) -> None:
-        self.client = client
-        self.committer = committer
-        self.producer = producer
-        self.topics = topics
-        self.sent_changes: dict[int, int] = {}
-        self.sent_observations: dict[int, int] = {}
+    client: redis.Redis
+    keys: Keys
+    producer: KafkaProducer
+    topics: TopicSettings
+    timeout_s: float
+    retry_initial_s: float
+    retry_max_s: float
+    stopping: Callable[[], bool]
 
-    def stage(
-        self,
-        batch: BatchCommit,
-        partitions: list[int],
-        changes: dict[int, list[tuple[str, str]]],
-        observations: dict[int, str],
-    ) -> Staged:
-        """Put each partition's messages into ``batch`` (replacing what was already sent)."""
-        staged = Staged()
-        for partition in partitions:
-            own = changes.get(partition, [])
-            batch.outbox[partition] = (self.sent_changes.get(partition, 0), [value for _, value in own])
-            staged.changes.extend(own)
-            observed = [observations[partition]] if partition in observations else []
-            batch.observations[partition] = (self.sent_observations.get(partition, 0), observed)
-            staged.observations.extend((str(partition), value) for value in observed)
-        return staged
+    def __post_init__(self) -> None:
+        self.sent: dict[tuple[int, str], int] = {}
 
-    def send(self, batch: BatchCommit, staged: Staged) -> None:
-        """After the commit: publish, wait for the acks, remember what the next commit may trim."""
-        for key, value in staged.changes:
-            self.producer.send(self.topics.segment_changes, key=key.encode(), value=value.encode())
-        for key, value in staged.observations:
-            self.producer.send(self.topics.drift_observations, key=key.encode(), value=value.encode())
-        self.producer.flush()
-        for partition, (_, pushed) in batch.outbox.items():
-            self.sent_changes[partition] = len(pushed)
-        for partition, (_, pushed) in batch.observations.items():
-            self.sent_observations[partition] = len(pushed)
+    def trims(self, partition: int) -> dict[str, int]:
+        return {kind: self.sent.get((partition, kind), 0) for kind in OUTBOXES}
+
+    def _topic(self, kind: str) -> str:
+        return {
+            "changes": self.topics.segment_changes,
+            "observations": self.topics.drift_observations,
+            "dead-letters": self.topics.dead_letter,
+        }[kind]
+
+    @staticmethod
+    def _message(kind: str, partition: int, value: str) -> Message:
+        if kind == "changes":
+            return orjson.loads(value)["customer_id"].encode(), value.encode(), None
+        if kind == "observations":
+            return str(partition).encode(), value.encode(), None
+        letter = orjson.loads(value)
+        headers = [(name, text.encode()) for name, text in letter.pop("_headers", [])]
+        key = letter.pop("_key", None)
+        return (key.encode() if key is not None else None), orjson.dumps(letter), headers
+
+    def publish(self, commits: Sequence[PartitionCommit]) -> None:
+        """Send every message of landed ``commits``, waiting for the acks; retry until sent or stopping."""
+        pending = {(c.partition, kind): c.outbox(kind) for c in commits for kind in OUTBOXES}
+        self._send(pending)
+        for (partition, kind), values in pending.items():
+            self.sent[(partition, kind)] = len(values)
 
     def drain(self, partition: int) -> None:
-        """Publish what a previous owner of ``partition`` committed but may not have sent."""
-        changes = self.client.lrange(self.committer.outbox_key(partition), 0, -1)
-        for value in changes:
-            key = json.loads(value)["customer_id"]
-            self.producer.send(self.topics.segment_changes, key=key.encode(), value=value.encode())
-        observations = self.client.lrange(self.committer.observations_key(partition), 0, -1)
-        for value in observations:
-            self.producer.send(self.topics.drift_observations, key=str(partition).encode(), value=value.encode())
-        self.producer.flush()
-        self.sent_changes[partition] = len(changes)
-        self.sent_observations[partition] = len(observations)
+        """Send what a previous owner of ``partition`` committed but may not have sent."""
+        pending = {(partition, kind): self.client.lrange(self.keys.outbox(partition, kind), 0, -1) for kind in OUTBOXES}
+        self._send(pending)
+        for key, values in pending.items():
+            self.sent[key] = len(values)
 
     def forget(self, partition: int) -> None:
         """A revoked partition: its next owner drains it."""
-        self.sent_changes.pop(partition, None)
-        self.sent_observations.pop(partition, None)
+        for kind in OUTBOXES:
+            self.sent.pop((partition, kind), None)
+
+    def _send(self, pending: dict[tuple[int, str], list[str]]) -> None:
+        by_topic: dict[str, list[Message]] = {}
+        for (partition, kind), values in pending.items():
+            if values:
+                by_topic.setdefault(kind, []).extend(self._message(kind, partition, value) for value in values)
+        delay = self.retry_initial_s
+        while by_topic:
+            try:
+                for kind, messages in list(by_topic.items()):
+                    send_acknowledged(self.producer, self._topic(kind), messages, self.timeout_s)
+                    del by_topic[kind]
+                return
+            except PublishError as exc:
+                if self.stopping():
+                    raise
+                log.warning("%s; sending again in %.1f s (the outbox keeps them until Kafka acknowledges)", exc, delay)
+                time.sleep(delay)
+                delay = min(delay * 2, self.retry_max_s)
+
+
+def dead_letter_entry(letter_json: str, key: bytes | None, headers: list[tuple[str, bytes]]) -> str:
+    """An outbox entry for a dead letter: the letter plus the record key and headers to send it with."""
+    entry = orjson.loads(letter_json)
+    entry["_key"] = key.decode("utf-8", errors="replace") if key is not None else None
+    entry["_headers"] = [[name, value.decode()] for name, value in headers]
+    return orjson.dumps(entry).decode()
+
+
+def commit_messages(commit: PartitionCommit) -> int:
+    return sum(len(commit.outbox(kind)) for kind in OUTBOXES)

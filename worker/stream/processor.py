@@ -1,458 +1,586 @@
-"""What one batch does to state: pure logic between the read and the commit.
+"""What one step does to state: pure logic between the read and the commit.
 
-The loop reads, this module decides, the committer writes. Keeping the decisions
-free of I/O lets tests drive them directly and keeps the hot path visible.
+The step receives released records in event-time order (:mod:`worker.stream.alignment`)
+and what Redis said about them (:mod:`worker.stream.reads`), and fills one
+:class:`~worker.stream.checkpoint.PartitionCommit` per partition. In order:
 
-Within a batch, lines are applied in event-time order and cut at each event day
-that every owned partition has passed: there the idle customers are swept
-(moved to that day's recency and re-assigned), so inactivity is scored at every
-day, whatever the batch size.
+1. repeated event ids are dropped (the first occurrence wins);
+2. guest lines go to the guest statistics, lines priced at zero or less nowhere;
+3. customer lines are folded into the book column-wise, and each customer is
+   scored **as of its own event**: all its lines at one effective time are one
+   decision, against the centroids of the last daily sweep;
+4. at every event-day boundary the records cross, every owned customer is moved
+   to that midnight and the model is re-fitted (:func:`worker.segmentation.kmeans.sweep`);
+   inactivity switches are confirmed there (:mod:`worker.segmentation.publish_policy`).
+
+Nothing here depends on how the records were batched: decisions within a day use
+frozen centroids, sums are per customer in event order, and the sweep's are in
+fixed point. So the same log gives the same bytes (README, "Event time").
 """
 
 from __future__ import annotations
 
-import bisect
 import time
-from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
 
 import numpy as np
 
-from shared.contracts.invoice import InvoiceLine
+from shared.contracts.drift_observation import AssignmentObservation, DriftObservations, InvoiceObservation
 from shared.contracts.segment_change import ChangeReason, SegmentChange, SegmentRef
-from shared.features.aggregates import CustomerAggregates, apply_line, classify
-from shared.features.vector import FEATURE_NAMES, compute_features
-from shared.state.customer_record import CustomerState
-from worker.segmentation.popularity import PopularityChanges
-from worker.stream.commit import BatchCommit
-from worker.stream.model import LocalModel
-from worker.stream.observations import ObservationCollector
-from worker.stream.scored_index import ScoredIndex
+from shared.features.catalog import NON_PRODUCT_CODES, NON_PRODUCT_PREFIXES
+from shared.features.clock import MICROS_PER_DAY, NO_TIME, SECONDS_PER_DAY, from_micros, iso, month_numbers
+from shared.features.fold import CANCELLATION, NON_PRODUCT, PURCHASE, LineBatch, fold
+from shared.features.vector import FEATURE_NAMES, features_matrix, scoreable
+from shared.state.customer_record import decision_fields, pending_text
+from shared.state.model_stats import AS_OF_FIELD, VERSION_FIELD, Statistics
+from worker.segmentation.assignment import distance_to, nearest_centroid
+from worker.segmentation.kmeans import sweep
+from worker.segmentation.model import SegmentModel
+from worker.segmentation.publish_policy import Pending, PublishPolicy
+from worker.stream.alignment import Released
+from worker.stream.book import AGG, DECISION, NO_SEGMENT, PENDING, CustomerBook
+from worker.stream.checkpoint import PartitionCommit
+from worker.stream.decode import Records
+from worker.stream.reads import StepReads, event_day
 
-Touched = dict[str, tuple[int, InvoiceLine | None]]
-
-# What a batch rewrites of a customer record, from least to most.
-WRITE_SEGMENT, WRITE_SCORE, WRITE_ALL = 0, 1, 2
+GENERATION_SPAN = 1_000_000_000  # sequence numbers of one generation (README: Redis rollback)
 
 
-def _event_time(item: tuple[int, InvoiceLine]) -> datetime:
-    return item[1].invoice_date
-
-
-def _day(moment: datetime) -> datetime:
-    return datetime(moment.year, moment.month, moment.day)
+def _kind_codes(records: Records) -> np.ndarray:
+    """PURCHASE, CANCELLATION or NON_PRODUCT per line (the cleaning rules' classification)."""
+    codes = np.empty(len(records), dtype=np.int8)
+    for index, (code, invoice) in enumerate(zip(records.stock_code, records.invoice_no, strict=True)):
+        if code in NON_PRODUCT_CODES or code.startswith(NON_PRODUCT_PREFIXES):
+            codes[index] = NON_PRODUCT
+        else:
+            codes[index] = CANCELLATION if invoice.startswith("C") else PURCHASE
+    return codes
 
 
 @dataclass
-class Change:
-    """A segment change to publish on a partition."""
+class StepLines:
+    """The step's customer lines (after dedup and the price rule), in processing order."""
 
-    partition: int
-    customer_id: str
-    payload: str
+    records: Records
+    effective: np.ndarray
+    slots: np.ndarray
+    kinds: np.ndarray
+    new_invoice: np.ndarray
+    new_product: np.ndarray
+
+    def take(self, index: np.ndarray) -> StepLines:
+        return StepLines(
+            self.records.take(index),
+            self.effective[index],
+            self.slots[index],
+            self.kinds[index],
+            self.new_invoice[index],
+            self.new_product[index],
+        )
 
 
 @dataclass
 class Processor:
-    """Applies lines to owned customers, scores them, sweeps idle ones, and gathers the commit."""
+    """The owned customers, the live model and the rules that move them."""
 
-    model: LocalModel
-    publish_margin: float
-    confirm_sweeps: int
-    inactivity_dwell: timedelta
+    book: CustomerBook
+    model: SegmentModel
+    policy: PublishPolicy
     lloyd_passes: int
-    cutoff: datetime | None
-    customers: dict[str, CustomerState] = field(default_factory=dict)
-    index: ScoredIndex = field(default_factory=ScoredIndex)
-    partition_of_customer: dict[str, int] = field(default_factory=dict)
-    last_sweep_day: datetime | None = None
-    sweep_markers: dict[int, datetime] = field(default_factory=dict)
-    partition_times: dict[int, datetime] = field(default_factory=dict)
-    pending: dict[str, tuple[int, int]] = field(default_factory=dict)
-    sweep_seconds: list[float] = field(default_factory=list)  # of the last apply(), for metrics
-    observations: ObservationCollector = field(default_factory=ObservationCollector)
-    popularity: PopularityChanges = field(default_factory=PopularityChanges)
-    _dirty: dict[str, int] = field(default_factory=dict)
+    dedup_retention_days: int
+    last_sweep: int  # µs of the last daily sweep's midnight
+    owned: set[int] = field(default_factory=set)
+    partition_count: int = 0
+    generations: dict[int, int] = field(default_factory=dict)
+    remote: Statistics | None = None  # other partitions' statistics summed, None while one has none
+    fallback: Statistics | None = None  # the model's own statistics
+    previous_names: dict[int, str] = field(default_factory=dict)  # names of ids a refresh retired
+    _published_before: dict[int, int] = field(default_factory=dict)
+    _units: dict[tuple[int, str], int] = field(default_factory=dict)
+    _observed: dict[int, tuple[list[InvoiceObservation], list[AssignmentObservation]]] = field(default_factory=dict)
+    sweep_seconds: list[float] = field(default_factory=list)
 
-    # -- ownership ----------------------------------------------------------------------------
-    def _row_of(self, segment: int | None) -> int:
-        return -1 if segment is None else self.model.row_of.get(segment, -1)
+    # -- statistics and centroids -------------------------------------------------------------
+    def use_statistics(self, partition_stats: dict[int, dict[str, str]], model_stats: dict[str, str]) -> None:
+        """Remote partitions' statistics (and the model's own) as read by the step."""
+        ids, d = self.model.segment_ids.tolist(), self.model.dimensions
+        version = str(self.model.version)
+        others = [p for p in range(self.partition_count) if p not in self.owned]
+        if all(partition_stats.get(p, {}).get(VERSION_FIELD) == version for p in others):
+            total = self.model.empty_statistics()
+            for p in others:
+                total = total + Statistics.from_mapping(partition_stats[p], ids, d)
+            self.remote = total
+        else:
+            self.remote = None
+        if model_stats:
+            self.fallback = Statistics.from_mapping(model_stats, ids, d)
 
-    def adopt(
-        self, customers: dict[str, CustomerState], partition_of: dict[str, int], markers: dict[int, datetime]
-    ) -> None:
-        """Take ownership of loaded customers (on partition assignment) and rebuild their statistics.
+    def set_centroids(self, own: dict[int, dict[str, str]]) -> None:
+        """The centroids in force until the next sweep: all partitions' stored statistics, else the model's own."""
+        ids, d, version = self.model.segment_ids.tolist(), self.model.dimensions, str(self.model.version)
+        if self.remote is not None and all(own.get(p, {}).get(VERSION_FIELD) == version for p in self.owned):
+            total = self.remote
+            for p in self.owned:
+                total = total + Statistics.from_mapping(own[p], ids, d)
+            self.model.set_statistics(total)
+        elif self.fallback is not None:
+            self.model.set_statistics(self.fallback)
 
-        A customer idle since before its partition's last sweep is counted at its
-        vector as of that sweep, exactly as the sweep counted it before the restart.
-        """
-        for cid, state in customers.items():
-            self.customers[cid] = state
-            self.partition_of_customer[cid] = partition_of[cid]
-            if state.features is not None and state.vector is not None:
-                self.index.update(
-                    cid,
-                    state.aggregates,
-                    state.features,
-                    state.vector,
-                    self._row_of(state.segment),
-                    self._row_of(state.published),
-                    partition_of[cid],
+    # -- a step ---------------------------------------------------------------------------------
+    def step(self, released: Released, reads: StepReads, commits: dict[int, PartitionCommit]) -> None:
+        """Apply released records (event-time order) to state; fill ``commits``."""
+        self.sweep_seconds = []
+        records, effective = released.records, released.effective
+        keep = self._drop_repeats(records, reads.seen, commits)
+        records, effective = records.take(keep), effective[keep]
+        priced = records.price > 0
+        for partition, n in zip(*np.unique(records.partition[~priced], return_counts=True), strict=True):
+            commits[int(partition)].count("lines_invalid_price", int(n))
+        guest = priced & np.array([cid is None for cid in records.customer_id], dtype=bool)
+        self._guests(records.take(np.flatnonzero(guest)), commits)
+        lines = self._customer_lines(
+            records.take(np.flatnonzero(priced & ~guest)), effective[priced & ~guest], reads, commits
+        )
+        position = 0
+        for boundary in self._boundaries(lines.effective):
+            end = int(np.searchsorted(lines.effective, boundary, side="left"))
+            self._day(lines.take(np.arange(position, end)), commits)
+            self._sweep(boundary, commits)
+            position = end
+        self._day(lines.take(np.arange(position, len(lines.slots))), commits)
+
+    def _boundaries(self, effective: np.ndarray) -> list[int]:
+        if not len(effective):
+            return []
+        last = int(effective[-1])
+        return list(range(self.last_sweep + MICROS_PER_DAY, last - last % MICROS_PER_DAY + 1, MICROS_PER_DAY))
+
+    def _drop_repeats(self, records: Records, seen: set[str], commits: dict[int, PartitionCommit]) -> np.ndarray:
+        keep = []
+        fresh: set[str] = set()
+        for index, event_id in enumerate(records.event_id):
+            if event_id in seen or event_id in fresh:
+                commits[int(records.partition[index])].count("duplicates_dropped")
+                continue
+            fresh.add(event_id)
+            keep.append(index)
+            commits[int(records.partition[index])].seen.setdefault(event_day(int(records.time[index])), []).append(
+                event_id
+            )
+        return np.array(keep, dtype=np.int64)
+
+    def _guests(self, guests: Records, commits: dict[int, PartitionCommit]) -> None:
+        amounts = (guests.quantity * guests.price).tolist()
+        for partition, moment, invoice, amount in zip(
+            guests.partition.tolist(), guests.time.tolist(), guests.invoice_no, amounts, strict=True
+        ):
+            commit = commits[partition]
+            commit.guest_lines += 1
+            commit.guest_amount += amount
+            commit.guest_invoices[event_day(moment)].append(invoice)
+            commit.count("lines_guest")
+
+    def _customer_lines(
+        self, records: Records, effective: np.ndarray, reads: StepReads, commits: dict[int, PartitionCommit]
+    ) -> StepLines:
+        """Slots (new customers added), kinds, and whether each line opens an invoice or buys a new product."""
+        book = self.book
+        unknown = [i for i, cid in enumerate(records.customer_id) if cid not in book.slot_of]
+        if unknown:
+            first: dict[str, int] = {}
+            for index in unknown:
+                first.setdefault(records.customer_id[index], int(records.partition[index]))
+            book.add(list(first), list(first.values()))
+            for cid, partition in first.items():
+                commits[partition].index_add.append(cid)
+                commits[partition].count("new_customers")
+        slots = book.slots(records.customer_id)
+        kinds = _kind_codes(records)
+        new_invoice = np.zeros(len(records), dtype=bool)
+        new_product = np.zeros(len(records), dtype=bool)
+        invoices, bought = reads.invoices, reads.bought
+        units = self._units
+        for index, (cid, invoice, code, kind, quantity, partition) in enumerate(
+            zip(
+                records.customer_id,
+                records.invoice_no,
+                records.stock_code,
+                kinds.tolist(),
+                records.quantity.tolist(),
+                records.partition.tolist(),
+                strict=True,
+            )
+        ):
+            commits[partition].count(("lines_purchase", "lines_cancellation", "lines_non_product")[kind])
+            if kind == NON_PRODUCT:
+                continue
+            members = commits[partition].members.setdefault(cid, {})
+            if (cid, invoice) not in invoices:
+                invoices.add((cid, invoice))
+                new_invoice[index] = True
+                members["i:" + invoice] = 1
+            name = "p:" + code
+            increment = 2 * quantity
+            if kind == PURCHASE and (cid, code) not in bought:
+                bought.add((cid, code))
+                new_product[index] = True
+                increment += 1
+            members[name] = members.get(name, 0) + increment
+            key = (int(slots[index]), code)
+            units[key] = units.get(key, 0) + quantity
+        return StepLines(records, effective, slots, kinds, new_invoice, new_product)
+
+    # -- one event day: fold and score each customer at its own events -----------------------
+    def _day(self, lines: StepLines, commits: dict[int, PartitionCommit]) -> None:
+        if not len(lines.slots):
+            return
+        order = np.lexsort((np.arange(len(lines.slots)), lines.effective, lines.slots))
+        sorted_slots, sorted_times = lines.slots[order], lines.effective[order]
+        new_moment = np.r_[True, (sorted_slots[1:] != sorted_slots[:-1]) | (sorted_times[1:] != sorted_times[:-1])]
+        new_customer = np.r_[True, sorted_slots[1:] != sorted_slots[:-1]]
+        moment_index = np.cumsum(new_moment) - 1
+        first_moment_of_customer = np.maximum.accumulate(np.where(new_customer, moment_index, 0))
+        rank = np.empty(len(order), dtype=np.int64)
+        rank[order] = moment_index - first_moment_of_customer
+        for round_ in range(int(rank.max()) + 1):
+            self._round(lines.take(np.flatnonzero(rank == round_)), commits)
+
+    def _round(self, lines: StepLines, commits: dict[int, PartitionCommit]) -> None:
+        """Each customer's next moment: fold its lines, then one scoring decision as of the moment."""
+        book, columns = self.book, self.book.aggregates
+        records = lines.records
+        slots, index = np.unique(lines.slots, return_index=True)
+        moments = lines.effective[index]
+        previous_purchase = columns.last_purchase[slots].copy()
+        fold(
+            columns,
+            LineBatch(
+                slot=lines.slots,
+                kind=lines.kinds,
+                quantity=records.quantity,
+                amount=records.quantity * records.price,
+                time=records.time,
+                month=month_numbers(records.time),
+                country=columns.countries.codes(records.country),
+                new_invoice=lines.new_invoice,
+                new_product=lines.new_product,
+            ),
+        )
+        book.mark(slots, AGG | DECISION)
+        self._observe_invoices(lines, slots, previous_purchase)
+        purchase_moment = np.zeros(len(slots), dtype=bool)
+        purchase_moment[np.searchsorted(slots, lines.slots[lines.kinds != CANCELLATION])] = True
+        book.as_of[slots] = moments
+        scored = scoreable(columns, slots)
+        rows, times = slots[scored], moments[scored]
+        if not len(rows):
+            return
+        features = features_matrix(columns, rows, times)
+        vectors = self.model.vectors(features)
+        centroids = self.model.centroids
+        nearest = nearest_centroid(vectors, centroids)
+        assigned = self.model.ids(nearest)
+        distance = distance_to(vectors, centroids, nearest)
+        published = book.published[rows]
+        published_rows = self.model.rows(published)
+        margin = np.where(
+            published == NO_SEGMENT,
+            0.0,
+            np.where(
+                published_rows >= 0, distance_to(vectors, centroids, np.maximum(published_rows, 0)) - distance, np.inf
+            ),
+        )
+        publish = self.policy.after_event(published, assigned, margin)
+        for row, moment, before, after, gap in zip(
+            rows.tolist(),
+            times.tolist(),
+            book.segment[rows].tolist(),
+            assigned.tolist(),
+            distance.tolist(),
+            strict=True,
+        ):
+            self._observed_by(int(book.partition[row]))[1].append(
+                AssignmentObservation(
+                    event_time=from_micros(moment),
+                    customer_id=book.ids[row],
+                    before=None if before == NO_SEGMENT else before,
+                    after=after,
+                    distance=gap,
                 )
-        for partition, marker in markers.items():
-            stale = [
-                self.index.row[cid]
-                for cid, state in customers.items()
-                if cid in self.index.row and partition_of[cid] == partition and state.as_of < marker
-            ]
-            if stale:
-                self.index.vectors[stale] = self.model.vectors(self.index.features_at(marker)[stale])
-        self.sweep_markers.update(markers)
-        self._rebuild(set(partition_of.values()) | set(markers))
+            )
+        book.segment[rows] = assigned
+        book.pending_segment[rows] = NO_SEGMENT
+        book.pending_count[rows] = 0
+        purchases = purchase_moment[scored]
+        for i in np.flatnonzero(publish).tolist():
+            reason: ChangeReason = "purchase" if purchases[i] else "cancellation"
+            if published[i] == NO_SEGMENT:
+                reason = "first_purchase"
+            self._publish(int(rows[i]), reason, int(times[i]), features[i], float(margin[i]), commits)
 
-    def _rebuild(self, partitions: Iterable[int]) -> None:
-        """Recompute owned partitions' statistics from their customers' counted vectors."""
-        for partition, (sums, counts) in self.index.statistics(partitions, self.model.k).items():
-            self.model.set_own(partition, sums, counts)
-        self.model.recentre()
+    def _observe_invoices(self, lines: StepLines, slots: np.ndarray, previous: np.ndarray) -> None:
+        """Completed purchase invoices for the drift monitor: each moment holds whole invoices."""
+        purchases = np.flatnonzero(lines.kinds == PURCHASE)
+        if not len(purchases):
+            return
+        totals: dict[tuple[int, str], list[float]] = {}
+        records = lines.records
+        for index in purchases.tolist():
+            key = (int(lines.slots[index]), records.invoice_no[index])
+            entry = totals.setdefault(key, [0.0, 0, int(lines.effective[index])])
+            entry[0] += float(records.quantity[index] * records.price[index])
+            entry[1] += 1
+        previous_of = dict(zip(slots.tolist(), previous.tolist(), strict=True))
+        for (slot, _), (value, count, moment) in totals.items():
+            before = previous_of[slot]
+            days = None if before == NO_TIME else (moment - before) / 1_000_000 / SECONDS_PER_DAY
+            self._observed_by(int(self.book.partition[slot]))[0].append(
+                InvoiceObservation(
+                    event_time=from_micros(moment),
+                    customer_id=self.book.ids[slot],
+                    order_value=value,
+                    lines=int(count),
+                    days_since_previous=days,
+                )
+            )
 
-    def release(self, partitions: set[int]) -> None:
-        """Forget customers of revoked partitions; the next owner reloads them from Redis."""
-        for cid in [cid for cid, p in self.partition_of_customer.items() if p in partitions]:
-            del self.customers[cid]
-            del self.partition_of_customer[cid]
-            self.pending.pop(cid, None)
-        self.index.drop_partitions(partitions)
-        self.model.release(partitions)
-        self.observations.release(partitions)
-        for partition in partitions:
-            self.sweep_markers.pop(partition, None)
-            self.partition_times.pop(partition, None)
+    def _observed_by(self, partition: int) -> tuple[list[InvoiceObservation], list[AssignmentObservation]]:
+        return self._observed.setdefault(partition, ([], []))
 
-    def stats_for(self, batch: BatchCommit, partitions: Iterable[int], keys_of: Callable[[int], str]) -> None:
-        """Put the whole statistics of ``partitions`` into the commit."""
-        for partition in partitions:
-            marker = self.sweep_markers.get(partition)
-            batch.stats[keys_of(partition)] = self.model.stats_fields(partition, marker.isoformat() if marker else "")
+    # -- publishing -----------------------------------------------------------------------------
+    def _publish(
+        self, row: int, reason: ChangeReason, moment: int, features: np.ndarray, margin: float, commits: dict
+    ) -> None:
+        """Publish the customer's assigned segment: bump its sequence, queue the change event."""
+        book = self.book
+        partition = int(book.partition[row])
+        before = int(book.published[row])
+        self._published_before.setdefault(row, before)
+        generation = self.generations.get(partition, 0)
+        sequence = max(int(book.seq[row]), generation * GENERATION_SPAN) + 1
+        segment = int(book.segment[row])
+        book.published[row] = segment
+        book.published_at[row] = moment
+        book.seq[row] = sequence
+        book.mark(np.array([row]), DECISION)
+        names = self.previous_names | self.model.names
+        change = SegmentChange(
+            customer_id=book.ids[row],
+            previous=None if before == NO_SEGMENT else SegmentRef(id=before, name=names.get(before, "")),
+            current=SegmentRef(id=segment, name=self.model.names[segment]),
+            model_version=self.model.version,
+            event_time=from_micros(moment),
+            reason=reason,
+            features=dict(zip(FEATURE_NAMES, features.tolist(), strict=True)),
+            distance_margin=0.0 if not np.isfinite(margin) else margin,
+            sequence=sequence,
+        )
+        commits[partition].changes.append(change.model_dump_json())
+        commits[partition].count(f"changes_{reason}")
 
-    def switch_model(
-        self, model: LocalModel, previous_names: dict[int, str], partitions: set[int], as_of: datetime
-    ) -> list[Change]:
-        """Adopt a new model version for the customers of ``partitions``: exact re-score, no debounce.
+    # -- the daily sweep --------------------------------------------------------------------------
+    def _sweep(self, boundary: int, commits: dict[int, PartitionCommit]) -> None:
+        """Move every owned customer to ``boundary`` (a midnight), re-fit, publish confirmed inactivity switches."""
+        started = time.perf_counter()
+        self.last_sweep = boundary
+        book = self.book
+        n = len(book)
+        rows = np.arange(n)
+        rows = rows[scoreable(book.aggregates, rows)]
+        features = features_matrix(book.aggregates, rows, np.full(len(rows), boundary))
+        vectors = self.model.vectors(features)
+        before = self.model.rows(book.segment[rows])
+        result = sweep(
+            vectors,
+            before,
+            book.partition[rows].astype(np.int64),
+            sorted(self.owned),
+            self.remote,
+            self.model.initial,
+            self.lloyd_passes,
+            self.fallback,
+        )
+        self.model.centroids = result.centroids
+        moved = np.flatnonzero(result.rows != before)
+        book.segment[rows[moved]] = self.model.ids(result.rows[moved])
+        book.as_of[rows[moved]] = boundary
+        book.mark(rows[moved], DECISION)
+        published = book.published[rows]
+        published_rows = self.model.rows(published)
+        distance = distance_to(vectors, result.centroids, np.maximum(result.rows, 0))
+        to_published = distance_to(vectors, result.centroids, np.maximum(published_rows, 0))
+        margin = np.where(published_rows >= 0, to_published - distance, np.inf)
+        pending_before = Pending(book.pending_segment[rows], book.pending_count[rows])
+        publish, pending = self.policy.at_sweep(
+            published,
+            book.segment[rows],
+            margin,
+            pending_before,
+            book.published_at[rows],
+            boundary,
+        )
+        changed = (pending.segment != pending_before.segment) | (pending.count != pending_before.count)
+        book.pending_segment[rows] = pending.segment
+        book.pending_count[rows] = pending.count
+        book.mark(rows[changed], PENDING)
+        for i in np.flatnonzero(publish).tolist():
+            row = int(rows[i])
+            book.as_of[row] = boundary
+            self._publish(row, "inactivity", boundary, features[i], float(margin[i]), commits)
+        stamp = iso(boundary)
+        for partition, stats in result.own.items():
+            commit = commits[partition]
+            commit.stats = stats.to_mapping(self.model.segment_ids.tolist()) | {
+                AS_OF_FIELD: stamp,
+                VERSION_FIELD: str(self.model.version),
+            }
+            commit.count("sweeps")
+            commit.swept = boundary
+        for partition, n_moved in zip(*np.unique(book.partition[rows[moved]], return_counts=True), strict=True):
+            commits[int(partition)].count("sweep_moves", int(n_moved))
+        self.sweep_seconds.append(time.perf_counter() - started)
+
+    # -- writing ---------------------------------------------------------------------------------
+    def finish(self, commits: dict[int, PartitionCommit]) -> None:
+        """Put every changed record, popularity and drift observations into ``commits``; start afresh."""
+        book = self.book
+        dirty = book.dirty_rows()
+        flags = book.dirty[dirty]
+        decided = dirty[(flags & DECISION) != 0]
+        features = np.full((len(decided), len(FEATURE_NAMES)), np.nan)
+        vectors = features.copy()
+        has = scoreable(book.aggregates, decided)
+        if has.any():
+            features[has] = features_matrix(book.aggregates, decided[has], book.as_of[decided[has]])
+            vectors[has] = self.model.vectors(features[has])
+        decision = {
+            row: (features[i] if has[i] else None, vectors[i] if has[i] else None)
+            for i, row in enumerate(decided.tolist())
+        }
+        for row, flag in zip(dirty.tolist(), flags.tolist(), strict=True):
+            fields: dict[str, str | bytes] = {}
+            if flag & AGG:
+                fields["agg"] = book.aggregates.record_json(row)
+            pending = pending_text(int(book.pending_segment[row]), int(book.pending_count[row]))
+            if flag & DECISION:
+                feature_row, vector_row = decision[row]
+                fields |= decision_fields(
+                    feature_row.tolist() if feature_row is not None else None,
+                    vector_row.tolist() if vector_row is not None else None,
+                    int(book.as_of[row]),
+                    int(book.segment[row]),
+                    int(book.published[row]),
+                    int(book.published_at[row]),
+                    int(book.seq[row]),
+                    pending,
+                )
+            else:
+                fields["pending"] = pending
+            commits[int(book.partition[row])].records[book.ids[row]] = fields
+        book.clean(dirty)
+        self._popularity(commits)
+        self._observations(commits)
+
+    def _popularity(self, commits: dict[int, PartitionCommit]) -> None:
+        book = self.book
+        for row, before in self._published_before.items():
+            after = int(book.published[row])
+            if before != after:
+                commits[int(book.partition[row])].moves.append((book.ids[row], before, after))
+        for (row, code), units in self._units.items():
+            segment = int(book.published[row])
+            if segment == NO_SEGMENT or not units:
+                continue
+            products = commits[int(book.partition[row])].products.setdefault(segment, {})
+            products[code] = products.get(code, 0) + units
+        for commit in commits.values():
+            commit.products = {s: {c: n for c, n in units.items() if n} for s, units in commit.products.items()}
+            commit.products = {s: units for s, units in commit.products.items() if units}
+        self._published_before = {}
+        self._units = {}
+
+    def _observations(self, commits: dict[int, PartitionCommit]) -> None:
+        for partition, (invoices, assignments) in self._observed.items():
+            commit = commits[partition]
+            commit.observations.append(
+                DriftObservations(
+                    source_partition=partition,
+                    end_offset=max(commit.offset, 0),
+                    partition_time=from_micros(max(commit.clock, 0)),
+                    model_version=self.model.version,
+                    invoices=invoices,
+                    assignments=assignments,
+                ).model_dump_json()
+            )
+        self._observed = {}
+
+    def expire(self, commit: PartitionCommit, before: int, after: int) -> None:
+        """Dedup and guest-invoice day sets that fell out of the retention as the partition's clock moved."""
+        if before == NO_TIME or after <= before:
+            return
+        retention = self.dedup_retention_days * MICROS_PER_DAY
+        day = before - before % MICROS_PER_DAY - retention
+        while day < after - after % MICROS_PER_DAY - retention:
+            commit.seen_drop.append(event_day(day))
+            commit.guest_drop.append(event_day(day))
+            day += MICROS_PER_DAY
+
+    def switch(self, model: SegmentModel, at: int, commits: dict[int, PartitionCommit]) -> int:
+        """Adopt a new model version (a refresh): every owned customer re-scored as of ``at``, no debounce.
 
         A refresh is a deliberate relabelling, so the published segment follows the
-        new assignment at once, with exactly one ``model_refresh`` change per
-        customer whose segment id changed (committed with the new statistics, so a
-        restart neither repeats nor skips it). ``previous_names`` name the ids of
-        the version being left, for the changes' ``previous`` field.
+        new assignment at once, with one ``model_refresh`` change per customer whose
+        segment id changed (committed with the new statistics, so a restart neither
+        repeats nor skips it). Returns how many customers were re-scored.
         """
-        if model.version != self.model.version:
-            model.partition_count = self.model.partition_count
-            self.model = model
-            self.index = ScoredIndex()
-            partitions = set(self.partition_of_customer.values()) | partitions
-        # Their statistics were counted under the old version: score against the
-        # model's own (refit) statistics until they are rebuilt below.
-        self.model.release(partitions)
-        self.model.recentre()
-        names = previous_names | self.model.names
-        changes = []
-        scored = [
-            (cid, features)
-            for cid, partition in self.partition_of_customer.items()
-            if partition in partitions
-            and (features := compute_features(self.customers[cid].aggregates, as_of)) is not None
-        ]
-        vectors = self.model.vectors(np.array([[f[name] for name in FEATURE_NAMES] for _, f in scored]))
-        distances = self.model.distances(vectors) if scored else np.zeros((0, self.model.k))
-        for row, (cid, features) in enumerate(scored):
-            state, partition = self.customers[cid], self.partition_of_customer[cid]
-            nearest = int(distances[row].argmin())
-            state.features, state.as_of, state.vector = features, as_of, vectors[row]
-            state.segment = self.model.segment_ids[nearest]
-            self.pending.pop(cid, None)
-            if state.published != state.segment:
-                old_row = self.model.row_of.get(state.published) if state.published is not None else None
-                margin = 0.0 if old_row is None else float(distances[row, old_row] - distances[row, nearest])
-                payload = self._published(state, "model_refresh", as_of, margin, names)
-                changes.append(Change(partition, cid, payload))
-            self._mark(cid, WRITE_SCORE)
-            self.index.update(cid, state.aggregates, features, vectors[row], nearest, nearest, partition)
-        self._rebuild(partitions)
-        return changes
-
-    def dirty_records(self, batch: BatchCommit) -> None:
-        """Put every customer record changed since the last commit, and what that does to product
-        popularity per segment, into ``batch``."""
-        batch.products = self.popularity.take()
-        for cid, level in self._dirty.items():
-            state = self.customers[cid]
-            batch.customers[cid] = (
-                {"segment": str(state.segment)} if level == WRITE_SEGMENT else state.fields(level == WRITE_ALL)
-            )
-        self._dirty.clear()
-
-    # -- a batch ------------------------------------------------------------------------------
-    def apply(self, batch: BatchCommit, lines: Iterable[tuple[int, InvoiceLine]], watermark: datetime) -> list[Change]:
-        """Fold the batch's new lines into state in event-time order, sweeping at each day passed."""
-        self.sweep_seconds = []
-        ordered = sorted(lines, key=_event_time)
-        latest = {partition: line.invoice_date for partition, line in ordered}  # ordered: the last one is the latest
-        for partition, moment in latest.items():
-            if partition not in self.partition_times or moment > self.partition_times[partition]:
-                self.partition_times[partition] = moment
-        changes: list[Change] = []
-        position = 0
-        kinds: Counter[str] = Counter()
-        for day in self._days_to_sweep():
-            end = bisect.bisect_left(ordered, day, lo=position, key=_event_time)
-            changes += self._score(batch, self._fold(batch, ordered[position:end], kinds), day)
-            started = time.perf_counter()
-            changes += self._sweep(batch, day)
-            self.sweep_seconds.append(time.perf_counter() - started)
-            position = end
-        changes += self._score(batch, self._fold(batch, ordered[position:], kinds), watermark)
-        for kind, n in kinds.items():
-            batch.count(f"lines_{kind}", n)
-        self.dirty_records(batch)
-        return changes
-
-    def _days_to_sweep(self) -> list[datetime]:
-        """Event days that every owned partition has now passed and that were not swept yet."""
-        if not self.partition_times:
-            return []
-        low = _day(min(self.partition_times.values()))
-        if self.last_sweep_day is None:
-            self.last_sweep_day = low
-            return []
-        days = []
-        day = self.last_sweep_day + timedelta(days=1)
-        while day <= low:
-            days.append(day)
-            day += timedelta(days=1)
-        return days
-
-    def _fold(self, batch: BatchCommit, lines: list[tuple[int, InvoiceLine]], kinds: Counter[str]) -> Touched:
-        touched: Touched = {}
-        customers = self.customers
-        purchase_line = self.observations.purchase_line
-        popularity_line = self.popularity.line
-        for partition, line in lines:
-            kind = classify(line)
-            kinds[kind] += 1
-            if kind == "invalid_price":
-                continue
-            cid = line.customer_id
-            if cid is None:
-                batch.guest_lines += 1
-                batch.guest_amount += line.amount
-                batch.guest_invoices.add(line.invoice_no)
-                continue
-            state = customers.get(cid)
-            if state is None:
-                state = customers[cid] = CustomerState(CustomerAggregates(cid))
-                self.partition_of_customer[cid] = partition
-                batch.new_customers.add(cid)
-            aggregates = state.aggregates
-            if kind == "purchase":
-                purchase_line(partition, cid, line.invoice_no, line.invoice_date, line.amount, aggregates.last_purchase)
-            apply_line(aggregates, line, kind)
-            if kind != "non_product":
-                popularity_line(state.published, line.stock_code, line.quantity)
-            touched[cid] = (partition, line)
-        return touched
-
-    def _score(self, batch: BatchCommit, touched: Touched, as_of: datetime, sweep: bool = False) -> list[Change]:
-        """Exact features, nearest centroid and publish decision for each touched customer."""
-        scored: list[tuple[str, dict[str, float]]] = []
-        for cid in touched:
-            state = self.customers[cid]
-            features = compute_features(state.aggregates, as_of)
-            if features is None:
-                state.as_of = as_of
-                self._mark(cid, WRITE_ALL)
-            else:
-                scored.append((cid, features))
-        if not scored:
-            return []
-        vectors = self.model.vectors(np.array([[f[name] for name in FEATURE_NAMES] for _, f in scored]))
-        distances = self.model.distances(vectors)
-        nearest = distances.argmin(axis=1)
-        changes = []
-        for row, (cid, features) in enumerate(scored):
-            state = self.customers[cid]
-            partition, line = touched[cid]
-            segment = self.model.segment_ids[nearest[row]]
-            counted = self.index.row.get(cid)
-            old_vector = self.index.vectors[counted] if counted is not None else None
-            self.model.move(partition, state.segment, old_vector, segment, vectors[row])
-            if not sweep:
-                moment = line.invoice_date if line is not None else as_of
-                distance = float(distances[row, nearest[row]])
-                self.observations.assignment(partition, moment, cid, state.segment, segment, distance)
-            state.features, state.as_of, state.vector, state.segment = features, as_of, vectors[row], segment
-            change = self._publish_decision(state, distances[row], line, sweep)
-            if change is not None:
-                changes.append(Change(partition, cid, change))
-            self._mark(cid, WRITE_SCORE if sweep else WRITE_ALL)
-            self.index.update(
-                cid, state.aggregates, features, vectors[row], nearest[row], self._row_of(state.published), partition
-            )
-        self.model.recentre()
-        return changes
-
-    def _publish_decision(
-        self, state: CustomerState, distances: np.ndarray, line: InvoiceLine | None, sweep: bool
-    ) -> str | None:
-        """Switch the published segment only when the new centroid is clearly closer.
-
-        Two debounces, neither of which touches the model statistics: the new
-        centroid must be closer by ``publish_margin``; and a move caused by
-        inactivity alone must have held at ``confirm_sweeps`` consecutive sweeps,
-        with the published segment older than ``inactivity_dwell`` (both checked
-        by :meth:`_confirmed` before the exact re-score), so a customer on a
-        boundary that moves with the centroids does not flip-flop.
-        """
-        assert state.segment is not None and state.features is not None and state.as_of is not None
-        cid = state.aggregates.customer_id
-        new_row = self.model.row_of[state.segment]
-        previous = state.published
-        if previous == state.segment:
-            self.pending.pop(cid, None)
-            return None
-        if previous is not None and previous in self.model.row_of:
-            margin = float(distances[self.model.row_of[previous]] - distances[new_row])
-            if margin <= self.publish_margin:
-                self.pending.pop(cid, None)
-                return None
-        else:
-            margin = float("inf") if previous is not None else 0.0
-        self.pending.pop(cid, None)
-        reason: ChangeReason
-        if sweep:
-            reason = "inactivity"
-        elif previous is None:
-            reason = "first_purchase"
-        else:
-            reason = "cancellation" if line is not None and line.is_cancellation else "purchase"
-        event_time = line.invoice_date if line is not None else state.as_of
-        return self._published(state, reason, event_time, margin if margin != float("inf") else 0.0)
-
-    def _published(
-        self,
-        state: CustomerState,
-        reason: ChangeReason,
-        event_time: datetime,
-        margin: float,
-        names: Mapping[int, str] | None = None,
-    ) -> str:
-        """Publish the customer's segment: bump its sequence, return the change event's JSON.
-
-        ``names`` name the previous segment when it may belong to the model version being left.
-        """
-        assert state.segment is not None and state.features is not None
-        previous = state.published
-        names = self.model.names if names is None else names
-        self.popularity.moved(state.aggregates.product_units, previous, state.segment)
-        state.published = state.segment
-        state.published_at = event_time
-        state.seq += 1
-        change = SegmentChange(
-            customer_id=state.aggregates.customer_id,
-            previous=None if previous is None else SegmentRef(id=previous, name=names.get(previous, "")),
-            current=SegmentRef(id=state.segment, name=self.model.names[state.segment]),
-            model_version=self.model.version,
-            event_time=event_time,
-            reason=reason,
-            features=state.features,
-            distance_margin=margin,
-            sequence=state.seq,
+        self.previous_names |= self.model.names
+        self.model = model
+        self.remote = None
+        self.fallback = None
+        self.model.centroids = model.initial.copy()
+        book = self.book
+        rows = np.arange(len(book))
+        rows = rows[scoreable(book.aggregates, rows)]
+        features = features_matrix(book.aggregates, rows, np.full(len(rows), at))
+        vectors = self.model.vectors(features)
+        result = sweep(
+            vectors,
+            nearest_centroid(vectors, self.model.centroids),
+            book.partition[rows].astype(np.int64),
+            sorted(self.owned),
+            None,
+            self.model.initial,
+            0,
+            None,
         )
-        return change.model_dump_json()
-
-    def _mark(self, customer_id: str, level: int) -> None:
-        self._dirty[customer_id] = max(self._dirty.get(customer_id, WRITE_SEGMENT), level)
-
-    def _sweep(self, batch: BatchCommit, day: datetime) -> list[Change]:
-        """Move every idle customer to ``day``'s recency, run Lloyd passes, then publish what moved.
-
-        Every owned customer was scored at or before ``day`` (the batch is folded
-        in event-time order up to it), so all are idle here and counted at their
-        vector as of ``day``. Each Lloyd pass assigns every customer to its nearest
-        centroid and recomputes the statistics, until nothing moves; a move only
-        rewrites the customer's ``segment`` (its counted vector follows from its
-        record and the partition's sweep time). Customers whose published
-        segment is now clearly farther than their segment are re-scored exactly
-        and go through the publish decision.
-        """
-        self.last_sweep_day = day
-        owned = set(self.partition_of_customer.values())
-        for partition in owned:
-            self.sweep_markers[partition] = day
-        batch.count("sweeps")
-        n = len(self.index)
-        if n == 0:
-            return []
-        self.index.vectors[:n] = self.model.vectors(self.index.features_at(day))
-        self._rebuild(owned)
-        for _ in range(self.lloyd_passes):
-            moved = self._reassign()
-            if not moved:
-                break
-            batch.count("sweep_moves", moved)
-            self._rebuild(owned)
-        confirmed = self._confirmed(self._publishable(), day)
-        batch.count("sweep_rescored", len(confirmed))
-        return self._score(batch, confirmed, day, sweep=True)
-
-    def _reassign(self) -> int:
-        """One Lloyd assignment step over every scored customer; returns how many moved."""
-        n = len(self.index)
-        nearest = self.model.distances(self.index.vectors[:n]).argmin(axis=1)
-        rows = np.flatnonzero(nearest != self.index.segment[:n])
-        for row in rows:
-            cid = self.index.ids[row]
-            self.customers[cid].segment = self.model.segment_ids[nearest[row]]
-            self._mark(cid, WRITE_SEGMENT)
-        self.index.segment[rows] = nearest[rows]
+        book.segment[rows] = self.model.ids(result.rows)
+        book.as_of[rows] = at
+        book.pending_segment[rows] = NO_SEGMENT
+        book.pending_count[rows] = 0
+        book.mark(rows, DECISION)
+        published_rows = self.model.rows(book.published[rows])
+        distance = distance_to(vectors, self.model.centroids, result.rows)
+        margin = np.where(
+            published_rows >= 0,
+            distance_to(vectors, self.model.centroids, np.maximum(published_rows, 0)) - distance,
+            0.0,
+        )
+        for i in np.flatnonzero(book.published[rows] != book.segment[rows]).tolist():
+            self._publish(int(rows[i]), "model_refresh", at, features[i], float(margin[i]), commits)
+        for partition, stats in result.own.items():
+            commits[partition].stats = stats.to_mapping(self.model.segment_ids.tolist()) | {
+                AS_OF_FIELD: iso(at),
+                VERSION_FIELD: str(self.model.version),
+            }
+            commits[partition].count("model_switch_rescored", int((book.partition[rows] == partition).sum()))
         return len(rows)
 
-    def _confirmed(self, publishable: Touched, day: datetime) -> Touched:
-        """The publishable customers whose move has now held at ``confirm_sweeps`` consecutive sweeps,
-        and whose published segment is more than ``inactivity_dwell`` old.
-
-        Counted on the sweep's vectors, so only a confirmed move pays for an exact
-        re-score; a customer that is not publishable at a sweep starts again from zero.
-        The dwell keeps an idle customer on a moving boundary from being switched
-        back and forth within days (the centroids move a little with every sweep).
-        """
-        pending: dict[str, tuple[int, int]] = {}
-        confirmed: Touched = {}
-        for cid, cause in publishable.items():
-            state = self.customers[cid]
-            segment = state.segment
-            assert segment is not None
-            candidate, seen = self.pending.get(cid, (segment, 0))
-            seen = seen + 1 if candidate == segment else 1
-            settled = state.published_at is None or day - state.published_at > self.inactivity_dwell
-            if seen >= self.confirm_sweeps and settled:
-                confirmed[cid] = cause
-            else:
-                pending[cid] = (segment, seen)
-        self.pending = pending
-        return confirmed
-
-    def _publishable(self) -> Touched:
-        """Customers whose published segment is farther than their segment by more than the margin."""
-        n = len(self.index)
-        distances = self.model.distances(self.index.vectors[:n])
-        rows = np.arange(n)
-        segment, published = self.index.segment[:n], self.index.published[:n]
-        known = published >= 0
-        gap = distances[rows, np.where(known, published, segment)] - distances[rows, segment]
-        ids = [
-            self.index.ids[row] for row in np.flatnonzero(known & (published != segment) & (gap > self.publish_margin))
-        ]
-        return {cid: (self.partition_of_customer[cid], None) for cid in ids}
+    # -- ownership ---------------------------------------------------------------------------------
+    def release(self, partitions: Iterable[int]) -> None:
+        partitions = set(partitions)
+        self.book.release(partitions)
+        self.owned -= partitions
+        for partition in partitions:
+            self.generations.pop(partition, None)

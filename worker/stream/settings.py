@@ -41,7 +41,32 @@ class WorkerSettings(BaseSettings):
         10, ge=1, description="at most this many assignment + centroid-update passes over idle customers per sweep"
     )
     dedup_retention_days: int = Field(
-        400, ge=1, description="event ids are remembered this many event-days for dropping duplicates"
+        7,
+        ge=1,
+        le=400,
+        description="event ids are remembered this many event-days for dropping duplicates; a record older than "
+        "this behind its partition's time is dead-lettered (too_late) rather than risk counting it twice",
+    )
+    future_tolerance_days: float = Field(
+        31.0,
+        gt=0,
+        description="a record more than this many event-days ahead of its partition's time is dead-lettered "
+        "(future_event_time): a typo like 2111 must not move time for everyone; above a month's closure, raise it",
+    )
+    quiet_after_s: float = Field(
+        30.0,
+        gt=0,
+        description="a caught-up partition that received nothing for this long stops holding the others' "
+        "event-time order back (live operation; see README, Event time)",
+    )
+    held_records_limit: int = Field(
+        200_000,
+        ge=1_000,
+        description="records a partition may hold while it waits for the others' event time; beyond it, its "
+        "fetching pauses",
+    )
+    publish_timeout_s: float = Field(
+        30.0, gt=0, description="how long one publish of an outbox waits for Kafka's acknowledgements before retrying"
     )
     model_check_s: float = Field(
         5.0, gt=0, description="while no events arrive, look for a new live model version this often (seconds)"

@@ -1,0 +1,270 @@
+"""The worker's checkpoint: one atomic Redis step per partition and batch, fenced by an owner epoch.
+
+What a batch did to a partition (customer records, members, product popularity,
+dedup sets, guests, model statistics, counters, the outboxes of segment changes,
+drift observations and dead letters) lands in one Lua script together with the
+partition's next offset and clock (``{pn}:checkpoint``). Every key the script
+touches carries the partition's hash tag and is declared in ``KEYS``, so the same
+script runs on a single Redis and on a Redis Cluster. If the worker dies anywhere,
+Redis holds the whole batch or none of it, and the stored offset says where to
+resume: nothing is lost or counted twice.
+
+Fencing: each assignment of a partition takes a new epoch (:meth:`Checkpoint.claim`,
+an ``HINCRBY``); every commit carries the epoch it was made under and the offset
+it starts from, and the script refuses it (:class:`~shared.exceptions.FencedError`)
+if either moved: a worker that lost the partition, however long it was paused,
+writes nothing. Large batches never hit Lua's ``unpack`` limit: every list is
+written in chunks.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import orjson
+import redis
+
+from shared.exceptions import ConfigError, FencedError
+from shared.features.clock import NO_TIME, iso
+from shared.state.keys import Keys
+
+_CHUNK = 500  # values per command inside the script (Lua's unpack takes ~8,000 at most)
+
+_COMMIT = """
+local p = cjson.decode(ARGV[1])
+local checkpoint = KEYS[1]
+local epoch = tonumber(redis.call('HGET', checkpoint, 'epoch') or '0')
+if epoch ~= p.epoch then return {0, 'epoch', epoch} end
+local stored = tonumber(redis.call('HGET', checkpoint, 'offset') or '-1')
+if stored ~= p.expect then return {0, 'offset', stored} end
+
+local function chunked(command, key, values, width)
+  local n = #values
+  local step = 500 * width
+  for i = 1, n, step do
+    redis.call(command, key, unpack(values, i, math.min(i + step - 1, n)))
+  end
+end
+
+local function units(members_key)
+  local flat = redis.call('HGETALL', members_key)
+  local out = {}
+  for i = 1, #flat, 2 do
+    local name = flat[i]
+    if string.sub(name, 1, 2) == 'p:' then
+      local v = tonumber(flat[i + 1])
+      local bought = v % 2
+      out[#out + 1] = {string.sub(name, 3), (v - bought) / 2}
+    end
+  end
+  return out
+end
+
+-- popularity: customers whose published segment changed move all their units (before this batch)
+local touched_products = {}
+for _, move in ipairs(p.moves) do
+  local have = units(KEYS[move[1]])
+  if move[2] > 0 then
+    for _, pair in ipairs(have) do redis.call('ZINCRBY', KEYS[move[2]], -pair[2], pair[1]) end
+    touched_products[move[2]] = true
+  end
+  for _, pair in ipairs(have) do redis.call('ZINCRBY', KEYS[move[3]], pair[2], pair[1]) end
+  touched_products[move[3]] = true
+end
+for _, entry in ipairs(p.products) do
+  local key, values = KEYS[entry[1]], entry[2]
+  for i = 1, #values, 2 do redis.call('ZINCRBY', key, values[i + 1], values[i]) end
+  touched_products[entry[1]] = true
+end
+for index, _ in pairs(touched_products) do redis.call('ZREMRANGEBYSCORE', KEYS[index], 0, 0) end
+
+for _, entry in ipairs(p.members) do
+  local key, values = KEYS[entry[1]], entry[2]
+  for i = 1, #values, 2 do redis.call('HINCRBY', key, values[i], values[i + 1]) end
+end
+for _, entry in ipairs(p.records) do chunked('HSET', KEYS[entry[1]], entry[2], 2) end
+if #p.index_add > 0 then chunked('SADD', KEYS[2], p.index_add, 1) end
+for _, entry in ipairs(p.seen) do chunked('SADD', KEYS[entry[1]], entry[2], 1) end
+for _, index in ipairs(p.drop) do redis.call('DEL', KEYS[index]) end
+
+if p.guest_lines > 0 then
+  local new = 0
+  for _, entry in ipairs(p.guest_invoices) do
+    local values = entry[2]
+    for i = 1, #values, 500 do
+      new = new + redis.call('SADD', KEYS[entry[1]], unpack(values, i, math.min(i + 499, #values)))
+    end
+  end
+  redis.call('HINCRBY', KEYS[3], 'lines', p.guest_lines)
+  redis.call('HINCRBYFLOAT', KEYS[3], 'amount', p.guest_amount)
+  redis.call('HINCRBY', KEYS[3], 'invoices', new)
+end
+if #p.stats > 0 then
+  redis.call('DEL', KEYS[4])
+  chunked('HSET', KEYS[4], p.stats, 2)
+end
+for name, delta in pairs(p.counters) do redis.call('HINCRBY', KEYS[5], name, delta) end
+for i, box in ipairs(p.outbox) do
+  local key = KEYS[5 + i]
+  if box[1] > 0 then redis.call('LTRIM', key, box[1], -1) end
+  if #box[2] > 0 then chunked('RPUSH', key, box[2], 1) end
+end
+redis.call('HSET', checkpoint, 'offset', p.offset, 'clock', p.clock)
+if p.swept ~= '' then redis.call('HSET', checkpoint, 'swept', p.swept) end
+return {1, '', 0}
+"""
+
+_CLAIM = """
+local epoch = redis.call('HINCRBY', KEYS[1], 'epoch', 1)
+local v = redis.call('HMGET', KEYS[1], 'offset', 'clock', 'generation', 'topic', 'swept', 'reseeded')
+if v[4] and v[4] ~= ARGV[1] then return {-1, v[4]} end
+if not v[4] then redis.call('HSET', KEYS[1], 'topic', ARGV[1]) end
+if v[6] then redis.call('HDEL', KEYS[1], 'reseeded') end
+return {epoch, v[1] or '', v[2] or '', v[3] or '0', v[5] or '', v[6] or ''}
+"""
+
+_GENERATION = """
+local epoch = tonumber(redis.call('HGET', KEYS[1], 'epoch') or '0')
+if epoch ~= tonumber(ARGV[1]) then return 0 end
+redis.call('HSET', KEYS[1], 'generation', ARGV[2])
+return 1
+"""
+
+OUTBOXES = ("changes", "observations", "dead-letters")
+
+
+@dataclass
+class PartitionCommit:
+    """Everything one batch changes in one partition, gathered in memory and written at once."""
+
+    partition: int
+    offset: int = 0
+    clock: int = NO_TIME  # event time the partition has reached at ``offset`` (µs)
+    swept: int = NO_TIME  # midnight of the partition's last daily sweep, if this batch swept
+    records: dict[str, dict[str, str | bytes]] = field(default_factory=dict)  # customer -> record fields
+    index_add: list[str] = field(default_factory=list)
+    members: dict[str, dict[str, int]] = field(default_factory=dict)  # customer -> field -> increment
+    moves: list[tuple[str, int, int]] = field(default_factory=list)  # customer, segment before (-1), after
+    products: dict[int, dict[str, int]] = field(default_factory=dict)  # segment -> stock code -> units
+    seen: dict[str, list[str]] = field(default_factory=dict)  # day -> event ids
+    seen_drop: list[str] = field(default_factory=list)  # days whose sets expire
+    guest_lines: int = 0
+    guest_amount: float = 0.0
+    guest_invoices: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))  # day -> invoices
+    guest_drop: list[str] = field(default_factory=list)
+    stats: dict[str, str] = field(default_factory=dict)
+    counters: dict[str, int] = field(default_factory=dict)
+    changes: list[str] = field(default_factory=list)  # segment-change JSON, in order
+    observations: list[str] = field(default_factory=list)
+    dead_letters: list[str] = field(default_factory=list)
+
+    def count(self, name: str, n: int = 1) -> None:
+        if n:
+            self.counters[name] = self.counters.get(name, 0) + n
+
+    def outbox(self, kind: str) -> list[str]:
+        return {"changes": self.changes, "observations": self.observations, "dead-letters": self.dead_letters}[kind]
+
+
+@dataclass(frozen=True)
+class Claim:
+    """What a new owner of a partition finds: its epoch and where the partition stands."""
+
+    epoch: int
+    offset: int  # -1: nothing applied yet
+    clock: str  # ISO, "" before any
+    generation: int
+    swept: str  # ISO midnight of the last daily sweep, "" before any
+    reseeded: bool  # a bootstrap re-seeded the state since the last owner: its offsets start over on purpose
+
+
+class Checkpoint:
+    """Runs the commit, claim and generation scripts; registered once per client."""
+
+    def __init__(self, client: redis.Redis, keys: Keys, topic: str) -> None:
+        self.client = client
+        self.keys = keys
+        self.topic = topic
+        self._commit = client.register_script(_COMMIT)
+        self._claim = client.register_script(_CLAIM)
+        self._generation = client.register_script(_GENERATION)
+
+    def claim(self, partition: int) -> Claim:
+        """Take ownership: a new epoch fences every earlier owner out."""
+        reply = self._claim(keys=[self.keys.checkpoint(partition)], args=[self.topic])
+        if int(reply[0]) < 0:
+            raise ConfigError(
+                f"partition {partition}: the state under Redis prefix {self.keys.prefix!r} belongs to topic "
+                f"{reply[1]!r}, not {self.topic!r}; use another SEG_REDIS__KEY_PREFIX or the right SEG_TOPICS__INVOICES"
+            )
+        epoch, offset, clock, generation, swept, reseeded = reply
+        return Claim(int(epoch), int(offset) if offset else -1, clock, int(generation), swept, bool(reseeded))
+
+    def set_generation(self, partition: int, epoch: int, generation: int) -> None:
+        if not self._generation(keys=[self.keys.checkpoint(partition)], args=[epoch, generation]):
+            raise FencedError(partition, -1, "another worker claimed it")
+
+    def commit(self, commit: PartitionCommit, epoch: int, expect: int, trims: dict[str, int]) -> None:
+        """Apply ``commit`` atomically, or raise :class:`FencedError` and apply nothing.
+
+        ``expect`` is the offset the batch starts from (-1: none applied yet);
+        ``trims`` says how many entries at the head of each outbox were sent.
+        """
+        p, keys = commit.partition, self.keys
+        names = [keys.checkpoint(p), keys.customers(p), keys.guests(p), keys.stats(p), keys.counters(p)]
+        names += [keys.outbox(p, kind) for kind in OUTBOXES]
+        index: dict[str, int] = {}
+
+        def key(name: str) -> int:
+            if name not in index:
+                names.append(name)
+                index[name] = len(names)
+            return index[name]
+
+        payload = {
+            "epoch": epoch,
+            "expect": expect,
+            "offset": commit.offset,
+            "clock": iso(commit.clock),
+            "swept": iso(commit.swept),
+            "moves": [
+                [
+                    key(keys.members(p, cid)),
+                    key(keys.products(p, before)) if before >= 0 else 0,
+                    key(keys.products(p, after)),
+                ]
+                for cid, before, after in commit.moves
+            ],
+            "products": [
+                [key(keys.products(p, segment)), [x for code, n in units.items() for x in (code, n)]]
+                for segment, units in commit.products.items()
+            ],
+            "members": [
+                [key(keys.members(p, cid)), [x for name, n in increments.items() for x in (name, n)]]
+                for cid, increments in commit.members.items()
+            ],
+            "records": [
+                [key(keys.customer(p, cid)), [_text(x) for kv in fields.items() for x in kv]]
+                for cid, fields in commit.records.items()
+            ],
+            "index_add": commit.index_add,
+            "seen": [[key(keys.seen(p, day)), ids] for day, ids in commit.seen.items()],
+            "drop": [key(keys.seen(p, day)) for day in commit.seen_drop]
+            + [key(keys.guest_invoices(p, day)) for day in commit.guest_drop],
+            "guest_lines": commit.guest_lines,
+            "guest_amount": repr(commit.guest_amount),
+            "guest_invoices": [
+                [key(keys.guest_invoices(p, day)), sorted(set(ids))] for day, ids in commit.guest_invoices.items()
+            ],
+            "stats": [x for kv in commit.stats.items() for x in kv],
+            "counters": commit.counters,
+            "outbox": [[trims.get(kind, 0), commit.outbox(kind)] for kind in OUTBOXES],
+        }
+        ok, reason, stored = self._commit(keys=names, args=[orjson.dumps(payload)])
+        if not ok:
+            raise FencedError(p, int(stored), f"its {reason} moved (stored {reason} {stored})")
+
+
+def _text(value: str | bytes) -> str:
+    return value.decode() if isinstance(value, bytes) else value
