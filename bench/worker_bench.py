@@ -56,6 +56,15 @@ ROOT = Path(__file__).resolve().parents[1]
 QUIX_PYTHON = Path(os.environ.get("SEG_BENCH_QUIX_PYTHON", ROOT / ".venv-quix" / "bin" / "python"))
 
 
+def require_peer() -> None:
+    """Fail before any work when the Quix peer's virtualenv is missing."""
+    if not QUIX_PYTHON.exists():
+        raise SystemExit(
+            f"the Quix peer's virtualenv is missing ({QUIX_PYTHON}): run `make bench-env`, "
+            "or point SEG_BENCH_QUIX_PYTHON at a Python with bench/requirements-quix.txt installed"
+        )
+
+
 def _worker_rate(settings: Settings) -> tuple[float, float, float]:
     """Records/s from the first poll until caught up, records, and the worker's peak RSS in MB.
 
@@ -192,11 +201,7 @@ def _changes(settings: Settings) -> dict[str, float]:
 
 def run(settings: Settings, dataset: Path) -> dict[str, float]:
     """All worker figures on ``dataset``; ``settings`` must point at a fresh key prefix and topics."""
-    if not QUIX_PYTHON.exists():
-        raise SystemExit(
-            f"the Quix peer's virtualenv is missing ({QUIX_PYTHON}): run `make bench-env`, "
-            "or point SEG_BENCH_QUIX_PYTHON at a Python with bench/requirements-quix.txt installed"
-        )
+    require_peer()
     client = make_redis(settings.redis)
     with tempfile.TemporaryDirectory(prefix="worker-bench-") as workdir:
         options = BootstrapSettings(k=6, model_file=Path(workdir) / "model.json")
