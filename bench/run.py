@@ -19,6 +19,7 @@ DATASET = Path(os.environ.get("SEG_DATASET", "../shared/data/online_retail.csv.x
 def main() -> None:
     if not DATASET.exists():
         raise SystemExit(f"the benchmarks need the real dataset: set SEG_DATASET (looked at {DATASET})")
+    worker_bench.require_peer()
     print("== bootstrap ==")
     bootstrap_bench.run(DATASET)
     with TansuBroker() as broker, RedisServer(appendonly=False) as redis_server:

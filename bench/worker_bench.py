@@ -1,15 +1,20 @@
-"""Worker figures on the real data: speed against a raw consume loop, memory, and clustering quality.
+"""Worker figures on the real data: speed against a peer and a raw consume loop, memory, and clustering quality.
 
 Bootstrap up to the cutoff, replay the rest into a fresh topic, then in one run:
 
 * the worker's end-to-end rows/s (first poll until lag is zero), run as
   ``python -m worker run`` in a child process so its peak RSS (VmHWM, with its
-  fetcher process's) is its own; beside it a raw kafka-python consume loop over
-  the same topic (the ratio is the figure; goal >= 0.5);
+  fetcher process's) is its own; beside it, over the same topic, the same
+  per-customer fold as a Quix Streams app (:mod:`bench.quix_peer`, RocksDB state
+  with a changelog topic, at-least-once; its own child process and virtualenv;
+  goal worker/quix >= 2) and a raw kafka-python consume loop (goal worker/raw >= 0.8);
+  the peer's aggregates for a few customers are checked against pandas;
 * SSQ ratio and ARI of the streaming segments against a batch k-means
   (k-means++, 10 restarts) on the same final feature vectors (goals <= 1.02, >= 0.95);
 * published segment changes per customer and the flip-flop share (A→B→A within
   7 event-days; goal < 5% of changes).
+
+Run only this part with ``python -m bench.worker_bench`` (starts a local broker and Redis).
 """
 
 from __future__ import annotations
@@ -31,13 +36,14 @@ from kafka import TopicPartition
 from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score
 
+from bench import peer_check
 from producer.replay import ReplayOptions, replay
 from shared.features.aggregates import CustomerAggregates
 from shared.features.scaling import transform_matrix
 from shared.features.vector import FEATURE_NAMES, compute_features
 from shared.kafka_clients import make_consumer, read_to_end
 from shared.redis_client import make_redis
-from shared.settings import Settings, as_environment
+from shared.settings import Settings, as_environment, isolated_settings
 from shared.state.keys import Keys
 from shared.state.model_stats import live_stats
 from shared.state.model_store import load_current
@@ -46,28 +52,72 @@ from worker.bootstrap.settings import BootstrapSettings
 
 CUTOFF = datetime(2011, 6, 1)
 ROOT = Path(__file__).resolve().parents[1]
+# The Quix peer's interpreter: its own virtualenv, because Quix Streams pins pydantic below ours.
+QUIX_PYTHON = Path(os.environ.get("SEG_BENCH_QUIX_PYTHON", ROOT / ".venv-quix" / "bin" / "python"))
+
+
+def require_peer() -> None:
+    """Fail before any work when the Quix peer's virtualenv is missing."""
+    if not QUIX_PYTHON.exists():
+        raise SystemExit(
+            f"the Quix peer's virtualenv is missing ({QUIX_PYTHON}): run `make bench-env`, "
+            "or point SEG_BENCH_QUIX_PYTHON at a Python with bench/requirements-quix.txt installed"
+        )
 
 
 def _worker_rate(settings: Settings) -> tuple[float, float, float]:
-    """Records/s from the first poll until caught up, and the worker's peak RSS in MB.
+    """Records/s from the first poll until caught up, records, and the worker's peak RSS in MB.
 
-    The worker runs as ``python -m worker run`` in a child process, exactly as deployed;
-    its peak RSS is the sum of its own and its fetcher process's, each read from its
-    ``/proc`` status while it runs (two peaks added: an upper bound).
+    The worker runs as ``python -m worker run`` in a child process, exactly as deployed.
     """
-    env = os.environ | as_environment(settings)
     command = [sys.executable, "-m", "worker", "run", "--group", f"bench-{uuid.uuid4().hex}", "--until-caught-up"]
-    with tempfile.TemporaryFile("w+") as out:
-        process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.DEVNULL, cwd=ROOT)
+    summary, peak_mb = _run_child(command, os.environ | as_environment(settings))
+    return summary["records_per_s"], float(summary["records"]), peak_mb
+
+
+def _quix_rate(settings: Settings, records: int, sample: list[str]) -> tuple[dict, float]:
+    """The Quix peer's summary (rate, per-customer aggregates of ``sample``) and its peak RSS in MB."""
+    kafka = settings.kafka
+    consumer_config = {
+        "session.timeout.ms": kafka.session_timeout_ms,
+        "heartbeat.interval.ms": kafka.heartbeat_interval_ms,
+        "max.poll.interval.ms": kafka.max_poll_interval_ms,
+    }
+    command = [
+        str(QUIX_PYTHON),
+        "-m",
+        "bench.quix_peer",
+        "--broker",
+        kafka.bootstrap_servers,
+        "--topic",
+        settings.topics.invoices,
+        "--records",
+        str(records),
+        "--consumer-config",
+        json.dumps(consumer_config),
+        *itertools.chain.from_iterable(("--sample", customer) for customer in sample),
+    ]
+    return _run_child(command, dict(os.environ))
+
+
+def _run_child(command: list[str], env: dict[str, str]) -> tuple[dict, float]:
+    """Run a benchmark child to its end; its last stdout line (JSON) and its peak RSS in MB.
+
+    The peak is the sum of the child's and its descendants' (the worker's fetcher),
+    each read from its ``/proc`` status while it runs (peaks added: an upper bound).
+    """
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        process = subprocess.Popen(command, env=env, stdout=out, stderr=err, cwd=ROOT)
         peak_kb = 0
         while process.poll() is None:
             peak_kb = max(peak_kb, _high_water_kb(process.pid))
             time.sleep(0.2)
         if process.returncode != 0:
-            raise RuntimeError(f"worker exited with {process.returncode}")
+            err.seek(0)
+            tail = "\n".join(err.read().strip().splitlines()[-15:])
+            raise RuntimeError(f"{' '.join(command[:3])} exited with {process.returncode}:\n{tail}")
         out.seek(0)
-        summary = json.loads(out.read().strip().splitlines()[-1])
-    return summary["records_per_s"], float(summary["records"]), peak_kb / 1024
+        return json.loads(out.read().strip().splitlines()[-1]), peak_kb / 1024
 
 
 def _high_water_kb(pid: int) -> int:
@@ -151,20 +201,36 @@ def _changes(settings: Settings) -> dict[str, float]:
 
 def run(settings: Settings, dataset: Path) -> dict[str, float]:
     """All worker figures on ``dataset``; ``settings`` must point at a fresh key prefix and topics."""
+    require_peer()
     client = make_redis(settings.redis)
     with tempfile.TemporaryDirectory(prefix="worker-bench-") as workdir:
         options = BootstrapSettings(k=6, model_file=Path(workdir) / "model.json")
         run_bootstrap(dataset, CUTOFF, client, Keys(settings.redis.key_prefix), options)
-        replay(dataset, settings, ReplayOptions(start=CUTOFF, checkpoint=Path(workdir) / "replay.json"))
+        sent = replay(dataset, settings, ReplayOptions(start=CUTOFF, checkpoint=Path(workdir) / "replay.json")).sent
+    expected = peer_check.reference(dataset, CUTOFF)
     rate, records, peak_mb = _worker_rate(settings)
+    quix, quix_peak_mb = _quix_rate(settings, sent, list(expected))
     raw = _raw_consume_rate(settings, settings.topics.invoices)
-    result = {"records": records, "worker_rows_per_s": rate, "raw_consume_rows_per_s": raw}
-    result["ratio"] = rate / raw
-    result["worker_peak_rss_mb"] = peak_mb
+    result = {
+        "records": records,
+        "worker_rows_per_s": rate,
+        "quix_rows_per_s": quix["records_per_s"],
+        "raw_consume_rows_per_s": raw,
+        "worker_quix_ratio": rate / quix["records_per_s"],
+        "ratio": rate / raw,
+        "worker_peak_rss_mb": peak_mb,
+        "quix_peak_rss_mb": quix_peak_mb,
+    }
+    mismatches = peer_check.differences(expected, quix["sample"])
     result |= _quality(settings) | _changes(settings)
     print(
-        f"worker: {records:,.0f} records, {rate:,.0f} rows/s end to end vs raw consume {raw:,.0f} rows/s "
-        f"(ratio {result['ratio']:.2f}, goal >= 0.5); peak RSS {peak_mb:.0f} MB (goal < 300)\n"
+        f"worker {rate:,.0f} rows/s | quix {quix['records_per_s']:,.0f} rows/s | raw consume {raw:,.0f} rows/s | "
+        f"worker/quix {result['worker_quix_ratio']:.2f} (goal >= 2) | worker/raw {result['ratio']:.2f} (goal >= 0.8)\n"
+        f"  {records:,.0f} records; peak RSS worker {peak_mb:.0f} MB (goal < 300), quix {quix_peak_mb:.0f} MB\n"
+        f"  quix fold vs pandas: {len(expected) - len(mismatches)} of {len(expected)} customers equal "
+        f"({', '.join(expected)}) in {', '.join(peer_check.FIELDS)}"
+        + "".join(f"\n  MISMATCH customer {customer}: {'; '.join(what)}" for customer, what in mismatches.items())
+        + "\n"
         f"quality: SSQ ratio {result['ssq_ratio']:.4f} (goal <= 1.02), ARI {result['ari']:.3f} (goal >= 0.95) "
         f"over {result['customers_scored']:,.0f} customers; Lloyd from the streaming centroids settles at "
         f"SSQ ratio {result['ssq_ratio_settled']:.4f}\n"
@@ -172,3 +238,18 @@ def run(settings: Settings, dataset: Path) -> dict[str, float]:
         f"flip-flops {100 * result['flip_flop_share']:.2f}% (goal < 5%)"
     )
     return result
+
+
+def main() -> None:
+    """Only the worker part of ``make bench``, on a local broker and Redis."""
+    from rig.local_services import RedisServer, TansuBroker
+
+    dataset = Path(os.environ.get("SEG_DATASET", "../shared/data/online_retail.csv.xz"))
+    if not dataset.exists():
+        raise SystemExit(f"the benchmark needs the real dataset: set SEG_DATASET (looked at {dataset})")
+    with TansuBroker() as broker, RedisServer(appendonly=False) as redis_server:
+        run(isolated_settings(broker.bootstrap_servers, redis_server.url, "bench"), dataset)
+
+
+if __name__ == "__main__":
+    main()
