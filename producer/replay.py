@@ -101,7 +101,7 @@ class ReplaySummary:
             f"acked watermark {self.acked} in {self.checkpoint}",
             *(["started over: the checkpoint's topics are empty on this broker"] if self.started_over else []),
             *(
-                [f"broker outages {len(self.resent_from)}: resent from messages {self.resent_from}"]
+                [f"resent after broker outages from messages {self.resent_from}"]
                 if self.resent_from
                 else []
             ),
@@ -148,7 +148,8 @@ def replay(
                 if run.reached is None:
                     raise
                 saved = run.reached
-                run.summary.resent_from.append(saved.acked)
+                if saved.acked not in run.summary.resent_from[-1:]:  # one entry per outage, not per reconnect
+                    run.summary.resent_from.append(saved.acked)
                 log.warning(
                     "%s; resending from message %d in %.0f s (Ctrl-C saves the checkpoint and stops)",
                     redact(str(exc)),
