@@ -100,11 +100,7 @@ class ReplaySummary:
             f"skipped by resume {self.skipped_by_resume}, outside window {self.out_of_window}, "
             f"acked watermark {self.acked} in {self.checkpoint}",
             *(["started over: the checkpoint's topics are empty on this broker"] if self.started_over else []),
-            *(
-                [f"resent after broker outages from messages {self.resent_from}"]
-                if self.resent_from
-                else []
-            ),
+            *([f"resent after broker outages from messages {self.resent_from}"] if self.resent_from else []),
             f"elapsed {self.elapsed_s:.1f} s, {self.rows_per_s:,.0f} rows/s",
         ]
 

@@ -15,16 +15,14 @@ ListOffsets with the start of the last record batch, which undercounts.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from kafka import TopicPartition
 from kafka.errors import KafkaError
 
 from producer.checkpoint import Saved
-from shared.exceptions import CheckpointMismatchError, ServiceUnavailableError
-from shared.kafka_clients import kafka_error, make_admin, make_consumer
+from shared.exceptions import CheckpointMismatchError
+from shared.kafka_clients import high_watermarks, kafka_error, make_admin
 from shared.settings import KafkaSettings
 
 _NULL_TOPIC_ID = "00000000-0000-0000-0000-000000000000"
@@ -79,33 +77,6 @@ def observe(settings: KafkaSettings, topics: list[str], timeout_s: float) -> Tar
         topic_id = described.get(name, {}).get("topic_id")
         states[name] = TopicState(None if topic_id in (None, _NULL_TOPIC_ID) else str(topic_id), ends[name])
     return Target(cluster_id, states)
-
-
-def high_watermarks(settings: KafkaSettings, topics: list[str], timeout_s: float) -> dict[str, dict[int, int]]:
-    """Every partition's high watermark as a fetch response reports it (exact on Tansu too)."""
-    consumer = make_consumer(settings, group_id=None)
-    try:
-        partitions = [
-            TopicPartition(topic, p) for topic in topics for p in sorted(consumer.partitions_for_topic(topic) or ())
-        ]
-        consumer.assign(partitions)
-        for tp, offset in consumer.end_offsets(partitions).items():
-            consumer.seek(tp, offset)  # fetch from (near) the end: the response carries the high watermark
-        deadline = time.monotonic() + timeout_s
-        while any(consumer.highwater(tp) is None for tp in partitions):
-            if time.monotonic() > deadline:
-                raise ServiceUnavailableError(
-                    f"Kafka did not report the end of {', '.join(topics)} within {timeout_s:.0f} s"
-                )
-            consumer.poll(timeout_ms=200, max_records=1)
-        marks: dict[str, dict[int, int]] = {topic: {} for topic in topics}
-        for tp in partitions:
-            marks[tp.topic][tp.partition] = consumer.highwater(tp)
-        return marks
-    except KafkaError as exc:
-        raise kafka_error(settings, exc) from exc
-    finally:
-        consumer.close()
 
 
 def resume_point(saved: Saved, now: Target, main_topic: str, checkpoint: str) -> int:

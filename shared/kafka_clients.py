@@ -167,6 +167,39 @@ def ensure_topics(settings: KafkaSettings, names: list[str], partitions: int, re
         admin.close()
 
 
+def high_watermarks(settings: KafkaSettings, topics: list[str], timeout_s: float) -> dict[str, dict[int, int]]:
+    """Every partition's high watermark (the offset after its last record) as a fetch response reports it.
+
+    Why not ``end_offsets()``: Tansu answers ListOffsets with the start of the
+    last record batch, which undercounts; the high watermark of a fetch is exact
+    on Tansu and on Apache Kafka alike. Raises :class:`ServiceUnavailableError`
+    when the broker does not report one within ``timeout_s``.
+    """
+    consumer = make_consumer(settings, group_id=None)
+    try:
+        partitions = [
+            TopicPartition(topic, p) for topic in topics for p in sorted(consumer.partitions_for_topic(topic) or ())
+        ]
+        consumer.assign(partitions)
+        for tp, offset in consumer.end_offsets(partitions).items():
+            consumer.seek(tp, offset)  # fetch from (near) the end: the response carries the high watermark
+        deadline = time.monotonic() + timeout_s
+        while any(consumer.highwater(tp) is None for tp in partitions):
+            if time.monotonic() > deadline:
+                raise ServiceUnavailableError(
+                    f"Kafka did not report the end of {', '.join(topics)} within {timeout_s:.0f} s"
+                )
+            consumer.poll(timeout_ms=200, max_records=1)
+        marks: dict[str, dict[int, int]] = {topic: {} for topic in topics}
+        for tp in partitions:
+            marks[tp.topic][tp.partition] = consumer.highwater(tp)
+        return marks
+    except KafkaError as exc:
+        raise kafka_error(settings, exc) from exc
+    finally:
+        consumer.close()
+
+
 def read_to_end(settings: KafkaSettings, topic: str, max_records: int = 50_000) -> Iterator[ConsumerRecord]:
     """Every record of ``topic`` from the beginning to the end offsets at call time.
 

@@ -11,11 +11,9 @@ saved, and a rerun completes the topic.
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -28,7 +26,7 @@ from rig.local_services import TansuBroker
 from shared.exceptions import DeliveryError
 from shared.kafka_clients import Outgoing, close_producer, deliver, make_producer
 from shared.settings import KafkaSettings, Settings, isolated_settings
-from tests.test_producer_replay import REPO, cli_env, consume_all, message_count, run_cli, seq_of, write_rows
+from tests.test_producer_replay import cli_env, consume_all, message_count, run_cli, seq_of, start_cli, write_rows
 
 ROWS = 30_000
 SPEED = 3_000  # event-seconds per wall second: rows are one event-second apart, so ~10 s of replay
@@ -67,14 +65,7 @@ def seconds_file(tmp_path: Path) -> Path:
 
 
 def start_replay(path: Path, env: dict[str, str]) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "producer", "replay", str(path), "--speed", str(SPEED), "--quiet"],
-        cwd=REPO,
-        env=os.environ | env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    return start_cli("replay", str(path), "--speed", str(SPEED), "--quiet", env=env)
 
 
 def stall_mid_replay(broker: TansuBroker, settings: Settings, process: subprocess.Popen[str]) -> None:
