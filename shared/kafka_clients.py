@@ -172,23 +172,25 @@ def high_watermarks(settings: KafkaSettings, topics: list[str], timeout_s: float
 
     Why not ``end_offsets()``: Tansu answers ListOffsets with the start of the
     last record batch, which undercounts; the high watermark of a fetch is exact
-    on Tansu and on Apache Kafka alike. Raises :class:`ServiceUnavailableError`
-    when the broker does not report one within ``timeout_s``.
+    on Tansu and on Apache Kafka alike. The topics must exist; one missing from
+    the broker's metadata (just created, or a metadata hiccup) is waited for,
+    because "no partitions" must never read as "empty". Raises
+    :class:`ServiceUnavailableError` when the broker does not answer within ``timeout_s``.
     """
+    deadline = time.monotonic() + timeout_s
     consumer = make_consumer(settings, group_id=None)
     try:
-        partitions = [
-            TopicPartition(topic, p) for topic in topics for p in sorted(consumer.partitions_for_topic(topic) or ())
-        ]
+        partitions: list[TopicPartition] = []
+        for topic in topics:
+            while not (known := consumer.partitions_for_topic(topic)):
+                _before(deadline, f"topic {topic} is not in the broker's metadata after {timeout_s:.0f} s")
+                time.sleep(0.2)
+            partitions += [TopicPartition(topic, p) for p in sorted(known)]
         consumer.assign(partitions)
         for tp, offset in consumer.end_offsets(partitions).items():
             consumer.seek(tp, offset)  # fetch from (near) the end: the response carries the high watermark
-        deadline = time.monotonic() + timeout_s
         while any(consumer.highwater(tp) is None for tp in partitions):
-            if time.monotonic() > deadline:
-                raise ServiceUnavailableError(
-                    f"Kafka did not report the end of {', '.join(topics)} within {timeout_s:.0f} s"
-                )
+            _before(deadline, f"Kafka did not report the end of {', '.join(topics)} within {timeout_s:.0f} s")
             consumer.poll(timeout_ms=200, max_records=1)
         marks: dict[str, dict[int, int]] = {topic: {} for topic in topics}
         for tp in partitions:
@@ -198,6 +200,11 @@ def high_watermarks(settings: KafkaSettings, topics: list[str], timeout_s: float
         raise kafka_error(settings, exc) from exc
     finally:
         consumer.close()
+
+
+def _before(deadline: float, message: str) -> None:
+    if time.monotonic() > deadline:
+        raise ServiceUnavailableError(message)
 
 
 def read_to_end(settings: KafkaSettings, topic: str, max_records: int = 50_000) -> Iterator[ConsumerRecord]:
