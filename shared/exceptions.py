@@ -22,6 +22,14 @@ class ConfigError(SegmentationError):
     """A setting is missing or wrong; the message names the variable to fix."""
 
 
+class AuthenticationFailedError(ConfigError):
+    """Redis or Kafka refused the credentials; the message names the settings that hold them.
+
+    A configuration problem, not an outage: retrying with the same credentials
+    cannot succeed, so the process stops (the secret itself is never printed).
+    """
+
+
 class InputError(SegmentationError):
     """A whole input file cannot be used (layout, emptiness, corruption, encoding)."""
 
@@ -36,6 +44,14 @@ class EmptyInputError(InputError):
 
 class CorruptInputError(InputError):
     """The file cannot be read to the end: truncated archive, wrong encoding, bad sheet."""
+
+
+class CheckpointMismatchError(InputError):
+    """A resume checkpoint belongs to another Kafka cluster, topic or partition layout than the broker has now.
+
+    Resuming would skip rows that are not on the topic (or place customers on
+    other partitions than before), so the replay stops and says how to go on.
+    """
 
 
 class RecordError(SegmentationError):
@@ -124,6 +140,19 @@ class OffsetsBeyondLogError(SegmentationError):
             "python -m worker reset-offsets --to log-end"
         )
         self.offsets = offsets
+
+
+class DeliveryError(ServiceUnavailableError):
+    """Records were not acknowledged by the broker (failed, or not within the bound).
+
+    ``acknowledged`` counts the records acknowledged from the start, in send
+    order; the rest may or may not have reached the broker, so the caller keeps
+    them and sends them again (consumers drop the repeats by id).
+    """
+
+    def __init__(self, message: str, acknowledged: int) -> None:
+        super().__init__(message)
+        self.acknowledged = acknowledged
 
 
 class FetcherExitedError(ServiceUnavailableError):

@@ -1,4 +1,9 @@
-"""Redis client factory: AUTH and TLS from settings, keys under one prefix."""
+"""Redis client factory: AUTH and TLS from settings, keys under one prefix.
+
+Errors say what to fix: a refused password names the setting that holds it
+(``SEG_REDIS__URL`` or ``SEG_REDIS__PASSWORD``), an unreachable server names
+``SEG_REDIS__URL``; the URL in a message never shows its password.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +11,18 @@ from typing import Any
 
 import redis
 
-from shared.exceptions import ServiceUnavailableError
+from shared.exceptions import AuthenticationFailedError, ServiceUnavailableError
+from shared.redaction import has_credentials, redact, redact_url
 from shared.settings import RedisSettings, Settings
 from shared.state.keys import Keys
 
 
 def make_redis(settings: RedisSettings, check: bool = True) -> redis.Redis:
-    """A client with replies decoded to ``str``; pings first unless ``check=False``."""
+    """A client with replies decoded to ``str``; pings first unless ``check=False``.
+
+    Raises :class:`AuthenticationFailedError` when Redis refuses the credentials
+    and :class:`ServiceUnavailableError` when it does not answer.
+    """
     options: dict[str, Any] = {"decode_responses": True, "socket_timeout": settings.socket_timeout_s}
     if settings.username:
         options["username"] = settings.username
@@ -26,11 +36,27 @@ def make_redis(settings: RedisSettings, check: bool = True) -> redis.Redis:
     if check:
         try:
             client.ping()
+        except redis.exceptions.AuthenticationError as exc:
+            raise authentication_failed(settings, exc) from exc
         except redis.exceptions.ConnectionError as exc:
             raise ServiceUnavailableError(
-                f"Redis does not answer at {settings.url} ({exc}); start it or set SEG_REDIS__URL"
+                f"Redis does not answer at {redact_url(settings.url)} ({redact(str(exc))}); "
+                "start it or set SEG_REDIS__URL"
             ) from exc
     return client
+
+
+def authentication_failed(settings: RedisSettings, exc: Exception) -> AuthenticationFailedError:
+    """The error for a refused AUTH, naming where the credentials came from (never what they are)."""
+    if settings.password or settings.username:
+        fix = "fix SEG_REDIS__PASSWORD" + (" (and SEG_REDIS__USERNAME)" if settings.username else "")
+    elif has_credentials(settings.url):
+        fix = "fix the user name or password in SEG_REDIS__URL (redis://[user]:password@host:port/db)"
+    else:
+        fix = "this Redis requires a password: set SEG_REDIS__PASSWORD (and SEG_REDIS__USERNAME for an ACL user)"
+    return AuthenticationFailedError(
+        f"Redis at {redact_url(settings.url)}: authentication failed ({redact(str(exc))}); {fix}"
+    )
 
 
 def connect(settings: Settings) -> tuple[redis.Redis, Keys]:

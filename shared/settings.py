@@ -12,6 +12,7 @@ to its code with :func:`section_config`, so all variables share the one prefix.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -19,6 +20,7 @@ from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validat
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.exceptions import ConfigError
+from shared.redaction import has_credentials, redact_url
 
 ENV_PREFIX = "SEG_"
 
@@ -48,6 +50,9 @@ class KafkaSettings(BaseModel):
     ssl_keyfile: Path | None = None
     client_id: str = "segments"
     request_timeout_ms: int = Field(30_000, ge=1_000)
+    delivery_timeout_ms: int = Field(
+        120_000, ge=2_000, description="a sent record is acknowledged or failed within this (retries included)"
+    )
     # Group-membership timeouts. Kafka's defaults make a group join take ~20 s on
     # small brokers; these values keep failover and startup fast.
     session_timeout_ms: int = Field(6_000, ge=1_000)
@@ -57,6 +62,11 @@ class KafkaSettings(BaseModel):
     @field_validator("bootstrap_servers")
     @classmethod
     def _servers_have_ports(cls, value: str) -> str:
+        if "@" in value:
+            raise ValueError(
+                "holds credentials (user:password@); list host:port only and set "
+                "SEG_KAFKA__SASL_USERNAME / SEG_KAFKA__SASL_PASSWORD"
+            )
         for server in value.split(","):
             host, _, port = server.strip().rpartition(":")
             if not host or not port.isdigit():
@@ -73,6 +83,11 @@ class KafkaSettings(BaseModel):
             )
         if self.heartbeat_interval_ms * 3 > self.session_timeout_ms:
             raise ValueError("heartbeat_interval_ms must be at most a third of session_timeout_ms")
+        if self.delivery_timeout_ms < self.request_timeout_ms + 1_000:
+            raise ValueError(
+                "delivery_timeout_ms must exceed request_timeout_ms by at least 1000 "
+                "(SEG_KAFKA__DELIVERY_TIMEOUT_MS, SEG_KAFKA__REQUEST_TIMEOUT_MS)"
+            )
         return self
 
 
@@ -92,8 +107,21 @@ class RedisSettings(BaseModel):
     @classmethod
     def _known_scheme(cls, value: str) -> str:
         if not value.startswith(("redis://", "rediss://", "unix://")):
-            raise ValueError(f"'{value}' must start with redis://, rediss:// or unix://")
+            raise ValueError(f"'{redact_url(value)}' must start with redis://, rediss:// or unix://")
         return value
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        for name, value in super().__repr_args__():
+            yield name, redact_url(value) if name == "url" else value
+
+    @model_validator(mode="after")
+    def _credentials_in_one_place(self) -> RedisSettings:
+        if (self.password or self.username) and has_credentials(self.url):
+            raise ValueError(
+                "credentials are set twice, in the URL and in SEG_REDIS__USERNAME/SEG_REDIS__PASSWORD "
+                "(the URL's would win); keep one of them"
+            )
+        return self
 
 
 class TopicSettings(BaseModel):

@@ -222,6 +222,18 @@ def run_cli(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess
     )
 
 
+def start_cli(*args: str, env: dict[str, str]) -> subprocess.Popen[str]:
+    """``python -m producer ARGS`` in the background, for tests that signal it while it runs."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "producer", *args],
+        cwd=REPO,
+        env=os.environ | env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
 def cli_env(settings: Settings, tmp_path: Path) -> dict[str, str]:
     return {
         "SEG_KAFKA__BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers,

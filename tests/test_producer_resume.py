@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -15,7 +13,7 @@ from producer.validation import parse_row
 from shared.exceptions import RecordError
 from shared.readers import CANONICAL, open_rows
 from shared.settings import Settings
-from tests.test_producer_replay import REPO, cli_env, consume_all, message_count, run_cli, seq_of
+from tests.test_producer_replay import cli_env, consume_all, message_count, run_cli, seq_of, start_cli
 
 SLICE = 100_000
 
@@ -35,14 +33,7 @@ def expected_event_ids(dataset: Path, rows: int) -> set[str]:
 
 
 def start_replay(dataset: Path, env: dict[str, str], limit: int) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "producer", "replay", str(dataset), "--limit", str(limit), "--quiet"],
-        cwd=REPO,
-        env=os.environ | env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    return start_cli("replay", str(dataset), "--limit", str(limit), "--quiet", env=env)
 
 
 def wait_for_messages(settings: Settings, process: subprocess.Popen[str], at_least: int) -> None:

@@ -8,12 +8,13 @@ from pathlib import Path
 
 import pytest
 from kafka.future import Future
+from kafka.producer.future import RecordMetadata
 
 from producer.acks import AckTracker
-from producer.checkpoint import Checkpoint, fingerprint
+from producer.checkpoint import Checkpoint, Saved, fingerprint
 from producer.ordering import ReorderBuffer
 from producer.validation import Limits, parse_row, validate_row
-from shared.exceptions import RecordError, ServiceUnavailableError
+from shared.exceptions import DeliveryError, RecordError
 from shared.readers import CANONICAL, open_rows
 
 GOOD = {
@@ -95,20 +96,26 @@ def test_reorder_buffer_sorts_within_capacity_and_releases_late_rows() -> None:
     assert buffer.late == 1
 
 
+def acked_at(partition: int, offset: int) -> RecordMetadata:
+    return RecordMetadata("t", partition, None, offset, 0, None, 1, 1, 1)
+
+
 def test_ack_watermark_only_moves_over_a_contiguous_prefix() -> None:
     futures = [Future() for _ in range(4)]
-    tracker = AckTracker(acked=10)
+    tracker = AckTracker(acked=10, ends={("t", 0): 7})
     for future in futures:
         tracker.track(future)  # type: ignore[arg-type]
-    futures[1].success(None)
-    futures[3].success(None)
-    assert tracker.advance() == 10
-    futures[0].success(None)
+    futures[1].success(acked_at(1, 3))
+    futures[3].success(acked_at(1, 4))
+    assert tracker.advance() == 10 and tracker.ends == {("t", 0): 7}
+    futures[0].success(acked_at(0, 7))
     assert tracker.advance() == 12
+    assert tracker.ends == {("t", 0): 8, ("t", 1): 4}  # the offset after the prefix's last message
     futures[2].failure(TimeoutError("broker gone"))
-    with pytest.raises(ServiceUnavailableError, match="message 12"):
+    with pytest.raises(DeliveryError, match="message 12") as failed:
         tracker.advance()
-    assert tracker.acked == 12
+    assert tracker.acked == 12 == failed.value.acknowledged and tracker.pending == 2
+    assert tracker.ends == {("t", 0): 8, ("t", 1): 4}  # the acknowledged message behind the failure does not count
 
 
 def test_checkpoint_is_atomic_and_bound_to_its_input(tmp_path: Path) -> None:
@@ -117,12 +124,13 @@ def test_checkpoint_is_atomic_and_bound_to_its_input(tmp_path: Path) -> None:
     identity = fingerprint(source, {"topic": "a"})
     assert identity != fingerprint(source, {"topic": "b"})
     checkpoint = Checkpoint.in_dir(tmp_path / "ck", identity)
-    assert checkpoint.load() == 0
-    checkpoint.save(41, complete=False)
-    checkpoint.save(42, complete=True)
-    assert checkpoint.load() == 42
+    assert checkpoint.load() == Saved()
+    target = {"cluster_id": "c", "topics": {"a": {"id": "t-1", "partitions": 2}}}
+    checkpoint.save(41, False, target, {("a", 0): 20, ("a", 1): 21})
+    checkpoint.save(42, True, target, {("a", 0): 20, ("a", 1): 22})
+    assert checkpoint.load() == Saved(42, target, {"a": {0: 20, 1: 22}})
     assert json.loads(checkpoint.path.read_text())["complete"] is True
     assert [p.name for p in checkpoint.path.parent.iterdir()] == [checkpoint.path.name]
-    assert Checkpoint(checkpoint.path, fingerprint(source, {"topic": "b"})).load() == 0
+    assert Checkpoint(checkpoint.path, fingerprint(source, {"topic": "b"})).load() == Saved()
     source.write_text("xy")
     assert fingerprint(source, {"topic": "a"}) != identity
