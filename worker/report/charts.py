@@ -18,7 +18,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
 from worker.report.content import Incident, ReportData, SegmentProfile
-from worker.tools.segments import PROFILE_COLUMNS
+from worker.segmentation.profile import PROFILE_COLUMNS
 
 SVG_STYLE = {"svg.fonttype": "none", "svg.hashsalt": "live-segments", "font.size": 9}
 NO_METADATA = {"Date": None, "Creator": None, "Format": None, "Type": None}
