@@ -25,7 +25,7 @@ from producer.acks import AckTracker
 from producer.checkpoint import Checkpoint, fingerprint
 from producer.events import EventCounts, Selection
 from producer.pacing import Pacer
-from producer.prepare import Message, local_messages, prepared_messages
+from producer.prepare import DeadLetterMessage, Message, local_messages, prepared_messages
 from producer.settings import ProducerSettings
 from producer.validation import Limits
 from shared.exceptions import EmptyInputError, ServiceUnavailableError
@@ -197,10 +197,10 @@ class _Sink:
 
     def send(self, message: Message, seq: int) -> None:
         headers = [*message.headers, (SEQ_HEADER, str(seq).encode())]
-        if message.dead_letter:
+        if isinstance(message, DeadLetterMessage):
             future = self.producer.send(self.dead_letter, value=message.value, headers=headers)
         else:
-            partition = self.partition_of(message.key)  # type: ignore[arg-type]
+            partition = self.partition_of(message.key)
             future = self.producer.send(
                 self.topic, key=message.key, value=message.value, partition=partition, headers=headers
             )
@@ -247,10 +247,10 @@ def _publish(
             if seq < resume_from:
                 summary.skipped_by_resume += 1
             else:
-                if message.dead_letter:
-                    summary.dead_lettered[message.reason] += 1  # type: ignore[index]
+                if isinstance(message, DeadLetterMessage):
+                    summary.dead_lettered[message.reason] += 1
                 else:
-                    pacer.wait(message.at)  # type: ignore[arg-type]
+                    pacer.wait(message.at)
                     summary.sent += 1
                     summary.guests += message.guest
                 sink.send(message, seq)

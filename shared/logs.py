@@ -115,9 +115,9 @@ def quiet_kafka_internals() -> None:
     logging.getLogger("kafka.net.selector").setLevel(logging.ERROR)
     root = logging.getLogger()
     if not root.handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter(TEXT_FORMAT))
-        root.addHandler(handler)
+        fallback = logging.StreamHandler(sys.stderr)
+        fallback.setFormatter(logging.Formatter(TEXT_FORMAT))
+        root.addHandler(fallback)
     for handler in root.handlers:
         if not any(isinstance(existing, KafkaNoise) for existing in handler.filters):
             handler.addFilter(KafkaNoise())

@@ -11,7 +11,7 @@ because Tansu's end offsets can stop short of the last batch.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Generator
 from dataclasses import dataclass
 
 from kafka import TopicPartition
@@ -41,7 +41,7 @@ class ReadOptions:
     key: str | None = None
 
 
-def read(settings: KafkaSettings, topic: str, options: ReadOptions) -> Iterator[ConsumerRecord]:
+def read(settings: KafkaSettings, topic: str, options: ReadOptions) -> Generator[ConsumerRecord]:
     """Records of ``topic`` in arrival order per partition; close the iterator to stop early."""
     consumer = make_consumer(settings, group_id=None)
     try:

@@ -99,7 +99,7 @@ def test_ack_watermark_only_moves_over_a_contiguous_prefix() -> None:
     futures = [Future() for _ in range(4)]
     tracker = AckTracker(acked=10)
     for future in futures:
-        tracker.track(future)  # type: ignore[arg-type]
+        tracker.track(future)
     futures[1].success(None)
     futures[3].success(None)
     assert tracker.advance() == 10

@@ -58,9 +58,31 @@ class InvoiceLine(BaseModel):
     country: str
 
     @classmethod
-    def create(cls, **fields: object) -> InvoiceLine:
+    def create(
+        cls,
+        *,
+        invoice_no: str,
+        stock_code: str,
+        description: str | None,
+        quantity: int,
+        invoice_date: datetime,
+        unit_price: float,
+        customer_id: str | None,
+        country: str,
+    ) -> InvoiceLine:
         """Build a line and derive its event id from its fields."""
-        return cls(event_id=event_id_of(**fields), **fields)  # type: ignore[arg-type]
+        fields = (invoice_no, stock_code, description, quantity, invoice_date, unit_price, customer_id, country)
+        return cls(
+            event_id=event_id_of(*fields),
+            invoice_no=invoice_no,
+            stock_code=stock_code,
+            description=description,
+            quantity=quantity,
+            invoice_date=invoice_date,
+            unit_price=unit_price,
+            customer_id=customer_id,
+            country=country,
+        )
 
     @property
     def is_cancellation(self) -> bool:

@@ -69,4 +69,4 @@ def live_stats(client: redis.Redis, keys: Keys, snapshot: ModelSnapshot) -> tupl
     ]
     if not parts:
         return parse_stats(client.hgetall(keys.model_stats), segment_ids, dimensions)
-    return sum(s for s, _ in parts), sum(c for _, c in parts)
+    return np.sum([s for s, _ in parts], axis=0), np.sum([c for _, c in parts], axis=0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import pandas as pd
 
@@ -10,7 +11,7 @@ from shared.features.aggregates import CustomerAggregates, GuestStats
 from shared.features.vector import FEATURE_NAMES, compute_features
 
 
-def _python(value: object) -> object:
+def _python(value: Any) -> Any:
     """numpy/pandas scalars -> the plain Python types the dataclass and JSON expect."""
     if isinstance(value, pd.Timestamp):
         return value.to_pydatetime()
