@@ -31,7 +31,7 @@ class Observer:
         self.metrics.watch_segments(lambda: segment_sizes(processor()))
         self.health = Health(options.liveness_timeout_s)
         self.server = (
-            ObservabilityServer(options.metrics_port, self.metrics.registry, self.health)
+            ObservabilityServer(options.metrics_port, self.metrics.registry, self.health, options.metrics_host)
             if options.metrics_port
             else None
         )
