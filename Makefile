@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 export SEG_DATASET ?= $(abspath ../shared/data/online_retail.csv.xz)
 
-.PHONY: install test test-fast lint format demo bench clean
+.PHONY: install test test-fast lint deploy-check format demo bench clean
 
 $(BIN)/activate: requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,7 +25,10 @@ format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-test: lint  ## the whole suite against a real broker and Redis (see tests/conftest.py)
+deploy-check: install  ## Compose file (docker compose config), Prometheus config and rules (promtool), dashboard JSON
+	PYTHON=$(BIN)/python ./deploy/check
+
+test: lint deploy-check  ## the whole suite against a real broker and Redis (see tests/conftest.py)
 	$(BIN)/python -m pytest
 
 test-fast: install  ## only the tests that need no broker, Redis or dataset
