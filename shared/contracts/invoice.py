@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -58,31 +59,9 @@ class InvoiceLine(BaseModel):
     country: str
 
     @classmethod
-    def create(
-        cls,
-        *,
-        invoice_no: str,
-        stock_code: str,
-        description: str | None,
-        quantity: int,
-        invoice_date: datetime,
-        unit_price: float,
-        customer_id: str | None,
-        country: str,
-    ) -> InvoiceLine:
-        """Build a line and derive its event id from its fields."""
-        fields = (invoice_no, stock_code, description, quantity, invoice_date, unit_price, customer_id, country)
-        return cls(
-            event_id=event_id_of(*fields),
-            invoice_no=invoice_no,
-            stock_code=stock_code,
-            description=description,
-            quantity=quantity,
-            invoice_date=invoice_date,
-            unit_price=unit_price,
-            customer_id=customer_id,
-            country=country,
-        )
+    def create(cls, **fields: Any) -> InvoiceLine:
+        """Build a line from its eight fields (:func:`event_id_of`'s arguments) and derive its event id."""
+        return cls(event_id=event_id_of(**fields), **fields)
 
     @property
     def is_cancellation(self) -> bool:
