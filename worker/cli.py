@@ -32,17 +32,17 @@ def bootstrap(args: argparse.Namespace) -> int:
     from worker.bootstrap.pipeline import run_bootstrap
     from worker.bootstrap.summary import summary
 
-    client, keys = connect(load(Settings))
-    live = current_version(client, keys) if args.if_absent else None
-    if live is not None:
-        print(f"model v{live} is live under Redis prefix {keys.prefix!r}: nothing to do (--if-absent)")
-        return 0
     overrides = {
         name: getattr(args, name)
         for name in ("k", "k_min", "k_max", "seed", "model_file")
         if getattr(args, name) is not None
     }
     options = load(BootstrapSettings, **overrides)
+    client, keys = connect(load(Settings))
+    live = current_version(client, keys) if args.if_absent else None
+    if live is not None:
+        print(f"model v{live} is live under Redis prefix {keys.prefix!r}: nothing to do (--if-absent)")
+        return 0
     result = run_bootstrap(args.input, args.until, client, keys, options, force=args.force)
     print(summary(result))
     print(f"\nmodel file: {options.model_file}")
