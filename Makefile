@@ -1,30 +1,39 @@
-# Every target runs from a clean machine: `make test` and `make demo` create the venv first.
+# Every target runs from a clean machine: `make test`, `make lint` and `make demo` create the venv first.
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 QUIX_VENV ?= .venv-quix
 export SEG_DATASET ?= $(abspath ../shared/data/online_retail.csv.xz)
 
-.PHONY: install test lint format demo bench bench-env clean
+.PHONY: install test test-fast lint deploy-check format demo bench bench-env clean
 
-$(BIN)/activate: requirements.txt
+$(BIN)/activate: requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -r requirements.txt
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	$(BIN)/pip install --quiet --no-deps --editable .
 	touch $(BIN)/activate
 
-install: $(BIN)/activate  ## create .venv and install pinned requirements
+install: $(BIN)/activate  ## create .venv: pinned runtime + development requirements, `live-segments` on its PATH
 
-lint: install  ## ruff lint + format check
+lint: install  ## ruff lint + format check, the layer contract (import-linter), the type checker (mypy)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-test: lint  ## the whole suite against a real broker and Redis (see tests/conftest.py)
+deploy-check: install  ## Compose file (docker compose config), Prometheus config and rules (promtool), dashboard JSON
+	PYTHON=$(BIN)/python ./deploy/check
+
+test: lint deploy-check  ## the whole suite against a real broker and Redis (see tests/conftest.py)
 	$(BIN)/python -m pytest
+
+test-fast: install  ## only the tests that need no broker, Redis or dataset
+	$(BIN)/python -m pytest -m "not services"
 
 demo: install  ## end to end on a local broker and Redis; see README
 	$(BIN)/python -m demo
@@ -41,4 +50,4 @@ bench: install bench-env  ## performance and quality figures (prints ratios agai
 	SEG_BENCH_QUIX_PYTHON=$(abspath $(QUIX_VENV))/bin/python $(BIN)/python -m bench.run
 
 clean:
-	rm -rf $(VENV) $(QUIX_VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(QUIX_VENV) .pytest_cache .ruff_cache .mypy_cache build *.egg-info

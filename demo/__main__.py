@@ -4,7 +4,10 @@ Bootstrap on the history before the cutoff, replay the rest through Kafka, let a
 worker catch up, print what happened and write the HTML report (``out/report.html``,
 as ``python -m worker report`` does). Uses the real dataset from SEG_DATASET
 (default ``../shared/data/online_retail.csv.xz``); where there is none, a
-simulated year (``python -m producer simulate``, seed 42) of the same shape.
+simulated year (``live-segments simulate``, seed 42) of the same shape.
+
+``SEG_DEMO_CUSTOMERS`` and ``SEG_DEMO_DAYS`` shrink the simulated data (the test
+that keeps the demo free of warnings runs it on 300 customers and 200 days).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from pathlib import Path
 from producer.replay import ReplayOptions, replay
 from producer.simulate.simulation import SimulationConfig, simulate
 from rig.local_services import RedisServer, TansuBroker
+from shared.logs import configure_logging
 from shared.redis_client import make_redis
 from shared.settings import KafkaSettings, RedisSettings, Settings
 from shared.state.keys import Keys
@@ -31,7 +35,6 @@ from worker.drift import DriftSettings
 from worker.drift_service.service import DriftMonitor
 from worker.drift_service.settings import MonitorSettings
 from worker.drift_service.store import MonitorStore
-from worker.observability.logs import quiet_kafka_internals
 from worker.refresh.settings import RefreshSettings
 from worker.report.gather import gather as gather_report
 from worker.report.page import write as write_report
@@ -44,14 +47,21 @@ REPORT = Path("out/report.html")
 
 
 def main() -> int:
-    logging.basicConfig(level=logging.WARNING)
-    quiet_kafka_internals()
+    configure_logging(level=logging.WARNING)  # the steps print their own summaries
     started = time.monotonic()
     with TansuBroker() as broker, RedisServer() as redis_server, tempfile.TemporaryDirectory() as workdir:
         dataset = DATASET
         if not dataset.exists():
-            print(f"no data file at {DATASET} (set SEG_DATASET): simulating a year of Online-Retail-like invoices")
-            dataset = simulate(SimulationConfig(out=Path(workdir) / "simulated.csv")).path
+            simulation = SimulationConfig(
+                out=Path(workdir) / "simulated.csv",
+                customers=int(os.environ.get("SEG_DEMO_CUSTOMERS", "4000")),
+                days=int(os.environ.get("SEG_DEMO_DAYS", "365")),
+            )
+            print(
+                f"no data file at {DATASET} (set SEG_DATASET): simulating {simulation.days} days of "
+                f"Online-Retail-like invoices of {simulation.customers:,} customers"
+            )
+            dataset = simulate(simulation).path
         print(f"local broker at {broker.bootstrap_servers}, Redis at {redis_server.url}")
         settings = Settings(
             kafka=KafkaSettings(bootstrap_servers=broker.bootstrap_servers), redis=RedisSettings(url=redis_server.url)

@@ -48,6 +48,8 @@ from worker.bootstrap.model_fit import fit_model
 from worker.bootstrap.settings import BootstrapSettings
 from worker.bootstrap.snapshot import build_snapshot, segment_ids
 from worker.drift import DriftEngine, DriftSettings, calibration
+from worker.drift.activity_detector import ActivityReference
+from worker.drift.calibration import StatisticReference
 from worker.drift.invoice_table import invoice_table
 from worker.segmentation.naming import name_segments
 
@@ -73,6 +75,9 @@ class Data:
     snapshot: ModelSnapshot
     segments: dict[str, int]
     sigma: float
+
+
+Injection = Callable[[pd.DataFrame, Data, np.random.Generator], pd.DataFrame]
 
 
 def prepare(dataset: Path) -> Data:
@@ -118,17 +123,17 @@ def _episode(stream: pd.DataFrame) -> pd.Series:
     return (stream["event_time"] >= start) & (stream["event_time"] < end)
 
 
-def shifted(size: float, ramp_days: int = 0) -> Callable[[pd.DataFrame, Data, np.random.Generator], pd.DataFrame]:
+def shifted(size: float, ramp_days: int = 0) -> Injection:
     """Log order value + size·σ during the episode (reached linearly over ``ramp_days``)."""
 
     def inject(stream: pd.DataFrame, data: Data, rng: np.random.Generator) -> pd.DataFrame:
         stream = stream.copy()
         inside = _episode(stream)
+        if not ramp_days:
+            stream.loc[inside, "log_order_value"] += size * data.sigma
+            return stream
         elapsed = (stream["event_time"] - pd.Timestamp(CUTOFF)).dt.total_seconds() / 86_400.0 - ONSET_DAY
-        weight = np.clip(elapsed / ramp_days, 0.0, 1.0) if ramp_days else 1.0
-        stream.loc[inside, "log_order_value"] += (
-            (size * data.sigma * weight)[inside] if ramp_days else size * data.sigma
-        )
+        stream.loc[inside, "log_order_value"] += (size * data.sigma * np.clip(elapsed / ramp_days, 0.0, 1.0))[inside]
         return stream
 
     return inject
@@ -152,7 +157,7 @@ def cohort(stream: pd.DataFrame, data: Data, rng: np.random.Generator) -> pd.Dat
     return pd.concat([stream, newcomers]).sort_values("event_time", kind="stable").reset_index(drop=True)
 
 
-SCENARIOS: dict[str, Callable[[pd.DataFrame, Data, np.random.Generator], pd.DataFrame] | None] = {
+SCENARIOS: dict[str, Injection | None] = {
     "control (no drift)": None,
     "abrupt 0.5σ order value": shifted(0.5),
     "abrupt 1σ order value": shifted(1.0),
@@ -254,6 +259,7 @@ def scenario_rows(data: Data, settings: DriftSettings, seeds: tuple[int, ...] = 
     """Every scenario × seed with the reference-calibrated engine, plus the control with snapshot-only calibration."""
     references = calibration.from_invoices(data.reference, settings)
     activity = calibration.activity_from_invoices(data.reference, settings)
+    runs: list[tuple[str, Injection | None, dict[str, StatisticReference] | None, ActivityReference | None]]
     runs = [(name, inject, references, activity) for name, inject in SCENARIOS.items()]
     runs.append(("control, snapshot-bin calibration", None, None, None))
     rows = []
@@ -267,6 +273,11 @@ def scenario_rows(data: Data, settings: DriftSettings, seeds: tuple[int, ...] = 
             outcomes.append(score(replay(engine, stream), stream, drifted=inject is not None))
             evaluations += len(stream) // settings.invoice_step
         detected = [o for o in outcomes if o.delay_invoices is not None]
+        delays = [
+            (o.delay_invoices, o.delay_days)
+            for o in detected
+            if o.delay_invoices is not None and o.delay_days is not None
+        ]
         days = sum(o.no_drift_days for o in outcomes)
         false = {family: sum(o.false_incidents[family] for o in outcomes) for family in FAMILIES}
         rows.append(
@@ -274,10 +285,10 @@ def scenario_rows(data: Data, settings: DriftSettings, seeds: tuple[int, ...] = 
                 "scenario": name,
                 "false/90d invoice": round(90 * false["invoice_behaviour"] / days, 2),
                 "false/90d activity": round(90 * false["customer_activity"] / days, 2) if activity_ref else "-",
-                "delay inv (median)": _median([o.delay_invoices for o in detected]) if inject else "-",
-                "delay days (median)": _median([o.delay_days for o in detected]) if inject else "-",
+                "delay inv (median)": _median([invoices for invoices, _ in delays]) if inject else "-",
+                "delay days (median)": _median([days for _, days in delays]) if inject else "-",
                 "missed": f"{len(outcomes) - len(detected)}/{len(outcomes)}" if inject else "-",
-                "found ≤30 d": f"{sum(o.delay_days <= 30 for o in detected)}/{len(outcomes)}" if inject else "-",
+                "found ≤30 d": f"{sum(days <= 30 for _, days in delays)}/{len(outcomes)}" if inject else "-",
                 "incidents/episode": "/".join(str(o.episode_incidents) for o in outcomes) if inject else "-",
                 "families": _families(outcomes) if inject else "-",
                 "closed after revert": f"{sum(o.closed_after_revert for o in detected)}/{len(detected)}"

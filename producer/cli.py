@@ -1,4 +1,7 @@
-"""Command line: ``python -m producer replay FILE [options]``.
+"""Command line of the producer: ``replay`` and ``simulate``.
+
+The same commands are part of ``live-segments`` (see :mod:`worker.cli`), which adds
+them with :func:`add_commands`; ``python -m producer`` has only these two.
 
 Exit codes: 0 done, 2 configuration or input error (one-line message, no
 traceback; also refused credentials and a checkpoint that belongs to another
@@ -23,6 +26,7 @@ from producer.settings import ProducerSettings
 from producer.simulate import command as simulate_command
 from shared.cli_types import iso_datetime, positive_float, positive_int
 from shared.exceptions import ConfigError, InputError, ServiceUnavailableError
+from shared.logs import configure_logging
 from shared.settings import Settings, load
 
 log = logging.getLogger("producer")
@@ -30,13 +34,8 @@ log = logging.getLogger("producer")
 EXIT_OK, EXIT_INPUT, EXIT_BROKER = 0, 2, 3
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m producer",
-        description="Publish Online Retail invoice lines to Kafka. Connection and topic names come from "
-        "SEG_KAFKA__* and SEG_TOPICS__* variables; tuning from SEG_PRODUCER_* (see producer/settings.py).",
-    )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+def add_commands(commands: argparse._SubParsersAction) -> None:
+    """Add ``replay`` and ``simulate``; each sets ``command`` to the function that runs it."""
     run = commands.add_parser(
         "replay",
         help="replay a file in event-time order",
@@ -84,23 +83,30 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--encoding", metavar="NAME", help="text encoding of CSV input (default utf-8; e.g. latin-1)")
     run.add_argument("--quiet", action="store_true", help="no progress bar and only warnings in the log")
+    run.set_defaults(command=replay_command)
     simulate_command.add_parser(commands)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m producer",
+        description="Publish Online Retail invoice lines to Kafka. Connection and topic names come from "
+        "SEG_KAFKA__* and SEG_TOPICS__* variables; tuning from SEG_PRODUCER_* (see producer/settings.py).",
+    )
+    add_commands(parser.add_subparsers(title="commands", required=True, metavar="COMMAND"))
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the process exit code."""
     args = build_parser().parse_args(argv)
-    if args.command == "simulate":
-        return simulate_command.run(args)
-    logging.basicConfig(
-        level=logging.WARNING if args.quiet else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    # kafka-python logs every connection step at INFO, and warns whenever its I/O thread
-    # waited >100 ms for the GIL (routine at full speed; it says nothing about delivery).
-    logging.getLogger("kafka").setLevel(logging.WARNING)
-    logging.getLogger("kafka.net.selector").setLevel(logging.ERROR)
+    code: int = args.command(args)
+    return code
+
+
+def replay_command(args: argparse.Namespace) -> int:
+    """Replay as asked; on SIGINT/SIGTERM flush, save the checkpoint and exit 128 + the signal."""
+    configure_logging(level=logging.WARNING if args.quiet else logging.INFO)
     stop = threading.Event()
     received: list[int] = []
 

@@ -28,24 +28,34 @@ BATCH = 2_000
 QUEUE_BATCHES = 16  # bounds memory: at most this many batches wait for the sender
 
 
-class Message(NamedTuple):
-    """One event ready for the wire; ``at`` (event time) only for invoice lines."""
+class LineMessage(NamedTuple):
+    """An invoice line ready for the wire: keyed by customer, paced by its event time ``at``."""
 
-    dead_letter: bool
-    key: bytes | None
+    key: bytes
     value: bytes
-    headers: list[tuple[str, bytes]]
-    at: datetime | None
+    at: datetime
     guest: bool
-    reason: str | None
+    headers: tuple[tuple[str, bytes], ...] = ()
+
+
+class DeadLetterMessage(NamedTuple):
+    """A dead letter ready for the wire (no key), with its ``reason`` for the summary."""
+
+    value: bytes
+    headers: tuple[tuple[str, bytes], ...]
+    reason: str
+    key: None = None
+
+
+Message = LineMessage | DeadLetterMessage
 
 
 def to_message(event: ParsedLine | DeadLetter) -> Message:
     """Serialise one event exactly as it is published."""
     if isinstance(event, ParsedLine):
         key = event.partition_key.encode()
-        return Message(False, key, event.to_json(), [], event.invoice_date, event.customer_id is None, None)
-    return Message(True, None, event.model_dump_json().encode(), event.headers(), None, False, event.reason)
+        return LineMessage(key, event.to_json(), event.invoice_date, event.customer_id is None)
+    return DeadLetterMessage(event.model_dump_json().encode(), tuple(event.headers()), event.reason)
 
 
 def local_messages(

@@ -32,7 +32,7 @@ from producer.acks import AckTracker
 from producer.checkpoint import Checkpoint, Saved, fingerprint
 from producer.events import EventCounts, Selection
 from producer.pacing import Pacer
-from producer.prepare import Message, local_messages, prepared_messages
+from producer.prepare import DeadLetterMessage, Message, local_messages, prepared_messages
 from producer.settings import ProducerSettings
 from producer.target import Target, observe, resume_point
 from producer.validation import Limits
@@ -266,13 +266,13 @@ class _Run:
                 if seq >= start:
                     if tracker.pending >= config.max_unacknowledged and not self._make_room(tracker):
                         break
-                    if not message.dead_letter:
-                        pacer.wait(message.at)  # type: ignore[arg-type]
+                    if not isinstance(message, DeadLetterMessage):
+                        pacer.wait(message.at)
                     sink.send(message, seq)
                 if seq < run_start:
                     summary.skipped_by_resume += 1
-                elif message.dead_letter:
-                    summary.dead_lettered[message.reason] += 1  # type: ignore[index]
+                elif isinstance(message, DeadLetterMessage):
+                    summary.dead_lettered[message.reason] += 1
                 else:
                     summary.sent += 1
                     summary.guests += message.guest
@@ -367,10 +367,10 @@ class _Sink:
     def send(self, message: Message, seq: int) -> None:
         headers = [*message.headers, (SEQ_HEADER, str(seq).encode())]
         try:
-            if message.dead_letter:
+            if isinstance(message, DeadLetterMessage):
                 future = self.producer.send(self.dead_letter, value=message.value, headers=headers)
             else:
-                partition = self.partition_of(message.key)  # type: ignore[arg-type]
+                partition = self.partition_of(message.key)
                 future = self.producer.send(
                     self.topic, key=message.key, value=message.value, partition=partition, headers=headers
                 )

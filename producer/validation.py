@@ -65,24 +65,41 @@ class ParsedLine(NamedTuple):
 
 def parse_row(raw: Raw, limits: Limits = LIMITS) -> ParsedLine:
     """Validate and parse one row; raise a :class:`RecordError` subclass naming the field."""
-    for name in REQUIRED:
-        value = raw.get(name)
-        if value is None or not value.strip():
-            raise MissingFieldError(f"{name} is missing", field=name)
-    fields = {
-        "invoice_no": raw["invoice_no"],
-        "stock_code": raw["stock_code"],
-        "description": raw.get("description") or None,
-        "quantity": parse_quantity(raw["quantity"], limits),  # type: ignore[arg-type]
-        "invoice_date": parse_timestamp(raw["invoice_date"], limits),  # type: ignore[arg-type]
-        "unit_price": parse_price(raw["unit_price"], limits),  # type: ignore[arg-type]
-        "customer_id": normalise_customer_id(raw.get("customer_id")),
-        "country": raw["country"],
-    }
-    for name in ("invoice_no", "stock_code", "country", "description", "customer_id"):
-        if fields[name] is not None:
-            check_text(name, fields[name], limits, required=name != "description")
-    return ParsedLine({"event_id": event_id_of(**fields), **fields})  # type: ignore[arg-type]
+    invoice_no, stock_code, quantity_text, date_text, price_text, country = [_required(raw, name) for name in REQUIRED]
+    description = raw.get("description") or None
+    quantity = parse_quantity(quantity_text, limits)
+    invoice_date = parse_timestamp(date_text, limits)
+    unit_price = parse_price(price_text, limits)
+    customer_id = normalise_customer_id(raw.get("customer_id"))
+    for name, value in (("invoice_no", invoice_no), ("stock_code", stock_code), ("country", country)):
+        check_text(name, value, limits)
+    if description is not None:
+        check_text("description", description, limits, required=False)
+    if customer_id is not None:
+        check_text("customer_id", customer_id, limits)
+    event_id = event_id_of(
+        invoice_no, stock_code, description, quantity, invoice_date, unit_price, customer_id, country
+    )
+    return ParsedLine(
+        {
+            "event_id": event_id,
+            "invoice_no": invoice_no,
+            "stock_code": stock_code,
+            "description": description,
+            "quantity": quantity,
+            "invoice_date": invoice_date,
+            "unit_price": unit_price,
+            "customer_id": customer_id,
+            "country": country,
+        }
+    )
+
+
+def _required(raw: Raw, name: str) -> str:
+    value = raw.get(name)
+    if value is None or not value.strip():
+        raise MissingFieldError(f"{name} is missing", field=name)
+    return value
 
 
 def validate_row(raw: Raw, limits: Limits = LIMITS) -> InvoiceLine:

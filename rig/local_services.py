@@ -15,6 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 from types import TracebackType
+from typing import Self
 
 from shared.exceptions import ServiceUnavailableError
 
@@ -40,6 +41,7 @@ class _LocalProcess:
     """A child process bound to one port, started and stopped explicitly."""
 
     port: int
+    workdir: Path
     process: subprocess.Popen[bytes] | None = None
 
     def command(self) -> list[str]:
@@ -77,7 +79,7 @@ class _LocalProcess:
         if getattr(self, "log", None):
             self.log.close()
 
-    def __enter__(self) -> _LocalProcess:
+    def __enter__(self) -> Self:
         self.start()
         return self
 

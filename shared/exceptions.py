@@ -119,6 +119,10 @@ class UnknownCustomerError(SegmentationError):
         super().__init__(f"customer {customer_id} has no record under Redis prefix {prefix!r}")
 
 
+class MissingTopicError(SegmentationError):
+    """The topic has no partitions: nothing was ever published to it."""
+
+
 class ServiceUnavailableError(SegmentationError):
     """Kafka or Redis does not answer; the caller retries with backoff."""
 

@@ -24,7 +24,17 @@ import redis
 from rig.local_services import RedisServer, TansuBroker
 from shared.settings import Settings, isolated_settings
 
+# A test that asks for any of these (directly or through another fixture) is marked
+# ``services``; ``pytest -m "not services"`` runs the rest: pure logic, no broker, Redis or data file.
+SERVICE_FIXTURES = frozenset({"kafka_bootstrap", "redis_url", "dataset"})
+
 DATASET = Path(os.environ.get("SEG_DATASET", Path(__file__).resolve().parents[2] / "shared/data/online_retail.csv.xz"))
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if SERVICE_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.services)
 
 
 def _docker_answers() -> bool:

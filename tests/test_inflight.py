@@ -12,7 +12,11 @@ from worker.stream.inflight import InflightCommit
 def test_a_commit_lands_in_the_background_and_settle_returns_its_offsets() -> None:
     inflight = InflightCommit()
     release = threading.Event()
-    inflight.submit(release.wait, {0: 10}, frozenset({"a"}))
+
+    def land() -> None:
+        release.wait()
+
+    inflight.submit(land, {0: 10}, frozenset({"a"}))
     with pytest.raises(RuntimeError, match="still in flight"):
         inflight.submit(lambda: None, {0: 20}, frozenset())
     release.set()

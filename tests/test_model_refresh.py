@@ -101,16 +101,17 @@ def test_refresh_while_the_worker_runs(settings: Settings, redis_client: redis.R
     bootstrap_simulated(settings, redis_client, tmp_path, stream_days=30)
     replay_simulated(settings, tmp_path, CUTOFF)
     worker = _worker(settings)
-    outcome: dict[str, object] = {}
+    before: dict[str, str] = {}
+    results: list[RefreshResult] = []
 
     def refresh_once_caught_up() -> None:
         try:
             deadline = time.monotonic() + 120
             while not (worker.stored_offsets and worker._caught_up()) and time.monotonic() < deadline:
                 time.sleep(0.2)
-            outcome["before"] = _published(redis_client, keys)
+            before.update(_published(redis_client, keys))
             result = _refit(redis_client, keys)
-            outcome["result"] = result
+            results.append(result)
             while worker.processor.model.version != result.snapshot.version and time.monotonic() < deadline:
                 time.sleep(0.2)
         finally:
@@ -120,9 +121,9 @@ def test_refresh_while_the_worker_runs(settings: Settings, redis_client: redis.R
     helper.start()
     worker.run()
     helper.join()
-    result = outcome["result"]
-    assert isinstance(result, RefreshResult) and worker.processor.model.version == result.snapshot.version
-    _check_refresh(settings, redis_client, keys, outcome["before"], result)  # type: ignore[arg-type]
+    [result] = results
+    assert worker.processor.model.version == result.snapshot.version
+    _check_refresh(settings, redis_client, keys, before, result)
     _restart_changes_nothing(settings, redis_client, keys)
 
 

@@ -10,6 +10,7 @@ import time
 from collections import Counter
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -70,8 +71,8 @@ def seq_of(record: ConsumerRecord) -> int:
     return int(dict(record.headers)[SEQ_HEADER])
 
 
-def config(tmp_path: Path, **changes: object) -> ProducerSettings:
-    return ProducerSettings(checkpoint_dir=tmp_path / "checkpoints", **changes)  # type: ignore[arg-type]
+def config(tmp_path: Path, **changes: Any) -> ProducerSettings:
+    return ProducerSettings(checkpoint_dir=tmp_path / "checkpoints", **changes)
 
 
 def write_rows(path: Path, rows: list[str], encoding: str = "utf-8") -> Path:

@@ -104,7 +104,7 @@ def test_ack_watermark_only_moves_over_a_contiguous_prefix() -> None:
     futures = [Future() for _ in range(4)]
     tracker = AckTracker(acked=10, ends={("t", 0): 7})
     for future in futures:
-        tracker.track(future)  # type: ignore[arg-type]
+        tracker.track(future)
     futures[1].success(acked_at(1, 3))
     futures[3].success(acked_at(1, 4))
     assert tracker.advance() == 10 and tracker.ends == {("t", 0): 7}

@@ -5,7 +5,9 @@ from __future__ import annotations
 import bz2
 import gzip
 import lzma
+from collections.abc import Callable
 from pathlib import Path
+from typing import IO, Any
 
 import pandas as pd
 import pytest
@@ -23,14 +25,15 @@ ROWS = [
 def write_csv(path: Path, header: list[str], rows: list[list[str]], encoding: str = "utf-8") -> Path:
     lines = [",".join(header), *(",".join(row) for row in rows)]
     text = "\n".join(lines) + "\n"
-    opener = {".gz": gzip.open, ".xz": lzma.open, ".bz2": bz2.open}.get(path.suffix, open)
+    openers: dict[str, Callable[..., IO[str]]] = {".gz": gzip.open, ".xz": lzma.open, ".bz2": bz2.open}
+    opener = openers.get(path.suffix, open)
     with opener(path, "wt", encoding=encoding) as handle:
         handle.write(text)
     return path
 
 
-def read_all(path: Path, **kwargs: object) -> pd.DataFrame:
-    return pd.concat(list(open_rows(path, **kwargs)))  # type: ignore[arg-type]
+def read_all(path: Path, **kwargs: Any) -> pd.DataFrame:
+    return pd.concat(list(open_rows(path, **kwargs)))
 
 
 def expected_frame() -> pd.DataFrame:

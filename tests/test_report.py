@@ -22,12 +22,12 @@ from PIL import Image
 from shared.contracts.drift_alert import Contributor, DriftAlert, EventWindow
 from shared.settings import Settings, as_environment
 from shared.state.keys import Keys
+from shared.topic_reader import ReadOptions, read
 from tests.tools_helpers import START, alert, bootstrap_simulated, change, publish, stream_simulated
 from worker.cli import main
 from worker.report import history
 from worker.report.gather import gather
 from worker.report.page import write
-from worker.tools.topic import ReadOptions, read
 
 CHROMIUM_TIMEOUT_S = 120
 

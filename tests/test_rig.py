@@ -23,7 +23,7 @@ def test_broker_round_trip(settings: Settings) -> None:
     partitions = [TopicPartition(topic, p) for p in range(2)]
     consumer.assign(partitions)
     consumer.seek_to_beginning()
-    values = []
+    values: list[int] = []
     while len(values) < 10:
         for records in consumer.poll(timeout_ms=1000).values():
             values.extend(int(r.value) for r in records)

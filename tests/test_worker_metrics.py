@@ -25,10 +25,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from rig.local_services import free_port
 from shared.exceptions import ConfigError
 from shared.kafka_clients import make_producer
+from shared.logs import JsonFormatter
 from shared.settings import Settings, load
 from shared.state.keys import Keys
 from tests.tools_helpers import CUTOFF, bootstrap_simulated, replay_simulated
-from worker.observability.logs import JsonFormatter
 from worker.stream.loop import Worker
 from worker.stream.settings import WorkerSettings
 

@@ -23,6 +23,7 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -36,7 +37,7 @@ from tests.tools_helpers import CUTOFF, bootstrap_simulated, replay_simulated
 from worker.stream.loop import Worker
 from worker.stream.settings import WorkerSettings
 
-OPTIONS = {"batch_max_records": 100, "retry_initial_s": 0.2, "retry_max_s": 1.0}
+OPTIONS: dict[str, Any] = {"batch_max_records": 100, "retry_initial_s": 0.2, "retry_max_s": 1.0}
 
 
 def _aggregates(client: redis.Redis, keys: Keys) -> dict[str, str]:
@@ -52,7 +53,7 @@ def _products_match_members(client: redis.Redis, keys: Keys) -> None:
             expected[keys.segment_products(int(record["published"]))].update(units)
     stored = {
         key: dict(client.zrange(key, 0, -1, withscores=True))
-        for key in client.scan_iter(match=keys.segment_products("*"))
+        for key in client.scan_iter(match=keys.segment_products_pattern)
     }
     assert stored == {key: {p: float(n) for p, n in units.items() if n} for key, units in expected.items()}
 

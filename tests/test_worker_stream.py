@@ -106,8 +106,8 @@ def _assert_matches_batch(client: redis.Redis, keys: Keys, truth: Truth) -> dict
     assert int(stored_guests["lines"]) == guests.lines
     assert _close(float(stored_guests["amount"]), guests.amount)
     assert client.scard(keys.guest_invoices) == len(guests.invoices)
-    expected = _segment_products(truth.product_lines, _published_segments(records))
-    assert _stored_segment_products(client, keys) == expected
+    products = _segment_products(truth.product_lines, _published_segments(records))
+    assert _stored_segment_products(client, keys) == products
     return records
 
 

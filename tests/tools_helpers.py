@@ -87,7 +87,7 @@ def alert(alert_id: str, monitor: str, state: str = "open") -> DriftAlert:
     return DriftAlert(
         alert_id=alert_id,
         incident_id=f"inc-{monitor}",
-        state=state,  # type: ignore[arg-type]
+        state=state,
         severity="warning",
         monitor=monitor,
         method="psi",

@@ -1,5 +1,7 @@
-"""Command line of the worker: one function and one parser block per subcommand.
+"""``live-segments``: every command in one, the producer's (``replay``, ``simulate``) and the worker's.
 
+One function and one parser block per subcommand; the producer's come from
+:func:`producer.cli.add_commands`. ``python -m worker`` runs the same command line.
 Our own errors (:class:`SegmentationError`) end the process with exit code 2 and
 a one-line message; anything else is a bug and keeps its traceback.
 """
@@ -13,18 +15,20 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from producer.cli import add_commands as add_producer_commands
 from shared.cli_types import iso_datetime
 from shared.exceptions import SegmentationError
+from shared.logs import configure_logging
 from shared.settings import Settings, load
 from worker.bootstrap.settings import BootstrapSettings
-from worker.observability.logs import configure_logging
 
 Command = Callable[[argparse.Namespace], int]
 
 
 def bootstrap(args: argparse.Namespace) -> int:
-    """Fit the first model on history and seed Redis with it."""
+    """Fit the first model on history and seed Redis with it (with --if-absent: unless a model is live)."""
     from shared.redis_client import connect
+    from shared.state.model_store import current_version
     from worker.bootstrap.pipeline import run_bootstrap
     from worker.bootstrap.summary import summary
 
@@ -36,6 +40,10 @@ def bootstrap(args: argparse.Namespace) -> int:
     options = load(BootstrapSettings, **overrides)
     settings = load(Settings)
     client, keys = connect(settings)
+    live = current_version(client, keys) if args.if_absent else None
+    if live is not None:
+        print(f"model v{live} is live under Redis prefix {keys.prefix!r}: nothing to do (--if-absent)")
+        return 0
     result = run_bootstrap(
         args.input, args.until, client, keys, options, partitions=settings.topics.partitions, force=args.force
     )
@@ -60,8 +68,15 @@ def _add_bootstrap(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--k-min", type=int, help="smallest k tried by the silhouette search (default 3)")
     parser.add_argument("--k-max", type=int, help="largest k tried by the silhouette search (default 8)")
     parser.add_argument("--seed", type=int, help="random seed of k-means and the silhouette sample (default 42)")
-    parser.add_argument(
+    live = parser.add_mutually_exclusive_group()
+    live.add_argument(
         "--force", action="store_true", help="replace a live model (or re-seed state from the same model)"
+    )
+    live.add_argument(
+        "--if-absent",
+        action="store_true",
+        help="exit 0 at once when any model is live (also one a refresh installed): for start scripts and "
+        "Compose, where the bootstrap runs before every start",
     )
     parser.add_argument("--model-file", type=Path, help="where the model JSON is written (default out/model.json)")
     parser.set_defaults(command=bootstrap)
@@ -261,9 +276,15 @@ def _add_report(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(command=report)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m worker", description="Customer segmentation worker.")
-    subparsers = parser.add_subparsers(title="commands", required=True)
+def build_parser(prog: str = "live-segments") -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description="Streaming customer segmentation: replay invoices to Kafka, fit the first model, run the "
+        "workers and the drift monitor, and read what they produce. Settings come from SEG_* environment "
+        "variables (see README); `COMMAND --help` explains each command.",
+    )
+    subparsers = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
+    add_producer_commands(subparsers)
     _add_bootstrap(subparsers)
     _add_run(subparsers)
     _add_monitor(subparsers)
@@ -273,8 +294,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def main(argv: Sequence[str] | None = None, prog: str = "live-segments") -> int:
+    """Run one command; returns the process exit code."""
+    args = build_parser(prog).parse_args(argv)
     configure_logging()
     command: Command = args.command
     try:

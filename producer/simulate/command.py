@@ -1,4 +1,4 @@
-"""``python -m producer simulate``: its parser block and the function it runs."""
+"""``live-segments simulate`` (or ``python -m producer simulate``): its parser block and the function it runs."""
 
 from __future__ import annotations
 
@@ -49,6 +49,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         help="inject drift (repeatable): order-value-shift:2011-09-01:1.0 raises log order value by 1.0 sigma "
         "from that time; churn:2011-09-01:0.3 makes 30%% of loyal customers stop buying then",
     )
+    parser.set_defaults(command=run)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -42,4 +42,4 @@ def parse_drift(text: str) -> DriftEpisode:
         raise ValueError(f"{text!r} is not KIND:DATE:MAGNITUDE (e.g. churn:2011-09-01:0.3)") from None
     if kind == "churn" and not 0 < value <= 1:
         raise ValueError(f"churn magnitude is a fraction of loyal customers in (0, 1], not {value}")
-    return DriftEpisode(kind, at, value)  # type: ignore[arg-type]
+    return DriftEpisode(kind, at, value)

@@ -178,7 +178,7 @@ class InvoiceLine(BaseModel):
 
     @classmethod
     def create(cls, **fields: Any) -> InvoiceLine:
-        """Build a line and derive its event id from its fields."""
+        """Build a line from its eight fields (:func:`event_id_of`'s arguments) and derive its event id."""
         return cls(event_id=event_id_of(**fields), **fields)
 
     @property

@@ -85,7 +85,7 @@ def _as_text(column: pd.Series) -> pd.Series:
 def _cell_text(value: object) -> str | None:
     if value is None or isinstance(value, str):
         return value
-    if pd.isna(value):  # type: ignore[call-overload]
+    if pd.isna(value):
         return None
     return str(value)
 

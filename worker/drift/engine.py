@@ -151,7 +151,7 @@ class DriftEngine:
         state = self.ledger.step(evaluation.monitor, family_state, worst.method, worst.statistic, evaluation.window.end)
         if state is None:
             return []
-        severity = max((m.severity for m in self.machines.values() if m.is_open), key=LEVELS.index, default="info")
+        severity = max((m.severity for m in self.machines.values() if m.is_open), key=LEVELS.index, default=LEVELS[0])
         return [build_alert(self.ledger, severity, state, evaluation, self.context, extra, self.segments.shares_now())]
 
     @property
@@ -188,7 +188,7 @@ class DriftEngine:
         activity = state.get("activity")
         reference = None if activity is None else ActivityReference.model_validate(activity["reference"])
         engine = cls(snapshot, settings, references, activity=reference)
-        if engine.activity is not None:
+        if engine.activity is not None and activity is not None:
             engine.activity.load_state_dict(activity)
         engine.invoices.load_state_dict(state["invoices"])
         engine.segments.load_state_dict(state["segments"])

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+from numpy.typing import ArrayLike
 from pydantic import BaseModel
 from scipy.stats import wasserstein_distance
 
@@ -29,7 +30,7 @@ class Threshold(BaseModel):
     source: str
 
 
-def psi(window_shares: Sequence[float], reference_shares: Sequence[float]) -> float:
+def psi(window_shares: ArrayLike, reference_shares: ArrayLike) -> float:
     """Population stability index Σ (w - r)·ln(w / r) over bins."""
     window = np.clip(np.asarray(window_shares, dtype=float), EPSILON, None)
     reference = np.clip(np.asarray(reference_shares, dtype=float), EPSILON, None)

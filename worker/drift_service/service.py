@@ -104,7 +104,7 @@ class DriftMonitor:
         self.metrics = DriftMetrics()
         self.health = Health(liveness_timeout_s=60.0)
         self.server = (
-            ObservabilityServer(options.metrics_port, self.metrics.registry, self.health)
+            ObservabilityServer(options.metrics_port, self.metrics.registry, self.health, options.metrics_host)
             if options.metrics_port
             else None
         )

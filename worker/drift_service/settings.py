@@ -17,3 +17,6 @@ class MonitorSettings(BaseSettings):
     poll_timeout_ms: int = Field(500, ge=10)
     recent_alerts: int = Field(500, ge=1, description="alerts kept in Redis (drift:alerts) for dashboards and the CLI")
     metrics_port: int = Field(0, ge=0, le=65535, description="serve /metrics, /healthz, /readyz here; 0 = off")
+    metrics_host: str = Field(
+        "127.0.0.1", min_length=1, description="address the metrics port listens on (0.0.0.0 in a container)"
+    )

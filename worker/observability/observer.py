@@ -28,6 +28,7 @@ class Observer:
     def __init__(
         self,
         metrics_port: int,
+        metrics_host: str,
         liveness_timeout_s: float,
         segments: Callable[[], tuple[Mapping[int, str], np.ndarray, np.ndarray]],
     ) -> None:
@@ -35,7 +36,9 @@ class Observer:
         self.metrics = WorkerMetrics()
         self.metrics.watch_segments(lambda: segment_sizes(*segments()))
         self.health = Health(liveness_timeout_s)
-        self.server = ObservabilityServer(metrics_port, self.metrics.registry, self.health) if metrics_port else None
+        self.server = (
+            ObservabilityServer(metrics_port, self.metrics.registry, self.health, metrics_host) if metrics_port else None
+        )
 
     def polled(self, highwater: Mapping[int, int], applied: Mapping[int, int]) -> None:
         """After each poll: the loop is alive, and the lag of every owned partition.

@@ -51,25 +51,35 @@ class _Handler(BaseHTTPRequestHandler):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, port: int, registry: CollectorRegistry, health: Health) -> None:
+    def __init__(self, host: str, port: int, registry: CollectorRegistry, health: Health) -> None:
         self.registry = registry
         self.health = health
-        super().__init__(("0.0.0.0", port), _Handler)
+        super().__init__((host, port), _Handler)
 
 
 class ObservabilityServer:
-    """Serves a worker's registry and health until :meth:`close`."""
+    """Serves a worker's registry and health until :meth:`close`.
 
-    def __init__(self, port: int, registry: CollectorRegistry, health: Health) -> None:
+    On ``host`` 127.0.0.1 by default: only this machine reads the endpoints unless
+    the operator opens them (``SEG_WORKER_METRICS_HOST=0.0.0.0`` in a container).
+    """
+
+    def __init__(self, port: int, registry: CollectorRegistry, health: Health, host: str = "127.0.0.1") -> None:
         try:
-            self._server = _Server(port, registry, health)
+            self._server = _Server(host, port, registry, health)
         except OSError as exc:
             raise ServiceUnavailableError(
-                f"cannot serve metrics on port {port} ({exc}); choose another SEG_WORKER_METRICS_PORT"
+                f"cannot serve metrics on {host}:{port} ({exc}); choose another port or address "
+                "(SEG_WORKER_METRICS_PORT and _HOST, or SEG_MONITOR_METRICS_PORT and _HOST for the drift monitor)"
             ) from exc
         self._thread = threading.Thread(target=self._server.serve_forever, name="worker-http", daemon=True)
         self._thread.start()
-        log.info("metrics and health on port %d: /metrics /healthz /readyz", self.port, extra={"port": self.port})
+        log.info(
+            "metrics and health on %s:%d: /metrics /healthz /readyz",
+            host,
+            self.port,
+            extra={"host": host, "port": self.port},
+        )
 
     @property
     def port(self) -> int:

@@ -9,18 +9,20 @@ from __future__ import annotations
 import io
 from collections.abc import Sequence
 from datetime import timedelta
+from typing import Any
 
 import matplotlib
 import numpy as np
 from matplotlib.axes import Axes
-from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
+from matplotlib.dates import AutoDateLocator, ConciseDateFormatter, date2num
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
+from matplotlib.typing import RcKeyType
 
 from worker.report.content import Incident, ReportData, SegmentProfile
-from worker.tools.segments import PROFILE_COLUMNS
+from worker.segmentation.profile import PROFILE_COLUMNS
 
-SVG_STYLE = {"svg.fonttype": "none", "svg.hashsalt": "live-segments", "font.size": 9}
+SVG_STYLE: dict[RcKeyType, Any] = {"svg.fonttype": "none", "svg.hashsalt": "live-segments", "font.size": 9}
 NO_METADATA = {"Date": None, "Creator": None, "Format": None, "Type": None}
 SEVERITY_COLOURS = {"info": "#4c78a8", "warning": "#f58518", "critical": "#e45756"}
 MIN_INCIDENT_WIDTH = timedelta(days=1)
@@ -80,7 +82,7 @@ def sizes_chart(data: ReportData) -> str:
     figure = Figure(figsize=(10, 4))
     ax = figure.subplots()
     ids = list(data.sizes.sizes)
-    ax.stackplot(data.sizes.times, [data.sizes.sizes[s] for s in ids], labels=[data.name(s) for s in ids])
+    ax.stackplot(date2num(data.sizes.times), [data.sizes.sizes[s] for s in ids], labels=[data.name(s) for s in ids])
     ax.set_ylabel("customers (published segment)")
     _dates(ax)
     ax.margins(x=0)
@@ -119,8 +121,8 @@ def incidents_chart(incidents: list[Incident]) -> str:
         width = max(incident.end - incident.opened, MIN_INCIDENT_WIDTH)
         ax.barh(
             monitors.index(incident.monitor),
-            width,
-            left=incident.opened,
+            width / timedelta(days=1),
+            left=date2num(incident.opened),
             height=0.6,
             color=SEVERITY_COLOURS[incident.severity],
             hatch="//" if incident.closed is None else None,

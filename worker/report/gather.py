@@ -17,14 +17,15 @@ from pydantic import BaseModel
 
 from shared.contracts.drift_alert import DriftAlert
 from shared.contracts.segment_change import SegmentChange
+from shared.exceptions import MissingTopicError
 from shared.redis_client import connect
 from shared.settings import KafkaSettings, Settings
 from shared.state.keys import Keys
 from shared.state.model_stats import live_stats
 from shared.state.model_store import require_current
+from shared.topic_reader import ReadOptions, read
 from worker.report import history
 from worker.report.content import ReportData, SegmentProfile
-from worker.tools.topic import MissingTopicError, ReadOptions, read
 
 TOP_PRODUCTS = 10
 REDIS_BATCH = 5_000

@@ -51,12 +51,12 @@ def size_history(
     sizes: dict[int, list[int]] = {segment: [] for segment in sorted(ids)}
     members = Counter(s for s in segment_of.values() if s is not None)
     pending = iter(changes)
-    change = next(pending, None)
+    upcoming = next(pending, None)
     for time in times:
-        while change is not None and change.event_time < time:
-            _move(members, segment_of.get(change.customer_id), change.current.id)
-            segment_of[change.customer_id] = change.current.id
-            change = next(pending, None)
+        while upcoming is not None and upcoming.event_time < time:
+            _move(members, segment_of.get(upcoming.customer_id), upcoming.current.id)
+            segment_of[upcoming.customer_id] = upcoming.current.id
+            upcoming = next(pending, None)
         for segment, counts in sizes.items():
             counts.append(members[segment])
     return SizeHistory(times=times, sizes=sizes)

@@ -149,7 +149,7 @@ class Worker:
         producer = make_producer(settings.kafka)
         consumer = make_consumer(settings.kafka, options.group_id)
         fetcher = Fetcher(settings, self.topic, options.batch_max_records, options.fetch_partition_bytes)
-        observer = Observer(options.metrics_port, options.liveness_timeout_s, self._segments)
+        observer = Observer(options.metrics_port, options.metrics_host, options.liveness_timeout_s, self._segments)
         parts = Parts(
             redis=client,
             checkpoint=Checkpoint(client, self.keys, self.topic),

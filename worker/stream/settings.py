@@ -74,7 +74,10 @@ class WorkerSettings(BaseSettings):
     retry_initial_s: float = Field(0.5, gt=0)
     retry_max_s: float = Field(30.0, gt=0)
     metrics_port: int = Field(
-        0, ge=0, le=65535, description="port of /metrics, /healthz and /readyz (all interfaces); 0 = no HTTP server"
+        0, ge=0, le=65535, description="port of /metrics, /healthz and /readyz; 0 = no HTTP server"
+    )
+    metrics_host: str = Field(
+        "127.0.0.1", min_length=1, description="address the metrics port listens on (0.0.0.0 in a container)"
     )
     liveness_timeout_s: float = Field(
         60.0, gt=0, description="/healthz fails when the loop has not polled for this long"

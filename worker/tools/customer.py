@@ -14,14 +14,14 @@ from typing import Any
 
 from shared.contracts.model_snapshot import ModelSnapshot
 from shared.contracts.segment_change import SegmentChange
-from shared.exceptions import UnknownCustomerError
+from shared.exceptions import MissingTopicError, UnknownCustomerError
 from shared.features.aggregates import CustomerAggregates
 from shared.redis_client import connect
 from shared.settings import Settings
 from shared.state.model_store import load_current
+from shared.topic_reader import ReadOptions, read
 from worker.tools import changes as change_feed
 from worker.tools.output import json_line, table
-from worker.tools.topic import MissingTopicError, ReadOptions, read
 
 
 def summary(aggregates: CustomerAggregates) -> dict[str, Any]:

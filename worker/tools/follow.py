@@ -16,8 +16,8 @@ from typing import Generic, TextIO, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from shared.settings import KafkaSettings
+from shared.topic_reader import ReadOptions, read
 from worker.tools.output import json_line
-from worker.tools.topic import ReadOptions, read
 
 Event = TypeVar("Event", bound=BaseModel)
 

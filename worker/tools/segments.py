@@ -17,16 +17,8 @@ from shared.redis_client import connect
 from shared.settings import Settings
 from shared.state.model_stats import live_stats
 from shared.state.model_store import require_current
+from worker.segmentation.profile import PROFILE_COLUMNS
 from worker.tools.output import json_line, table
-
-PROFILE_COLUMNS = (
-    ("recency_days", "recency d"),
-    ("frequency", "invoices"),
-    ("monetary", "spend"),
-    ("avg_order_value", "order value"),
-    ("tenure_days", "tenure d"),
-    ("cancellation_rate", "cancel rate"),
-)
 
 
 def segment_rows(snapshot: ModelSnapshot, counts: np.ndarray) -> list[dict[str, Any]]:

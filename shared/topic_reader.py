@@ -1,6 +1,7 @@
 """Reading a topic outside any consumer group: live, from the start, or one partition.
 
-Why not :func:`shared.kafka_clients.read_to_end`: the tools also follow a topic
+Used by the consumer tools and the report. Why not :func:`shared.kafka_clients.read_to_end`:
+the tools also follow a topic
 *live* (from now, until a count or an idle timeout) and read a single partition
 (a customer's, found with the producer's key hash). Reading "to the end" here
 means up to the end offsets *and* until two polls in a row return nothing,
@@ -10,23 +11,19 @@ because Tansu's end offsets can stop short of the last batch.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Generator
 from dataclasses import dataclass
 
 from kafka import TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
 
-from shared.exceptions import SegmentationError
+from shared.exceptions import MissingTopicError
 from shared.kafka_clients import make_consumer
 from shared.partitioner import partition_of
 from shared.settings import KafkaSettings
 
 POLL_MS = 200
 QUIET_POLLS_AT_END = 2
-
-
-class MissingTopicError(SegmentationError):
-    """The topic has no partitions: nothing was ever published to it."""
 
 
 @dataclass(frozen=True)
@@ -44,7 +41,7 @@ class ReadOptions:
     key: str | None = None
 
 
-def read(settings: KafkaSettings, topic: str, options: ReadOptions) -> Iterator[ConsumerRecord]:
+def read(settings: KafkaSettings, topic: str, options: ReadOptions) -> Generator[ConsumerRecord]:
     """Records of ``topic`` in arrival order per partition; close the iterator to stop early."""
     consumer = make_consumer(settings, group_id=None)
     try:
