@@ -31,7 +31,7 @@ def reference(dataset: Path, start: datetime, largest: int = 3, others: int = 3)
     by_lines = rows["customer_id"].value_counts()
     chosen = list(by_lines.index[:largest])
     chosen += random.Random(0).sample(sorted(by_lines.index[largest:]), others)
-    aggregates = batch_aggregates(rows[rows["customer_id"].isin(chosen)])
+    aggregates = batch_aggregates(rows[rows["customer_id"].isin(chosen)]).as_dict()
     return {customer: peer_view(aggregates[customer]) for customer in chosen}
 
 
@@ -42,8 +42,8 @@ def peer_view(aggregates: CustomerAggregates) -> dict[str, Any]:
         "units": aggregates.units,
         "gross_spend": aggregates.gross_spend,
         "cancel_amount": aggregates.cancel_amount,
-        "invoices": len(aggregates.invoices),
-        "products": len(aggregates.products),
+        "invoices": aggregates.invoices,
+        "products": aggregates.products,
         "first_purchase": aggregates.first_purchase and aggregates.first_purchase.isoformat(),
         "last_purchase": aggregates.last_purchase and aggregates.last_purchase.isoformat(),
     }

@@ -38,17 +38,17 @@ from sklearn.metrics import adjusted_rand_score
 
 from bench import peer_check
 from producer.replay import ReplayOptions, replay
-from shared.features.aggregates import CustomerAggregates
 from shared.features.scaling import transform_matrix
-from shared.features.vector import FEATURE_NAMES, compute_features
 from shared.kafka_clients import make_consumer, read_to_end
 from shared.redis_client import make_redis
 from shared.settings import Settings, as_environment, isolated_settings
 from shared.state.keys import Keys
+from shared.state.layout import stream_clock
 from shared.state.model_stats import live_stats
 from shared.state.model_store import load_current
 from worker.bootstrap.pipeline import run_bootstrap
 from worker.bootstrap.settings import BootstrapSettings
+from worker.refresh.refit import current_features
 
 CUTOFF = datetime(2011, 6, 1)
 ROOT = Path(__file__).resolve().parents[1]
@@ -152,19 +152,12 @@ def _quality(settings: Settings) -> dict[str, float]:
     keys = Keys(settings.redis.key_prefix)
     snapshot = load_current(client, keys)
     assert snapshot is not None
-    as_of = datetime.fromisoformat(client.get(keys.watermark))
-    ids = sorted(client.smembers(keys.customers))
-    pipe = client.pipeline(transaction=False)
-    for cid in ids:
-        pipe.hget(keys.customer(cid), "agg")
-    rows = []
-    for text in pipe.execute():
-        features = compute_features(CustomerAggregates.from_json(text), as_of)
-        if features is not None:
-            rows.append([features[name] for name in FEATURE_NAMES])
-    vectors = transform_matrix(np.array(rows), snapshot.transform)
-    sums, counts = live_stats(client, keys, snapshot)
-    centroids = sums[counts > 0] / counts[counts > 0, None]
+    as_of = stream_clock(client, keys)
+    assert as_of is not None
+    rows = current_features(client, keys, as_of).to_numpy()
+    vectors = transform_matrix(rows, snapshot.transform)
+    stats = live_stats(client, keys, snapshot)
+    centroids = stats.centroids(np.array([s.centroid for s in snapshot.segments]))[stats.counts > 0]
     streaming = ((vectors[:, None, :] - centroids[None]) ** 2).sum(axis=2)
     batch = KMeans(n_clusters=len(centroids), init="k-means++", n_init=10, random_state=0).fit(vectors)
     # Lloyd's algorithm run to convergence from the streaming centroids: how much of
@@ -205,7 +198,9 @@ def run(settings: Settings, dataset: Path) -> dict[str, float]:
     client = make_redis(settings.redis)
     with tempfile.TemporaryDirectory(prefix="worker-bench-") as workdir:
         options = BootstrapSettings(k=6, model_file=Path(workdir) / "model.json")
-        run_bootstrap(dataset, CUTOFF, client, Keys(settings.redis.key_prefix), options)
+        run_bootstrap(
+            dataset, CUTOFF, client, Keys(settings.redis.key_prefix), options, partitions=settings.topics.partitions
+        )
         sent = replay(dataset, settings, ReplayOptions(start=CUTOFF, checkpoint=Path(workdir) / "replay.json")).sent
     expected = peer_check.reference(dataset, CUTOFF)
     rate, records, peak_mb = _worker_rate(settings)

@@ -27,6 +27,7 @@ from shared.logs import configure_logging
 from shared.redis_client import make_redis
 from shared.settings import KafkaSettings, RedisSettings, Settings
 from shared.state.keys import Keys
+from shared.state.layout import worker_counters
 from shared.state.model_stats import live_stats
 from worker.bootstrap.pipeline import run_bootstrap
 from worker.bootstrap.settings import BootstrapSettings
@@ -69,7 +70,8 @@ def main() -> int:
         client = make_redis(settings.redis)
         keys = Keys(settings.redis.key_prefix)
         print(f"\n1/4 bootstrap on {dataset.name} before {CUTOFF:%Y-%m-%d}")
-        result = run_bootstrap(dataset, CUTOFF, client, keys, BootstrapSettings(model_file=Path("out/model.json")))
+        options = BootstrapSettings(model_file=Path("out/model.json"))
+        result = run_bootstrap(dataset, CUTOFF, client, keys, options, partitions=settings.topics.partitions)
         print(bootstrap_summary(result))
         print(f"\n2/4 replay from {CUTOFF:%Y-%m-%d} into '{settings.topics.invoices}'")
         replayed = replay(
@@ -80,7 +82,7 @@ def main() -> int:
         worker = Worker(settings, WorkerSettings())
         worker.run(until_caught_up=True)
         model = result.snapshot
-        _, counts = live_stats(client, keys, model)
+        counts = live_stats(client, keys, model).counts
         print(f"applied {worker.records:,} records in {worker.batches} batches")
         print("\n4/4 drift monitor evaluates the workers' observations")
         monitor = DriftMonitor(settings, MonitorSettings(), DriftSettings(), RefreshSettings())
@@ -95,7 +97,7 @@ def main() -> int:
         print("segment sizes now (live model):")
         for segment, count in zip(model.segments, counts, strict=True):
             print(f"  {segment.id:>2} {segment.name:<16} {int(count):>6,}")
-        counters = client.hgetall(f"{keys.prefix}worker:counters")
+        counters = worker_counters(client, keys)
         print("worker counters: " + ", ".join(f"{k}={v}" for k, v in sorted(counters.items())))
         print(f"report: {write_report(report, REPORT).resolve()}")
     print(f"\ndemo done in {time.monotonic() - started:.0f} s; model file out/model.json, report {REPORT}")

@@ -38,9 +38,9 @@ import pandas as pd
 from shared.contracts.drift_alert import DriftAlert
 from shared.contracts.invoice import InvoiceLine
 from shared.contracts.model_snapshot import ModelSnapshot
-from shared.features.aggregates import CustomerAggregates, apply_line
-from shared.features.vector import compute_features
+from shared.features.aggregates import CustomerAggregates, Membership, apply_line
 from shared.features.scaling import transform_vector
+from shared.features.vector import compute_features
 from worker.bootstrap.batch_aggregates import batch_aggregates, feature_frame
 from worker.bootstrap.cleaning import clean
 from worker.bootstrap.loading import load_history
@@ -308,7 +308,8 @@ def assignments_of(data: Data, stream_lines: pd.DataFrame) -> pd.DataFrame:
     ``before`` is the customer's segment before the invoice (None for a new customer).
     """
     before_cutoff = data.customers[data.customers["invoice_date"] < CUTOFF]
-    aggregates: dict[str, CustomerAggregates] = batch_aggregates(before_cutoff)
+    aggregates: dict[str, CustomerAggregates] = batch_aggregates(before_cutoff).as_dict()
+    membership = Membership.of(before_cutoff)
     centroids = np.array([segment.centroid for segment in data.snapshot.segments])
     ids = [segment.id for segment in data.snapshot.segments]
     current: dict[str, int] = dict(data.segments)
@@ -321,7 +322,7 @@ def assignments_of(data: Data, stream_lines: pd.DataFrame) -> pd.DataFrame:
             invoice_line = InvoiceLine(
                 event_id=invoice_no, invoice_no=invoice_no, customer_id=customer, **line_fields, **moment_fields
             )
-            apply_line(aggregate, invoice_line)
+            apply_line(aggregate, invoice_line, membership)
         moment = lines["invoice_date"].iloc[0]
         features = compute_features(aggregate, moment)
         if features is None:

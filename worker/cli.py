@@ -160,12 +160,13 @@ def refresh(args: argparse.Namespace) -> int:
     from datetime import datetime
 
     from shared.redis_client import connect
+    from shared.state.layout import stream_clock
     from worker.refresh.refit import refit
     from worker.refresh.settings import RefreshSettings
 
     client, keys = connect(load(Settings))
-    stored = client.get(keys.watermark) or client.get(keys.cutoff)
-    as_of = args.as_of or (datetime.fromisoformat(stored) if stored else None)
+    cutoff = client.get(keys.cutoff)
+    as_of = args.as_of or stream_clock(client, keys) or (datetime.fromisoformat(cutoff) if cutoff else None)
     if as_of is None:
         raise SegmentationError("no event time to refit at: give --as-of, or bootstrap and run the worker first")
     result = refit(client, keys, as_of, load(RefreshSettings))
@@ -182,12 +183,16 @@ def _add_refresh(subparsers: argparse._SubParsersAction) -> None:
         "refresh",
         help="refit k-means on every customer's current features and install model v+1",
         description="Refit the live model (same scaler and k, k-means++ with SEG_REFRESH_N_INIT restarts) on "
-        "every customer's features as of the stream watermark, keep the ids of segments the Hungarian matching "
-        "pairs within SEG_REFRESH_MATCH_THRESHOLD, give new clusters new ids (retired ids are never reused) and "
-        "switch model:current atomically. Workers then re-score and publish one model_refresh change per "
+        "every customer's features as of the latest event time the stream reached, keep the ids of segments the "
+        "Hungarian matching pairs within SEG_REFRESH_MATCH_THRESHOLD, give new clusters new ids (retired ids are "
+        "never reused) and switch model:current atomically. Workers then re-score and publish one model_refresh change per "
         "customer whose segment changed.",
     )
-    parser.add_argument("--as-of", type=iso_datetime, help="event time of the features (default: the watermark)")
+    parser.add_argument(
+        "--as-of",
+        type=iso_datetime,
+        help="event time of the features (default: the latest event time the stream reached)",
+    )
     parser.set_defaults(command=refresh)
 
 

@@ -80,6 +80,16 @@ class Membership:
         self._invoices: set[tuple[str, str]] = set()
         self._products: set[tuple[str, str]] = set()
 
+    @classmethod
+    def of(cls, customer_lines: Any) -> Membership:
+        """What cleaned customer lines (a frame with ``customer_id``, ``invoice_no``, ``stock_code``, ``kind``) hold."""
+        membership = cls()
+        product = customer_lines[customer_lines["kind"] != "non_product"]
+        membership._invoices = set(zip(product["customer_id"], product["invoice_no"], strict=True))
+        bought = product[product["kind"] == "purchase"]
+        membership._products = set(zip(bought["customer_id"], bought["stock_code"], strict=True))
+        return membership
+
     def new_invoice(self, customer_id: str, invoice_no: str) -> bool:
         key = (customer_id, invoice_no)
         if key in self._invoices:
@@ -243,6 +253,26 @@ class AggregateColumns:
     The monthly sums are a ring indexed by ``month % MONTH_WINDOW``.
     """
 
+    lines: np.ndarray
+    purchase_lines: np.ndarray
+    cancel_lines: np.ndarray
+    non_product_lines: np.ndarray
+    units: np.ndarray
+    invoices: np.ndarray
+    cancel_invoices: np.ndarray
+    products: np.ndarray
+    gross_spend: np.ndarray
+    cancel_amount: np.ndarray
+    non_product_amount: np.ndarray
+    first_seen: np.ndarray
+    last_seen: np.ndarray
+    first_purchase: np.ndarray
+    last_purchase: np.ndarray
+    first_month: np.ndarray
+    last_month: np.ndarray
+    country: np.ndarray
+    months: np.ndarray
+
     def __init__(self, capacity: int = 0, countries: Countries | None = None) -> None:
         self.size = 0
         self.countries = countries or Countries()
@@ -303,7 +333,7 @@ class AggregateColumns:
         values |= {name: float(getattr(self, name)[row]) for name in AMOUNT_FIELDS}
         values |= {name: optional_datetime(int(getattr(self, name)[row])) for name in TIME_FIELDS}
         last = int(self.last_month[row])
-        months = {}
+        months: dict[int, float] = {}
         if last != NO_MONTH:
             for month in range(last - MONTH_WINDOW + 1, last + 1):
                 value = float(self.months[row, month % MONTH_WINDOW])
@@ -331,14 +361,14 @@ class AggregateColumns:
         first, last = int(self.first_month[row]), int(self.last_month[row])
         out["first_month"] = month_key(first) if first != NO_MONTH else None
         out["last_month"] = month_key(last) if last != NO_MONTH else None
-        months = {}
+        spend: dict[str, float] = {}
         if last != NO_MONTH:
             ring = self.months[row]
             for month in range(last - MONTH_WINDOW + 1, last + 1):
-                value = float(ring[month % MONTH_WINDOW])
-                if value != 0.0:
-                    months[month_key(month)] = value
-        out["months"] = months
+                amount = float(ring[month % MONTH_WINDOW])
+                if amount != 0.0:
+                    spend[month_key(month)] = amount
+        out["months"] = spend
         return orjson.dumps(out)
 
     def load_dicts(self, rows: np.ndarray, records: Sequence[dict[str, Any]]) -> None:

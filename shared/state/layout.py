@@ -9,6 +9,8 @@ instead of loading the wrong customers.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import orjson
 import redis
 
@@ -29,3 +31,29 @@ def bootstrap_meta(client: redis.Redis, keys: Keys) -> dict:
 def partition_count(client: redis.Redis, keys: Keys) -> int:
     """The number of partitions the state is laid out for."""
     return int(bootstrap_meta(client, keys)["partitions"])
+
+
+def stream_clock(client: redis.Redis, keys: Keys) -> datetime | None:
+    """The latest event time any partition's stream has reached (None before the first commit).
+
+    What "now" is for a tool that scores customers outside the worker (a refresh, a benchmark).
+    """
+    partitions = partition_count(client, keys)
+    pipe = client.pipeline(transaction=False)
+    for partition in range(partitions):
+        pipe.hget(keys.checkpoint(partition), "clock")
+    clocks = [datetime.fromisoformat(text) for text in pipe.execute() if text]
+    return max(clocks) if clocks else None
+
+
+def worker_counters(client: redis.Redis, keys: Keys) -> dict[str, int]:
+    """The workers' counters (lines by kind, duplicates, sweeps, changes, …), summed over partitions."""
+    partitions = partition_count(client, keys)
+    pipe = client.pipeline(transaction=False)
+    for partition in range(partitions):
+        pipe.hgetall(keys.counters(partition))
+    total: dict[str, int] = {}
+    for counters in pipe.execute():
+        for name, value in counters.items():
+            total[name] = total.get(name, 0) + int(value)
+    return total

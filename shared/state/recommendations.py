@@ -1,22 +1,24 @@
 """Per-segment recommendations: what a customer's segment buys most that the customer has not had.
 
 For CRM systems and other consumers that hold a Redis client: the worker keeps
-``segment:{id}:products`` (net units per stock code of the customers whose
-*published* segment is ``id``, the segment consumers see), so a recommendation
-is two reads, the customer's record and the head of one sorted set. Products
+the net units per stock code of the customers whose *published* segment is
+``id``, the segment consumers see, as one sorted set per partition
+(:mod:`shared.state.popularity`), so a recommendation reads the customer's
+record and members and the segment's sets. Products
 the customer has bought or returned (any product line of theirs) are left out,
 and so are products whose net units in the segment are not positive.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 import redis
 
 from shared.exceptions import UnknownCustomerError
+from shared.state.customers import find_record, product_units
 from shared.state.keys import Keys
+from shared.state.popularity import top_products
 
 
 @dataclass(frozen=True)
@@ -30,18 +32,15 @@ class Recommendation:
 def recommend(client: redis.Redis, keys: Keys, customer_id: str, n: int = 10) -> list[Recommendation]:
     """The ``n`` products its published segment bought most (net units) that the customer never had.
 
-    Ties are in Redis' order (stock code descending). Empty while the customer
-    has no published segment; :class:`UnknownCustomerError` when it has no
-    record. ``client`` must decode replies (:func:`shared.redis_client.make_redis`).
+    Ties go to the higher stock code. Empty while the customer has no published
+    segment; :class:`UnknownCustomerError` when it has no record. ``client`` must
+    decode replies (:func:`shared.redis_client.make_redis`).
     """
-    aggregates, published = client.hmget(keys.customer(customer_id), ["agg", "published"])
-    if aggregates is None:
+    record = find_record(client, keys, customer_id)
+    if record is None:
         raise UnknownCustomerError(customer_id, keys.prefix)
-    if not published or n <= 0:
+    if record.published < 0 or n <= 0:
         return []
-    had = json.loads(aggregates).get("product_units", {})
-    # The head long enough to hold n products the customer has not had, whatever it had.
-    head = client.zrevrangebyscore(
-        keys.segment_products(int(published)), "+inf", "(0", start=0, num=n + len(had), withscores=True
-    )
-    return [Recommendation(code, int(units)) for code, units in head if code not in had][:n]
+    had = product_units(client, keys, customer_id)
+    ranked = top_products(client, keys, record.published, n + len(had))
+    return [Recommendation(code, units) for code, units in ranked if code not in had][:n]

@@ -37,7 +37,9 @@ class Observer:
         self.metrics.watch_segments(lambda: segment_sizes(*segments()))
         self.health = Health(liveness_timeout_s)
         self.server = (
-            ObservabilityServer(metrics_port, self.metrics.registry, self.health, metrics_host) if metrics_port else None
+            ObservabilityServer(metrics_port, self.metrics.registry, self.health, metrics_host)
+            if metrics_port
+            else None
         )
 
     def polled(self, highwater: Mapping[int, int], applied: Mapping[int, int]) -> None:

@@ -16,17 +16,20 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import numpy as np
+import orjson
 import pandas as pd
 import redis
 from sklearn.cluster import KMeans
 
 from shared.contracts.model_snapshot import ModelSnapshot, ReferenceStats, Segment
 from shared.exceptions import ModelError
-from shared.features.aggregates import CustomerAggregates
+from shared.features.aggregates import AggregateColumns
+from shared.features.clock import to_micros
 from shared.features.scaling import transform_matrix
-from shared.features.vector import FEATURE_NAMES, compute_features
+from shared.features.vector import FEATURE_NAMES, features_matrix, scoreable
+from shared.state.customers import iter_fields
 from shared.state.keys import Keys
-from shared.state.model_stats import live_stats
+from shared.state.model_stats import Statistics, live_stats
 from shared.state.model_store import activate, require_current, write_version
 from worker.drift.reference import quantile_bins
 from worker.refresh.matching import match_centroids
@@ -46,20 +49,19 @@ class RefreshResult:
     retired: list[int]
 
 
-def current_features(client: redis.Redis, keys: Keys, as_of: datetime, chunk: int = 1_000) -> pd.DataFrame:
+def current_features(client: redis.Redis, keys: Keys, as_of: datetime) -> pd.DataFrame:
     """Every stored customer's exact features as of ``as_of`` (one row per customer with a purchase)."""
-    ids = sorted(client.smembers(keys.customers))
-    rows: dict[str, list[float]] = {}
-    for start in range(0, len(ids), chunk):
-        part = ids[start : start + chunk]
-        pipe = client.pipeline(transaction=False)
-        for cid in part:
-            pipe.hget(keys.customer(cid), "agg")
-        for cid, text in zip(part, pipe.execute(), strict=True):
-            features = compute_features(CustomerAggregates.from_json(text), as_of) if text else None
-            if features is not None:
-                rows[cid] = [features[name] for name in FEATURE_NAMES]
-    return pd.DataFrame.from_dict(rows, orient="index", columns=list(FEATURE_NAMES))
+    ids, records = [], []
+    for cid, _, (agg,) in iter_fields(client, keys, ("agg",)):
+        if agg:
+            ids.append(cid)
+            records.append(orjson.loads(agg))
+    columns = AggregateColumns(len(ids))
+    rows = columns.append(len(ids))
+    columns.load_dicts(rows, records)
+    rows = rows[scoreable(columns, rows)]
+    matrix = features_matrix(columns, rows, np.full(len(rows), to_micros(as_of)))
+    return pd.DataFrame(matrix, index=[ids[row] for row in rows], columns=list(FEATURE_NAMES))
 
 
 def _unique(name: str, taken: set[str]) -> str:
@@ -81,15 +83,14 @@ def refit(client: redis.Redis, keys: Keys, as_of: datetime, options: RefreshSett
     centroids = fit.fit(vectors).cluster_centers_
     labels = nearest_centroid(vectors, centroids)
     old_ids = [segment.id for segment in previous.segments]
-    sums, counts = live_stats(client, keys, previous)
-    live = np.array(
-        [s / c if c > 0 else segment.centroid for s, c, segment in zip(sums, counts, previous.segments, strict=True)]
-    )
+    initial = np.array([segment.centroid for segment in previous.segments])
+    live = live_stats(client, keys, previous).centroids(initial)
     matched = match_centroids(centroids, live, options.match_threshold)
     named = name_segments(features, labels)
     next_id = previous.next_segment_id
     taken = {previous.segments[row].name for row in matched.values() if row is not None}
     segments, created = [], []
+    id_of_label: dict[int, int] = {}
     for label in range(previous.k):
         row = matched[label]
         if row is not None:
@@ -99,6 +100,7 @@ def refit(client: redis.Redis, keys: Keys, as_of: datetime, options: RefreshSett
             name = _unique(named.names[named.id_of_label[label]], taken)
             taken.add(name)
             created.append(segment_id)
+        id_of_label[label] = segment_id
         members = vectors[labels == label]
         segments.append(
             Segment(
@@ -136,5 +138,7 @@ def refit(client: redis.Redis, keys: Keys, as_of: datetime, options: RefreshSett
         customers=len(features),
     )
     write_version(client, keys, snapshot)
-    activate(client, keys, snapshot)
+    position = {segment.id: row for row, segment in enumerate(segments)}
+    rows = np.array([position[id_of_label[int(label)]] for label in labels], dtype=np.int64)
+    activate(client, keys, snapshot, Statistics.of(vectors, rows, len(segments)))
     return RefreshResult(previous=previous, snapshot=snapshot, kept=kept, created=created, retired=retired)

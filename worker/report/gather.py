@@ -8,7 +8,6 @@ each customer's published segment, and the top products per segment.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import TypeVar
 
@@ -20,9 +19,11 @@ from shared.contracts.segment_change import SegmentChange
 from shared.exceptions import MissingTopicError
 from shared.redis_client import connect
 from shared.settings import KafkaSettings, Settings
+from shared.state.customers import iter_fields
 from shared.state.keys import Keys
 from shared.state.model_stats import live_stats
 from shared.state.model_store import require_current
+from shared.state.popularity import top_products
 from shared.topic_reader import ReadOptions, read
 from worker.report import history
 from worker.report.content import ReportData, SegmentProfile
@@ -45,35 +46,26 @@ def read_topic(settings: KafkaSettings, topic: str, contract: type[Event]) -> li
 
 def published_segments(client: redis.Redis, keys: Keys) -> dict[str, int | None]:
     """Every customer's published segment id (None while it has none)."""
-    customers = sorted(client.smembers(keys.customers))
-    published: dict[str, int | None] = {}
-    for batch in _batches(customers):
-        pipe = client.pipeline(transaction=False)
-        for customer in batch:
-            pipe.hget(keys.customer(customer), "published")
-        for customer, value in zip(batch, pipe.execute(), strict=True):
-            published[customer] = int(value) if value not in (None, "") else None
-    return published
+    return {cid: int(value) if value else None for cid, _, (value,) in iter_fields(client, keys, ("published",))}
 
 
-def top_products(client: redis.Redis, keys: Keys, segment_ids: list[int]) -> dict[int, list[tuple[str, float]]]:
+def segments_top_products(
+    client: redis.Redis, keys: Keys, segment_ids: list[int]
+) -> dict[int, list[tuple[str, float]]]:
     """The most-bought stock codes (net units) of each segment that has any."""
-    pipe = client.pipeline(transaction=False)
+    out = {}
     for segment in segment_ids:
-        pipe.zrevrange(keys.segment_products(segment), 0, TOP_PRODUCTS - 1, withscores=True)
-    return {segment: list(rows) for segment, rows in zip(segment_ids, pipe.execute(), strict=True) if rows}
-
-
-def _batches(items: list[str]) -> Iterator[list[str]]:
-    for start in range(0, len(items), REDIS_BATCH):
-        yield items[start : start + REDIS_BATCH]
+        rows = top_products(client, keys, segment, TOP_PRODUCTS)
+        if rows:
+            out[segment] = [(code, float(units)) for code, units in rows]
+    return out
 
 
 def gather(settings: Settings) -> ReportData:
     """Read the topics and Redis once and compute every figure of the report."""
     client, keys = connect(settings)
     snapshot = require_current(client, keys)
-    _, counts = live_stats(client, keys, snapshot)
+    counts = live_stats(client, keys, snapshot).counts
     changes = history.distinct_changes(read_topic(settings.kafka, settings.topics.segment_changes, SegmentChange))
     alerts = read_topic(settings.kafka, settings.topics.drift_alerts, DriftAlert)
     names = {ref.id: ref.name for c in changes for ref in (c.previous, c.current) if ref is not None and ref.name}
@@ -91,5 +83,5 @@ def gather(settings: Settings) -> ReportData:
         sizes=history.size_history(changes, published_segments(client, keys)),
         transitions=history.transitions(changes),
         incidents=history.incidents(alerts),
-        products=top_products(client, keys, sorted(names)),
+        products=segments_top_products(client, keys, sorted(names)),
     )

@@ -40,6 +40,16 @@ _STATE = {
 class CustomerBook:
     """Owned customers by slot; ``slot_of`` maps a customer id to its slot."""
 
+    partition: np.ndarray
+    segment: np.ndarray
+    published: np.ndarray
+    published_at: np.ndarray
+    seq: np.ndarray
+    pending_segment: np.ndarray
+    pending_count: np.ndarray
+    as_of: np.ndarray
+    dirty: np.ndarray
+
     def __init__(self) -> None:
         self.ids: list[str] = []
         self.slot_of: dict[str, int] = {}

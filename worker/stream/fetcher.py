@@ -38,7 +38,6 @@ import time
 from array import array
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
-from pathlib import Path
 from typing import NamedTuple
 
 from kafka import KafkaConsumer, TopicPartition
@@ -46,10 +45,9 @@ from kafka.errors import OffsetOutOfRangeError
 
 from shared.exceptions import FetcherExitedError, OffsetsBeyondLogError
 from shared.kafka_clients import make_consumer
-from shared.settings import Settings, as_environment
-from worker.observability.logs import quiet_kafka_internals
+from shared.logs import quiet_kafka_internals
+from shared.settings import Settings, as_environment, load
 
-_ROOT = Path(__file__).resolve().parents[2]  # where the ``worker`` package is importable from
 _HEADER = struct.Struct("<qi")  # epoch, partitions in the frame
 _PARTITION = struct.Struct("<iiq")  # partition, records, high watermark (-1: unknown)
 _CHILD_POLL_MS = 200
@@ -177,12 +175,11 @@ class Fetcher:
         self.frame_records = min(max_records, _FRAME_RECORDS)
         command = [sys.executable, "-m", __name__, topic, str(self.frame_records), str(partition_bytes)]
         command += [str(orders_read), str(frames_write)]
-        path = os.pathsep.join(filter(None, [str(_ROOT), os.environ.get("PYTHONPATH")]))
         # A plain child interpreter (not multiprocessing): no fork server or resource
         # tracker beside it, and its settings come the usual way, from the environment.
         self._process = subprocess.Popen(
             command,
-            env=os.environ | as_environment(settings) | {"PYTHONPATH": path},
+            env=os.environ | as_environment(settings),
             pass_fds=(orders_read, frames_write),
         )
         os.close(orders_read)
@@ -258,7 +255,7 @@ def serve(topic: str, frame_records: int, partition_bytes: int, orders: Connecti
     quiet_kafka_internals()
     # No automatic reset: a stored offset beyond the log is reported, never silently replaced.
     consumer = make_consumer(
-        Settings().kafka,
+        load(Settings).kafka,
         None,
         max_poll_records=frame_records,
         max_partition_fetch_bytes=partition_bytes,

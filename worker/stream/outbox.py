@@ -3,7 +3,7 @@
 Three lists per partition (``{pn}:outbox:changes``, ``…:observations``,
 ``…:dead-letters``). A commit trims what the previous one's publishing had sent
 and had acknowledged, and pushes its own messages; after it lands they are sent
-and every acknowledgement is awaited, with a bound (:func:`send_acknowledged`).
+and every acknowledgement is awaited, with a bound (:func:`shared.kafka_clients.deliver`).
 A send that fails (a broker away longer than the delivery timeout) is retried
 with backoff, so nothing is trimmed that Kafka did not acknowledge; whoever takes
 a partition over first sends what is left (:meth:`Outbox.drain`). A crash between
@@ -22,39 +22,14 @@ from dataclasses import dataclass
 import orjson
 import redis
 from kafka import KafkaProducer
-from kafka.errors import KafkaError
 
-from shared.exceptions import ServiceUnavailableError
+from shared.exceptions import DeliveryError
+from shared.kafka_clients import Outgoing, deliver
 from shared.settings import TopicSettings
 from shared.state.keys import Keys
 from worker.stream.checkpoint import OUTBOXES, PartitionCommit
 
 log = logging.getLogger("worker")
-
-Message = tuple[bytes | None, bytes, list[tuple[str, bytes]] | None]  # key, value, headers
-
-
-class PublishError(ServiceUnavailableError):
-    """Kafka did not acknowledge every message in time; nothing was trimmed, the send is retried."""
-
-
-def send_acknowledged(producer: KafkaProducer, topic: str, messages: Sequence[Message], timeout_s: float) -> None:
-    """Send ``messages`` and wait until Kafka acknowledged each, or raise :class:`PublishError`.
-
-    Every future is checked: ``flush`` alone does not say whether a record expired.
-    """
-    futures = [producer.send(topic, key=key, value=value, headers=headers or []) for key, value, headers in messages]
-    try:
-        producer.flush(timeout=timeout_s)
-    except KafkaError as exc:
-        raise PublishError(
-            f"{len(futures)} messages to {topic} not acknowledged within {timeout_s:.0f} s ({exc})"
-        ) from exc
-    for future in futures:
-        if not future.is_done:
-            raise PublishError(f"a message to {topic} was not acknowledged within {timeout_s:.0f} s")
-        if future.failed():
-            raise PublishError(f"Kafka refused a message to {topic}: {future.exception}")
 
 
 @dataclass
@@ -83,16 +58,16 @@ class Outbox:
             "dead-letters": self.topics.dead_letter,
         }[kind]
 
-    @staticmethod
-    def _message(kind: str, partition: int, value: str) -> Message:
+    def _message(self, kind: str, partition: int, value: str) -> Outgoing:
+        topic = self._topic(kind)
         if kind == "changes":
-            return orjson.loads(value)["customer_id"].encode(), value.encode(), None
+            return Outgoing(topic, value.encode(), orjson.loads(value)["customer_id"].encode())
         if kind == "observations":
-            return str(partition).encode(), value.encode(), None
+            return Outgoing(topic, value.encode(), str(partition).encode())
         letter = orjson.loads(value)
         headers = [(name, text.encode()) for name, text in letter.pop("_headers", [])]
         key = letter.pop("_key", None)
-        return (key.encode() if key is not None else None), orjson.dumps(letter), headers
+        return Outgoing(topic, orjson.dumps(letter), key.encode() if key is not None else None, headers)
 
     def publish(self, commits: Sequence[PartitionCommit]) -> None:
         """Send every message of landed ``commits``, waiting for the acks; retry until sent or stopping."""
@@ -114,20 +89,17 @@ class Outbox:
             self.sent.pop((partition, kind), None)
 
     def _send(self, pending: dict[tuple[int, str], list[str]]) -> None:
-        by_topic: dict[str, list[Message]] = {}
-        for (partition, kind), values in pending.items():
-            if values:
-                by_topic.setdefault(kind, []).extend(self._message(kind, partition, value) for value in values)
+        """Deliver everything, resending what was not acknowledged until it is (or the worker stops)."""
+        outgoing = [self._message(kind, p, value) for (p, kind), values in pending.items() for value in values]
         delay = self.retry_initial_s
-        while by_topic:
+        while outgoing:
             try:
-                for kind, messages in list(by_topic.items()):
-                    send_acknowledged(self.producer, self._topic(kind), messages, self.timeout_s)
-                    del by_topic[kind]
+                deliver(self.producer, outgoing, self.timeout_s)
                 return
-            except PublishError as exc:
+            except DeliveryError as exc:
                 if self.stopping():
                     raise
+                outgoing = outgoing[exc.acknowledged :]
                 log.warning("%s; sending again in %.1f s (the outbox keeps them until Kafka acknowledges)", exc, delay)
                 time.sleep(delay)
                 delay = min(delay * 2, self.retry_max_s)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import BaseSettings
 
+from shared.logs import LogFormat
 from shared.settings import section_config
-from worker.observability.logs import LogFormat
 
 
 class WorkerSettings(BaseSettings):

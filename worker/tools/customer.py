@@ -9,7 +9,6 @@ reading, about a second per 100k changes. ``--changes 0`` skips it.
 from __future__ import annotations
 
 import argparse
-import json
 from typing import Any
 
 from shared.contracts.model_snapshot import ModelSnapshot
@@ -18,6 +17,7 @@ from shared.exceptions import MissingTopicError, UnknownCustomerError
 from shared.features.aggregates import CustomerAggregates
 from shared.redis_client import connect
 from shared.settings import Settings
+from shared.state.customers import find_record
 from shared.state.model_store import load_current
 from shared.topic_reader import ReadOptions, read
 from worker.tools import changes as change_feed
@@ -25,14 +25,14 @@ from worker.tools.output import json_line, table
 
 
 def summary(aggregates: CustomerAggregates) -> dict[str, Any]:
-    """The aggregates a person asks about first (sets become counts)."""
+    """The aggregates a person asks about first."""
     return {
         "country": aggregates.country,
-        "invoices": len(aggregates.invoices),
-        "cancelled_invoices": len(aggregates.cancel_invoices),
+        "invoices": aggregates.invoices,
+        "cancelled_invoices": aggregates.cancel_invoices,
         "purchase_lines": aggregates.purchase_lines,
         "units": aggregates.units,
-        "distinct_products": len(aggregates.products),
+        "distinct_products": aggregates.products,
         "gross_spend": round(aggregates.gross_spend, 2),
         "cancelled_amount": round(aggregates.cancel_amount, 2),
         "net_spend": round(aggregates.net_spend, 2),
@@ -57,28 +57,28 @@ def recent_changes(settings: Settings, customer_id: str, limit: int) -> list[Seg
     return [by_sequence[s] for s in sorted(by_sequence)[-limit:]]
 
 
-def _segment(snapshot: ModelSnapshot | None, value: str | None) -> dict[str, Any] | None:
-    if value is None:
+def _segment(snapshot: ModelSnapshot | None, value: int) -> dict[str, Any] | None:
+    if value < 0:
         return None
     names = {s.id: s.name for s in snapshot.segments} if snapshot else {}
-    return {"id": int(value), "name": names.get(int(value), "?")}
+    return {"id": value, "name": names.get(value, "?")}
 
 
 def describe(settings: Settings, customer_id: str, limit: int) -> dict[str, Any]:
     """Everything the command shows, as one JSON-ready dict."""
     client, keys = connect(settings)
-    record = client.hgetall(keys.customer(customer_id))
-    if not record:
+    record = find_record(client, keys, customer_id)
+    if record is None:
         raise UnknownCustomerError(customer_id, keys.prefix)
     snapshot = load_current(client, keys)
     return {
         "customer_id": customer_id,
-        "as_of": record.get("as_of"),
-        "segment": _segment(snapshot, record.get("segment")),
-        "published": _segment(snapshot, record.get("published")),
-        "sequence": int(record["seq"]) if record.get("seq") else None,
-        "aggregates": summary(CustomerAggregates.from_json(record["agg"])),
-        "features": json.loads(record["features"]) if record.get("features") else None,
+        "as_of": record.as_of.isoformat() if record.as_of else None,
+        "segment": _segment(snapshot, record.segment),
+        "published": _segment(snapshot, record.published),
+        "sequence": record.seq or None,
+        "aggregates": summary(record.aggregates),
+        "features": record.features,
         "recent_changes": [c.model_dump(mode="json") for c in recent_changes(settings, customer_id, limit)],
     }
 

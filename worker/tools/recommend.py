@@ -12,6 +12,7 @@ from typing import Any
 
 from shared.redis_client import connect
 from shared.settings import Settings
+from shared.state.customers import find_record
 from shared.state.model_store import load_current
 from shared.state.recommendations import recommend
 from worker.tools.output import json_line, table
@@ -21,12 +22,12 @@ def recommendations(settings: Settings, customer_id: str, top: int) -> dict[str,
     """Everything the command shows, as one JSON-ready dict (``segment`` None while unpublished)."""
     client, keys = connect(settings)
     items = recommend(client, keys, customer_id, top)
-    published = client.hget(keys.customer(customer_id), "published")
+    record = find_record(client, keys, customer_id)
     segment = None
-    if published:
+    if record is not None and record.published >= 0:
         snapshot = load_current(client, keys)
         names = {s.id: s.name for s in snapshot.segments} if snapshot else {}
-        segment = {"id": int(published), "name": names.get(int(published), "?")}
+        segment = {"id": record.published, "name": names.get(record.published, "?")}
     return {"customer_id": customer_id, "segment": segment, "recommendations": [asdict(item) for item in items]}
 
 

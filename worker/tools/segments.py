@@ -38,8 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(settings: Settings, args: argparse.Namespace) -> int:
     client, keys = connect(settings)
     snapshot = require_current(client, keys)
-    _, counts = live_stats(client, keys, snapshot)
-    rows = segment_rows(snapshot, counts)
+    rows = segment_rows(snapshot, live_stats(client, keys, snapshot).counts)
     if args.json:
         print(json_line({"model_version": snapshot.version, "segments": rows}))
         return 0
