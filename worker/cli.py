@@ -185,8 +185,8 @@ def _add_refresh(subparsers: argparse._SubParsersAction) -> None:
         description="Refit the live model (same scaler and k, k-means++ with SEG_REFRESH_N_INIT restarts) on "
         "every customer's features as of the latest event time the stream reached, keep the ids of segments the "
         "Hungarian matching pairs within SEG_REFRESH_MATCH_THRESHOLD, give new clusters new ids (retired ids are "
-        "never reused) and switch model:current atomically. Workers then re-score and publish one model_refresh change per "
-        "customer whose segment changed.",
+        "never reused) and switch model:current atomically. Workers then re-score and publish one model_refresh "
+        "change per customer whose segment changed.",
     )
     parser.add_argument(
         "--as-of",
