@@ -7,6 +7,7 @@ OS; both start in a second on a free port in a temp dir and are torn down after.
 
 from __future__ import annotations
 
+import random
 import shutil
 import signal
 import socket
@@ -24,6 +25,25 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def free_cluster_port() -> int:
+    """A free port for a cluster node: at most 55535, and its cluster bus port (+10000) free too."""
+    rng = random.Random()
+    for _ in range(1_000):
+        port = rng.randint(20_000, 55_535)
+        if _bindable(port) and _bindable(port + 10_000):
+            return port
+    raise ServiceUnavailableError("no free port pair (p, p + 10000) for a Redis Cluster node")
 
 
 def wait_for_port(port: int, timeout_s: float = 20.0) -> None:
@@ -129,13 +149,15 @@ class RedisServer(_LocalProcess):
         workdir: Path | None = None,
         appendonly: bool = True,
         password: str | None = None,
+        cluster: bool = False,
     ) -> None:
         if shutil.which("redis-server") is None:
             raise ServiceUnavailableError("redis-server is not on PATH: apt-get install -y redis-server")
-        self.port = port or free_port()
+        self.port = port or (free_cluster_port() if cluster else free_port())
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="redis-"))
         self.appendonly = appendonly
         self.password = password
+        self.cluster = cluster
 
     @property
     def url(self) -> str:
@@ -157,4 +179,62 @@ class RedisServer(_LocalProcess):
             "--appendfsync",
             "everysec",
             *(["--requirepass", self.password] if self.password is not None else []),
+            *(["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"] if self.cluster else []),
         ]
+
+
+class RedisClusterServers:
+    """A real Redis Cluster of ``masters`` nodes (no replicas), each a ``redis-server`` in its own temp dir.
+
+    Started the documented way: ``--cluster-enabled yes`` nodes, then
+    ``redis-cli --cluster create … --cluster-replicas 0 --cluster-yes``, then wait
+    until every node reports ``cluster_state:ok``.
+    """
+
+    def __init__(self, masters: int = 3) -> None:
+        if shutil.which("redis-cli") is None:
+            raise ServiceUnavailableError("redis-cli is not on PATH: apt-get install -y redis-tools")
+        self.nodes = [RedisServer(appendonly=False, cluster=True) for _ in range(masters)]
+
+    @property
+    def url(self) -> str:
+        """One node's URL: a cluster client discovers the others from it."""
+        return self.nodes[0].url
+
+    def start(self) -> None:
+        for node in self.nodes:
+            node.start()
+        addresses = [f"127.0.0.1:{node.port}" for node in self.nodes]
+        created = subprocess.run(
+            ["redis-cli", "--cluster", "create", *addresses, "--cluster-replicas", "0", "--cluster-yes"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        if created.returncode != 0:
+            self.stop()
+            raise ServiceUnavailableError(f"redis-cli --cluster create failed: {created.stdout}{created.stderr}")
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            states = [
+                subprocess.run(
+                    ["redis-cli", "-p", str(node.port), "cluster", "info"], capture_output=True, text=True, timeout=5
+                ).stdout
+                for node in self.nodes
+            ]
+            if all("cluster_state:ok" in state for state in states):
+                return
+            time.sleep(0.2)
+        self.stop()
+        raise ServiceUnavailableError("the local Redis Cluster did not reach cluster_state:ok within 30 s")
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
+
+    def __enter__(self) -> RedisClusterServers:
+        self.start()
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.stop()

@@ -32,13 +32,19 @@ def make_redis(settings: RedisSettings, check: bool = True) -> redis.Redis:
         value = getattr(settings, name)
         if value is not None:
             options[name] = str(value)
-    client = redis.Redis.from_url(settings.url, **options)
+    client: redis.Redis
+    if settings.cluster:
+        # Every client of ours works on a cluster: the keys of one partition (or of the model, or
+        # of the drift monitor) share a hash tag, and every script declares the keys it touches.
+        client = redis.RedisCluster.from_url(settings.url, **options)  # type: ignore[assignment]
+    else:
+        client = redis.Redis.from_url(settings.url, **options)
     if check:
         try:
             client.ping()
         except redis.exceptions.AuthenticationError as exc:
             raise authentication_failed(settings, exc) from exc
-        except redis.exceptions.ConnectionError as exc:
+        except (redis.exceptions.ConnectionError, redis.exceptions.RedisClusterException) as exc:
             raise ServiceUnavailableError(
                 f"Redis does not answer at {redact_url(settings.url)} ({redact(str(exc))}); "
                 "start it or set SEG_REDIS__URL"

@@ -102,6 +102,18 @@ class RedisSettings(BaseModel):
     ssl_keyfile: Path | None = None
     key_prefix: str = Field("seg:", min_length=1, description="namespace of every key we write")
     socket_timeout_s: float = Field(10.0, gt=0)
+    cluster: bool = Field(
+        False,
+        description="the URL names one node of a Redis Cluster: keys are spread over its shards by their hash "
+        "tags (one partition's keys stay together, so each commit is one atomic script on one shard)",
+    )
+
+    @field_validator("key_prefix")
+    @classmethod
+    def _no_hash_tag(cls, value: str) -> str:
+        if "{" in value or "}" in value:
+            raise ValueError(f"'{value}' contains a brace: keys carry their own hash tags ({{p3}}, {{model}})")
+        return value
 
     @field_validator("url")
     @classmethod
@@ -148,7 +160,9 @@ class Settings(BaseSettings):
     topics: TopicSettings = TopicSettings()
 
 
-def isolated_settings(bootstrap_servers: str, redis_url: str, label: str, partitions: int = 3) -> Settings:
+def isolated_settings(
+    bootstrap_servers: str, redis_url: str, label: str, partitions: int = 3, cluster: bool = False
+) -> Settings:
     """Settings whose topics, Redis keys and client id are unique to one run.
 
     For runs that share a broker and a Redis (tests, benchmarks): nothing one run
@@ -157,7 +171,7 @@ def isolated_settings(bootstrap_servers: str, redis_url: str, label: str, partit
     tag = f"{label}-{uuid.uuid4().hex[:8]}"
     return Settings(
         kafka=KafkaSettings(bootstrap_servers=bootstrap_servers, client_id=tag),
-        redis=RedisSettings(url=redis_url, key_prefix=f"{tag}:"),
+        redis=RedisSettings(url=redis_url, key_prefix=f"{tag}:", cluster=cluster),
         topics=TopicSettings(
             invoices=f"invoices-{tag}",
             dead_letter=f"invoices-dlq-{tag}",

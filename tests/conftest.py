@@ -21,12 +21,13 @@ from pathlib import Path
 import pytest
 import redis
 
-from rig.local_services import RedisServer, TansuBroker
+from rig.local_services import RedisClusterServers, RedisServer, TansuBroker
+from shared.redis_client import make_redis
 from shared.settings import Settings, isolated_settings
 
 # A test that asks for any of these (directly or through another fixture) is marked
 # ``services``; ``pytest -m "not services"`` runs the rest: pure logic, no broker, Redis or data file.
-SERVICE_FIXTURES = frozenset({"kafka_bootstrap", "redis_url", "dataset"})
+SERVICE_FIXTURES = frozenset({"kafka_bootstrap", "redis_url", "redis_cluster_url", "dataset"})
 
 DATASET = Path(os.environ.get("SEG_DATASET", Path(__file__).resolve().parents[2] / "shared/data/online_retail.csv.xz"))
 
@@ -90,21 +91,52 @@ def redis_url(pytestconfig: pytest.Config) -> Iterator[str]:
             yield server.url
 
 
+@pytest.fixture(scope="session")
+def redis_cluster_url(pytestconfig: pytest.Config) -> Iterator[str]:
+    """URL of one node of a real Redis Cluster (three masters) for this test session."""
+    if os.environ.get("REDIS_CLUSTER_URL"):
+        _announce(pytestconfig, f"Redis Cluster: external at {os.environ['REDIS_CLUSTER_URL']}")
+        yield os.environ["REDIS_CLUSTER_URL"]
+    else:
+        with RedisClusterServers(masters=3) as cluster:
+            _announce(pytestconfig, f"Redis Cluster: three local redis-server masters, one at {cluster.url}")
+            yield cluster.url
+
+
 @pytest.fixture
 def settings(kafka_bootstrap: str, redis_url: str) -> Settings:
     """Settings pointing at the rig, with topics and keys unique to this test."""
     return isolated_settings(kafka_bootstrap, redis_url, "test")
 
 
+@pytest.fixture(params=["redis", "redis-cluster"])
+def settings_on_both(request: pytest.FixtureRequest, kafka_bootstrap: str, redis_url: str) -> Settings:
+    """Like ``settings``, once against the single Redis and once against the Redis Cluster."""
+    if request.param == "redis":
+        return isolated_settings(kafka_bootstrap, redis_url, "test")
+    return isolated_settings(kafka_bootstrap, request.getfixturevalue("redis_cluster_url"), "test", cluster=True)
+
+
+def _client(settings: Settings) -> Iterator[redis.Redis]:
+    """A client on the settings' Redis (single or cluster); removes the test's keys afterwards."""
+    client = make_redis(settings.redis)
+    yield client
+    keys = list(client.scan_iter(match=settings.redis.key_prefix + "*", count=1000))
+    for key in keys:
+        client.delete(key)
+    client.close()
+
+
 @pytest.fixture
 def redis_client(settings: Settings) -> Iterator[redis.Redis]:
     """A client on the rig's Redis; removes this test's keys afterwards."""
-    client = redis.Redis.from_url(settings.redis.url, decode_responses=True)
-    yield client
-    keys = list(client.scan_iter(match=settings.redis.key_prefix + "*", count=1000))
-    for start in range(0, len(keys), 1000):
-        client.delete(*keys[start : start + 1000])
-    client.close()
+    yield from _client(settings)
+
+
+@pytest.fixture
+def client_on_both(settings_on_both: Settings) -> Iterator[redis.Redis]:
+    """The client of ``settings_on_both``."""
+    yield from _client(settings_on_both)
 
 
 @pytest.fixture(scope="session")

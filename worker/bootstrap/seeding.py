@@ -102,7 +102,8 @@ def seed_customers(
                         0,
                         "",
                     )
-                    pipe.delete(keys.customer(partition, cid), keys.members(partition, cid))
+                    for key in (keys.customer(partition, cid), keys.members(partition, cid)):
+                        pipe.delete(key)  # one key per DEL: a cluster pipeline refuses more
                     pipe.hset(keys.customer(partition, cid), mapping=fields)
                     if cid in member_sets:
                         pipe.hset(keys.members(partition, cid), mapping=member_sets[cid])
@@ -112,7 +113,8 @@ def seed_customers(
         for chunk in _chunks(stale, batch_size):
             with client.pipeline(transaction=True) as pipe:
                 for cid in chunk:
-                    pipe.delete(keys.customer(partition, cid), keys.members(partition, cid))
+                    for key in (keys.customer(partition, cid), keys.members(partition, cid)):
+                        pipe.delete(key)  # one key per DEL: a cluster pipeline refuses more
                 pipe.srem(keys.customers(partition), *chunk)
                 pipe.execute()
         stale_removed += len(stale)
@@ -133,7 +135,8 @@ def reset_stream_state(client: redis.Redis, keys: Keys, partitions: int) -> None
                 pipe.hdel(checkpoint, *_CLEARED)
                 pipe.hincrby(checkpoint, "generation", 1)
                 pipe.hset(checkpoint, "reseeded", "1")
-            pipe.delete(*stale, *days)
+            for key in (*stale, *days):
+                pipe.delete(key)
             pipe.execute()
 
 
@@ -174,7 +177,8 @@ def seed_segment_products(
     written = 0
     with client.pipeline(transaction=False) as pipe:
         for partition in range(partitions):
-            pipe.delete(*[keys.products(partition, s) for s in segment_ids])
+            for segment in segment_ids:
+                pipe.delete(keys.products(partition, segment))
         for (partition, seg), group in units[units != 0].groupby(level=[0, 1]):
             counts = dict(zip(group.index.get_level_values(2), group.tolist(), strict=True))
             pipe.zadd(keys.products(int(partition), int(seg)), counts)
