@@ -116,7 +116,9 @@ class UnknownModelVersionError(ModelError):
     """No stored ``model:v{n}`` for the version asked."""
 
     def __init__(self, version: int) -> None:
-        super().__init__(f"no model version {version} is stored: list the versions with GET /models or python -m worker models")
+        super().__init__(
+            f"no model version {version} is stored: list the versions with GET /models or python -m worker models"
+        )
 
 
 class LiveModelExistsError(ModelError):
