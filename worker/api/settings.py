@@ -43,7 +43,7 @@ class ApiSettings(BaseSettings):
     )
     token: SecretStr | None = Field(None, description="the bearer token clients send (Authorization: Bearer …)")
     change_buffer: int = Field(
-        20_000, ge=100, description="distinct segment changes kept in memory for the stream's resume and the dashboard"
+        20_000, ge=10, description="distinct segment changes kept in memory for the stream's resume and the dashboard"
     )
     end_offsets_ttl_s: float = Field(2.0, gt=0, description="how long the broker's end offsets are reused for lag")
 
