@@ -7,11 +7,17 @@ and the CLI's ``--json`` output, so both say the same thing in the same words.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, WithJsonSchema
 
 from shared.contracts.segment_change import ChangeReason, SegmentChange
+
+EventTime = Annotated[
+    datetime,
+    WithJsonSchema({"type": "string", "description": "ISO 8601 event time as in the source data, without a time zone"}),
+]
+"""Event times carry no zone (the data's invoice times have none), so they are no RFC 3339 date-time."""
 
 FEATURE_UNITS: dict[str, str] = {
     "recency_days": "days",
@@ -50,7 +56,7 @@ class LastChange(BaseModel):
 
     sequence: int
     reason: ChangeReason
-    event_time: datetime
+    event_time: EventTime
     previous: SegmentLabel | None
     current: SegmentLabel
     model_version: int
@@ -81,8 +87,8 @@ class CustomerSummary(BaseModel):
     gross_spend: float = Field(description="GBP")
     cancelled_amount: float = Field(description="GBP")
     net_spend: float = Field(description="GBP")
-    first_purchase: datetime | None
-    last_purchase: datetime | None
+    first_purchase: EventTime | None
+    last_purchase: EventTime | None
 
 
 class CustomerView(BaseModel):
@@ -95,9 +101,9 @@ class CustomerView(BaseModel):
         description="nearest centroid now; differs from published while the debounce holds a switch back"
     )
     features: dict[str, float] | None = Field(description="raw feature values, in FEATURE_UNITS")
-    features_as_of: datetime | None = Field(description="event time the features were computed at")
+    features_as_of: EventTime | None = Field(description="event time the features were computed at")
     sequence: int = Field(description="sequence number of the last published change (0: none yet)")
-    published_at: datetime | None = Field(description="event time of the last published change")
+    published_at: EventTime | None = Field(description="event time of the last published change")
     last_change: LastChange | None = Field(
         None, description="the last change on the topic; None before the first, or before the reader has reached it"
     )
@@ -156,8 +162,8 @@ class ModelView(BaseModel):
     current: bool = Field(description="model:current points at it")
     created_at: datetime
     k: int
-    training_start: datetime | None
-    training_end: datetime
+    training_start: EventTime | None
+    training_end: EventTime
     customers: int
     metrics: dict[str, float] = Field(description="fit quality: silhouette, Calinski-Harabasz, Davies-Bouldin, inertia")
     k_selection: dict[str, dict[str, float]] = Field(description="the scores of every k tried")
@@ -168,7 +174,7 @@ class ModelView(BaseModel):
 class StatisticPoint(BaseModel):
     """One alert's statistic against its threshold."""
 
-    at: datetime = Field(description="end of the event window the statistic was computed over")
+    at: EventTime = Field(description="end of the event window the statistic was computed over")
     monitor: str
     statistic: str
     value: float
@@ -183,7 +189,7 @@ class FamilyView(BaseModel):
     monitor: str
     method: str
     statistic: str
-    joined: datetime
+    joined: EventTime
     active: bool = Field(description="still above its closing level")
     value: float | None = Field(description="its statistic at its latest alert held (None: none kept)")
     threshold: float | None
@@ -195,9 +201,9 @@ class IncidentView(BaseModel):
     incident_id: str
     state: Literal["open", "closed"]
     severity: Literal["info", "warning", "critical"] = Field(description="at the latest alert")
-    opened_at: datetime = Field(description="first opening among the alerts kept")
-    updated_at: datetime
-    closed_at: datetime | None
+    opened_at: EventTime = Field(description="first opening among the alerts kept")
+    updated_at: EventTime
+    closed_at: EventTime | None
     model_version: int
     families: list[FamilyView]
     history: list[StatisticPoint] = Field(description="the statistics of the incident's alerts kept, oldest first")
@@ -216,7 +222,7 @@ class ProgressView(BaseModel):
     """How far the workers are: per-partition lag against the broker, rows applied per second."""
 
     topic: str
-    event_time: datetime | None = Field(description="latest event time the workers have reached")
+    event_time: EventTime | None = Field(description="latest event time the workers have reached")
     applied: int = Field(description="records applied over all partitions (sum of the stored offsets)")
     lag: int | None
     rows_per_s: float | None = Field(description="records applied per second over the last sampling window")
@@ -234,7 +240,7 @@ class SegmentHistory(BaseModel):
 
     model_version: int
     names: dict[int, str]
-    times: list[datetime] = Field(description="event times of the samples, a week apart")
+    times: list[EventTime] = Field(description="event times of the samples, a week apart")
     sizes: dict[int, list[int]] = Field(description="published members per segment at each time")
     flows: list[Flow] = Field(description="changes from each previous to each current segment in the window")
     changes: int = Field(description="distinct changes the window holds")
