@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 export SEG_DATASET ?= $(abspath ../shared/data/online_retail.csv.xz)
 
-.PHONY: install test lint format demo bench clean
+.PHONY: install test lint format demo bench bench-api clean
 
 $(BIN)/activate: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,9 @@ demo: install  ## end to end on a local broker and Redis; see README
 
 bench: install  ## performance and quality figures (prints ratios against baselines)
 	$(BIN)/python -m bench.run
+
+bench-api: install  ## GET /customers/{id} under load (wrk) against a minimal app doing the same Redis read
+	$(BIN)/python -m bench.api_bench
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
