@@ -128,13 +128,12 @@ def _authorization(options: ApiSettings):
 
 
 def _data_routes(app: FastAPI, s: Services, guarded: list) -> None:
-    @app.get(
-        "/customers/{customer_id}",
-        response_model=CustomerView,
-        responses=errors.responses(401, 404, 422, 503),
-        dependencies=guarded,
-        tags=["customers"],
-    )
+    def get(path: str, model: object, tag: str, *statuses: int):
+        return app.get(
+            path, response_model=model, responses=errors.responses(*statuses), dependencies=guarded, tags=[tag]
+        )
+
+    @get("/customers/{customer_id}", CustomerView, "customers", 401, 404, 422, 503)
     async def customer(
         customer_id: str = Path(min_length=1, max_length=200, description="as in the data, e.g. 17850"),
         recommendations: int = Query(10, ge=0, le=100, description="products to recommend at most"),
@@ -144,24 +143,12 @@ def _data_routes(app: FastAPI, s: Services, guarded: list) -> None:
         view.last_change = s.changes.last_change(customer_id)
         return _json(view)
 
-    @app.get(
-        "/segments",
-        response_model=SegmentsView,
-        responses=errors.responses(401, 422, 503),
-        dependencies=guarded,
-        tags=["segments"],
-    )
+    @get("/segments", SegmentsView, "segments", 401, 422, 503)
     async def segments(products: int = Query(10, ge=0, le=100, description="top products per segment")) -> Response:
         """Every segment of the live model: live size, profile in the features' units, top products."""
         return _json(await arun(s.redis, state.segments(s.keys, s.snapshots, products)))
 
-    @app.get(
-        "/segments/history",
-        response_model=SegmentHistory,
-        responses=errors.responses(401, 422, 503),
-        dependencies=guarded,
-        tags=["segments"],
-    )
+    @get("/segments/history", SegmentHistory, "segments", 401, 422, 503)
     async def segment_history(weeks: int = Query(8, ge=1, le=104, description="event-time weeks back")) -> Response:
         """Published sizes week by week and the flow between segments, over the changes the API holds."""
         snapshot = await arun(s.redis, s.snapshots.require_current(s.keys))
@@ -188,35 +175,17 @@ def _data_routes(app: FastAPI, s: Services, guarded: list) -> None:
             )
         )
 
-    @app.get(
-        "/models",
-        response_model=list[ModelView],
-        responses=errors.responses(401, 503),
-        dependencies=guarded,
-        tags=["models"],
-    )
+    @get("/models", list[ModelView], "models", 401, 503)
     async def models() -> Response:
         """Every stored model version with metrics and lineage, oldest first."""
         return _json(await arun(s.redis, state.models(s.keys, s.snapshots)))
 
-    @app.get(
-        "/models/{version}",
-        response_model=ModelView,
-        responses=errors.responses(401, 404, 422, 503),
-        dependencies=guarded,
-        tags=["models"],
-    )
+    @get("/models/{version}", ModelView, "models", 401, 404, 422, 503)
     async def model(version: int = Path(ge=1, le=2**31, description="model version")) -> Response:
         """One model version with metrics and lineage."""
         return _json(await arun(s.redis, state.model(s.keys, s.snapshots, version)))
 
-    @app.get(
-        "/incidents",
-        response_model=list[IncidentView],
-        responses=errors.responses(401, 422, 503),
-        dependencies=guarded,
-        tags=["incidents"],
-    )
+    @get("/incidents", list[IncidentView], "incidents", 401, 422, 503)
     async def incidents(
         state_filter: Literal["open", "all"] = Query(
             "open", alias="state", description="open, or all the incidents among the recent alerts kept"
@@ -225,24 +194,12 @@ def _data_routes(app: FastAPI, s: Services, guarded: list) -> None:
         """Drift incidents: families, statistics against thresholds, suggested action; latest first."""
         return _json(await arun(s.redis, state.incidents(s.keys, state_filter)))
 
-    @app.get(
-        "/incidents/{incident_id}",
-        response_model=IncidentView,
-        responses=errors.responses(401, 404, 422, 503),
-        dependencies=guarded,
-        tags=["incidents"],
-    )
+    @get("/incidents/{incident_id}", IncidentView, "incidents", 401, 404, 422, 503)
     async def incident(incident_id: str = Path(min_length=1, max_length=200)) -> Response:
         """One drift incident by id."""
         return _json(await arun(s.redis, state.incident(s.keys, incident_id)))
 
-    @app.get(
-        "/progress",
-        response_model=ProgressView,
-        responses=errors.responses(401, 503),
-        dependencies=guarded,
-        tags=["stream"],
-    )
+    @get("/progress", ProgressView, "stream", 401, 503)
     async def progress() -> Response:
         """Consumer lag per partition of the invoices topic and rows applied per second."""
         applied, event_time = await arun(s.redis, state.applied_offsets(s.keys, s.progress.topic))
