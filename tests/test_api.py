@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from collections import Counter
 from datetime import datetime
 from pathlib import Path
@@ -16,7 +17,7 @@ from pathlib import Path
 import redis
 import requests
 
-from rig.local_services import RedisServer
+from rig.local_services import RedisServer, TansuBroker, free_port
 from shared.contracts.segment_change import SegmentChange
 from shared.kafka_clients import read_to_end
 from shared.settings import Settings, as_environment
@@ -209,3 +210,23 @@ def test_auth_is_on_by_default_off_loopback_and_a_token_opens_it(settings: Setti
         assert allowed.status_code == 503, "past auth: no model in this Redis prefix yet"
         assert requests.get(f"{url}/healthz", timeout=10).status_code == 200, "health needs no token"
         assert "bearer" in json.dumps(requests.get(f"{url}/openapi.json", timeout=10).json()["components"]).lower()
+
+
+def test_the_change_reader_waits_for_a_broker_that_is_down_and_the_api_becomes_ready(
+    settings: Settings, redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    bootstrap_simulated(settings, redis_client, tmp_path)
+    port = free_port()
+    absent = settings.model_copy(
+        update={"kafka": settings.kafka.model_copy(update={"bootstrap_servers": f"127.0.0.1:{port}"})}
+    )
+    with running_api(absent, ready=False) as url:
+        deadline = time.monotonic() + 60
+        while "retries after" not in (health := get(url, "/readyz", status=503))["detail"]:
+            assert time.monotonic() < deadline, health
+            time.sleep(0.5)
+        assert get(url, "/segments")["model_version"] == 1, "Redis reads do not wait for the broker"
+        with TansuBroker(port=port):
+            while requests.get(f"{url}/readyz", timeout=10).status_code != 200:
+                assert time.monotonic() < deadline + 60, get(url, "/readyz", status=503)
+                time.sleep(0.5)

@@ -242,11 +242,12 @@ def _health_routes(app: FastAPI, s: Services) -> None:
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
             reachable, snapshot = False, None
         live = s.changes.alive
-        ready = live and reachable and snapshot is not None and s.changes.caught_up
+        ready = s.changes.healthy and reachable and snapshot is not None and s.changes.caught_up
         problems = [
             text
             for failed, text in (
-                (not live, f"the segment-change reader stopped ({s.changes.error})"),
+                (not live, "the segment-change reader stopped"),
+                (s.changes.error is not None, f"the segment-change reader retries after: {s.changes.error}"),
                 (not reachable, errors.REDIS_DOWN),
                 (reachable and snapshot is None, "no live model yet: run python -m worker bootstrap"),
                 (live and not s.changes.caught_up, "still reading the segment-change topic"),

@@ -39,6 +39,8 @@ log = logging.getLogger("worker.api.changes")
 
 POLL_MS = 200
 TOPIC_WAIT_S = 1.0
+RETRY_INITIAL_S = 1.0
+RETRY_MAX_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -86,7 +88,6 @@ class ChangeLog:
         self._evicted: dict[int, int] = {}  # partition -> offset after its last change that left the buffer
         self._repeats: set[tuple[int, int]] = set()
         self._positions: dict[int, int] = {}
-        self._ends: dict[int, int] | None = None
         self.caught_up = False
         self.error: str | None = None
         self._stop = threading.Event()
@@ -172,11 +173,22 @@ class ChangeLog:
         return True
 
     def _run(self) -> None:
-        try:
-            self._consume()
-        except Exception as exc:  # the thread's death shows in /healthz, with its reason
-            self.error = f"{type(exc).__name__}: {exc}"
-            log.exception("the segment-change reader stopped")
+        """Read until stopped; after a failure (broker down), go on from the positions reached, with backoff."""
+        delay = RETRY_INITIAL_S
+        while not self._stop.is_set():
+            try:
+                self._consume()
+                return
+            except Exception as exc:  # any broker failure: shown by /readyz until the reader is back
+                self.error = f"{type(exc).__name__}: {exc}"
+                log.warning("segment-change reader failed (%s); again in %.0f s", self.error, delay)
+            self._stop.wait(delay)
+            delay = min(delay * 2, RETRY_MAX_S)
+
+    @property
+    def healthy(self) -> bool:
+        """Running and not between a failure and its retry."""
+        return self.alive and self.error is None
 
     def _consume(self) -> None:
         consumer = make_consumer(self.kafka, group_id=None)
@@ -186,11 +198,11 @@ class ChangeLog:
                 return
             partitions = [TopicPartition(self.topic, n) for n in numbers]
             consumer.assign(partitions)
-            consumer.seek_to_beginning()
-            ends = {tp.partition: end for tp, end in consumer.end_offsets(partitions).items()}
             with self._lock:
-                self._positions = dict.fromkeys(numbers, 0)
-                self._ends = ends
+                self._positions = {n: self._positions.get(n, 0) for n in numbers}
+            for tp in partitions:
+                consumer.seek(tp, self._positions[tp.partition])
+            ends = {tp.partition: end for tp, end in consumer.end_offsets(partitions).items()}
             while not self._stop.is_set():
                 polled = consumer.poll(timeout_ms=POLL_MS)
                 added = False
@@ -211,6 +223,7 @@ class ChangeLog:
         """The topic's partitions once it exists (a fresh system has published nothing yet)."""
         while not self._stop.is_set():
             numbers = sorted(consumer.partitions_for_topic(self.topic) or ())  # type: ignore[attr-defined]
+            self.error = None  # the broker answers
             if numbers:
                 return numbers
             self.caught_up = True  # nothing to catch up with
