@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 QUIX_VENV ?= .venv-quix
 export SEG_DATASET ?= $(abspath ../shared/data/online_retail.csv.xz)
 
-.PHONY: install test test-fast lint deploy-check format demo bench bench-env clean
+.PHONY: install test test-fast lint deploy-check format demo bench bench-env bench-api clean
 
 $(BIN)/activate: requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,9 @@ bench-env: $(QUIX_VENV)/bin/activate  ## the Quix Streams peer's own venv (its p
 
 bench: install bench-env  ## performance and quality figures (prints ratios against baselines)
 	SEG_BENCH_QUIX_PYTHON=$(abspath $(QUIX_VENV))/bin/python $(BIN)/python -m bench.run
+
+bench-api: install  ## GET /customers/{id} under load (wrk) against a minimal app doing the same Redis read
+	$(BIN)/python -m bench.api_bench
 
 clean:
 	rm -rf $(VENV) $(QUIX_VENV) .pytest_cache .ruff_cache .mypy_cache build *.egg-info

@@ -96,7 +96,7 @@ def main() -> int:
         print(f"distinct segment changes on '{settings.topics.segment_changes}': {report.changes:,}")
         print("segment sizes now (live model):")
         for segment, count in zip(model.segments, counts, strict=True):
-            print(f"  {segment.id:>2} {segment.name:<16} {int(count):>6,}")
+            print(f"  {segment.id:>2} {segment.name:<24} {int(count):>6,}")
         counters = worker_counters(client, keys)
         print("worker counters: " + ", ".join(f"{k}={v}" for k, v in sorted(counters.items())))
         print(f"report: {write_report(report, REPORT).resolve()}")

@@ -116,7 +116,22 @@ class UnknownCustomerError(SegmentationError):
     """No record for this customer id in Redis."""
 
     def __init__(self, customer_id: str, prefix: str) -> None:
-        super().__init__(f"customer {customer_id} has no record under Redis prefix {prefix!r}")
+        super().__init__(
+            f"customer {customer_id} has no record under Redis prefix {prefix!r}: check the id (as in the data, "
+            "e.g. 17850; guests have none), that the bootstrap window or the stream has reached this customer, "
+            "and SEG_REDIS__KEY_PREFIX"
+        )
+        self.customer_id = customer_id
+
+
+class UnknownIncidentError(SegmentationError):
+    """No drift incident with this id among those Redis keeps."""
+
+    def __init__(self, incident_id: str) -> None:
+        super().__init__(
+            f"no drift incident {incident_id!r} among the open ones and the recent alerts kept in Redis "
+            "(SEG_MONITOR_RECENT_ALERTS): list them with GET /incidents?state=all or python -m worker alerts --recent N"
+        )
 
 
 class MissingTopicError(SegmentationError):
@@ -165,6 +180,15 @@ class FetcherExitedError(ServiceUnavailableError):
 
 class ModelError(SegmentationError):
     """The model cannot be fitted, stored or switched as asked."""
+
+
+class UnknownModelVersionError(ModelError):
+    """No stored ``model:v{n}`` for the version asked."""
+
+    def __init__(self, version: int) -> None:
+        super().__init__(
+            f"no model version {version} is stored: list the versions with GET /models or python -m worker models"
+        )
 
 
 class LiveModelExistsError(ModelError):

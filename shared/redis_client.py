@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import redis
+import redis.asyncio
 
 from shared.exceptions import AuthenticationFailedError, ServiceUnavailableError
 from shared.redaction import has_credentials, redact, redact_url
@@ -17,12 +18,8 @@ from shared.settings import RedisSettings, Settings
 from shared.state.keys import Keys
 
 
-def make_redis(settings: RedisSettings, check: bool = True) -> redis.Redis:
-    """A client with replies decoded to ``str``; pings first unless ``check=False``.
-
-    Raises :class:`AuthenticationFailedError` when Redis refuses the credentials
-    and :class:`ServiceUnavailableError` when it does not answer.
-    """
+def _options(settings: RedisSettings) -> dict[str, Any]:
+    """Client options from settings: replies decoded to ``str``, AUTH and TLS."""
     options: dict[str, Any] = {"decode_responses": True, "socket_timeout": settings.socket_timeout_s}
     if settings.username:
         options["username"] = settings.username
@@ -32,11 +29,21 @@ def make_redis(settings: RedisSettings, check: bool = True) -> redis.Redis:
         value = getattr(settings, name)
         if value is not None:
             options[name] = str(value)
+    return options
+
+
+def make_redis(settings: RedisSettings, check: bool = True) -> redis.Redis:
+    """A client with replies decoded to ``str``; pings first unless ``check=False``.
+
+    Raises :class:`AuthenticationFailedError` when Redis refuses the credentials
+    and :class:`ServiceUnavailableError` when it does not answer.
+    """
+    options = _options(settings)
     client: redis.Redis
     if settings.cluster:
         # Every client of ours works on a cluster: the keys of one partition (or of the model, or
         # of the drift monitor) share a hash tag, and every script declares the keys it touches.
-        client = redis.RedisCluster.from_url(settings.url, **options)  # type: ignore[assignment]
+        client = redis.RedisCluster.from_url(settings.url, **options)
     else:
         client = redis.Redis.from_url(settings.url, **options)
     if check:
@@ -63,6 +70,14 @@ def authentication_failed(settings: RedisSettings, exc: Exception) -> Authentica
     return AuthenticationFailedError(
         f"Redis at {redact_url(settings.url)}: authentication failed ({redact(str(exc))}); {fix}"
     )
+
+
+def make_async_redis(settings: RedisSettings, connect_timeout_s: float = 2.0) -> redis.asyncio.Redis:
+    """An asyncio client with the same options (for the API); it connects on first use."""
+    options = _options(settings) | {"socket_connect_timeout": connect_timeout_s}
+    if settings.cluster:
+        return redis.asyncio.RedisCluster.from_url(settings.url, **options)
+    return redis.asyncio.Redis.from_url(settings.url, **options)
 
 
 def connect(settings: Settings) -> tuple[redis.Redis, Keys]:

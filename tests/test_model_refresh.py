@@ -64,6 +64,8 @@ def _check_refresh(
     assert result.kept, "a refit on the same customers keeps at least one segment"
     for segment_id in result.kept:
         assert new[segment_id].name == old[segment_id].name
+    assert len({segment.name for segment in snapshot.segments}) == snapshot.k, "labels are unique within a model"
+    assert all(segment.description.startswith("median ") for segment in snapshot.segments)
     assert set(result.created).isdisjoint(old) and set(result.retired).isdisjoint(new)
     after = _published(client, keys)
     moved = {cid for cid in after if after[cid] != before.get(cid, "")}

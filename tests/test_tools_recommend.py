@@ -48,8 +48,9 @@ def test_recommend_top_products_of_the_segment_the_customer_never_had(
     assert code == 0
     info = json.loads(out)
     names = {s.id: s.name for s in fitted.snapshot.segments}
+    descriptions = {s.id: s.description for s in fitted.snapshot.segments}
     assert info["customer_id"] == customer
-    assert info["segment"] == {"id": segment, "name": names[segment]}
+    assert info["segment"] == {"id": segment, "name": names[segment], "description": descriptions[segment]}
     assert [(row["stock_code"], row["units"]) for row in info["recommendations"]] == expected
 
     _, out = run_tool(settings, ["recommend", customer, "--top", "3"])

@@ -63,10 +63,12 @@ def test_customer_state_and_recent_changes(settings: Settings, redis_client: red
     assert code == 0
     info = json.loads(out)
     assert info["customer_id"] == customer
-    assert info["segment"]["name"] == names[info["segment"]["id"]]
+    assert info["assigned"]["name"] == names[info["assigned"]["id"]]
+    assert info["published"]["description"] == fitted.snapshot.segments[info["published"]["id"]].description
     assert info["aggregates"]["invoices"] == fitted.features.loc[fitted.features.index[0], "frequency"]
     assert set(info["features"]) >= {"recency_days", "monetary"}
     assert [c["sequence"] for c in info["recent_changes"]] == [2, 3]
+    assert (info["last_change"]["sequence"], info["last_change"]["current"]["id"]) == (3, 2)
     _, out = run_tool(settings, ["customer", customer])
     assert f"customer {customer} as of" in out and "net_spend" in out and "recency_days" in out
     assert out.count(f"  {customer}  ") == 3, out  # three distinct changes, default --changes 5
@@ -84,7 +86,8 @@ def test_models_lists_versions_and_marks_the_live_one(
     models = [json.loads(line) for line in out.splitlines()]
     assert [(m["version"], m["current"]) for m in models] == [(1, True), (2, False)]
     assert models[0]["k"] == 4 and models[0]["training_end"].startswith("2011-03-31")
-    assert "silhouette" in models[0]["quality"]
+    assert "silhouette" in models[0]["metrics"]
+    assert models[0]["lineage"]["source"] == "bootstrap" and models[0]["lineage"]["new_segment_ids"] == [0, 1, 2, 3]
     activate(redis_client, keys, second)
     _, out = run_tool(settings, ["models"])
     lines = out.splitlines()

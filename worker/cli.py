@@ -281,6 +281,31 @@ def _add_report(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(command=report)
 
 
+def api(args: argparse.Namespace) -> int:
+    """Serve the HTTP API and the dashboard."""
+    from worker.api.server import serve
+    from worker.api.settings import ApiSettings
+
+    overrides = {name: getattr(args, name) for name in ("host", "port") if getattr(args, name) is not None}
+    serve(load(Settings), load(ApiSettings, **overrides))
+    return 0
+
+
+def _add_api(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "api",
+        help="serve the read-only HTTP API and the live dashboard",
+        description="Serve GET /customers/{id}, /segments, /segments/history, /models, /models/{version}, "
+        "/incidents, /incidents/{id}, /progress, /changes/stream (server-sent events), /healthz, /readyz, the "
+        "OpenAPI schema at /openapi.json (docs at /docs) and the dashboard at /. Reads only. Settings: "
+        "SEG_API_HOST (default 127.0.0.1), SEG_API_PORT (8000), SEG_API_AUTH (auto: a bearer token is required "
+        "unless the host is loopback), SEG_API_TOKEN, plus SEG_KAFKA__*, SEG_REDIS__*, SEG_TOPICS__*.",
+    )
+    parser.add_argument("--host", help="address to bind (default SEG_API_HOST or 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="port (default SEG_API_PORT or 8000)")
+    parser.set_defaults(command=api)
+
+
 def build_parser(prog: str = "live-segments") -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=prog,
@@ -296,6 +321,7 @@ def build_parser(prog: str = "live-segments") -> argparse.ArgumentParser:
     _add_refresh(subparsers)
     _add_tools(subparsers)
     _add_report(subparsers)
+    _add_api(subparsers)
     return parser
 
 

@@ -16,10 +16,16 @@ class Transform(BaseModel):
 
 
 class Segment(BaseModel):
-    """One cluster: stable id, name, centroid (scaled units) and its running statistics."""
+    """One cluster: stable id, name, centroid (scaled units) and its running statistics.
+
+    ``name`` is a short label unique within the model and ``description`` one line with
+    the numbers behind it (:mod:`worker.segmentation.naming`); snapshots written before
+    descriptions existed parse with an empty one.
+    """
 
     id: int
     name: str
+    description: str = Field("", description="what sets the segment apart, with its median numbers")
     centroid: list[float]
     sum: list[float] = Field(description="sum of member vectors (scaled units)")
     count: int

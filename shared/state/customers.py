@@ -6,7 +6,7 @@ partitions in bulk itself (:func:`shared.state.customer_record.load_records`).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 import redis
 
@@ -41,7 +41,11 @@ def iter_fields(
 def product_units(client: redis.Redis, keys: Keys, customer_id: str) -> dict[str, tuple[int, bool]]:
     """Stock code -> (net units, bought) of one customer (its members hash)."""
     partition = partition_of(customer_id, partition_count(client, keys))
-    members = client.hgetall(keys.members(partition, customer_id))
+    return units_of(client.hgetall(keys.members(partition, customer_id)))
+
+
+def units_of(members: Mapping[str, str]) -> dict[str, tuple[int, bool]]:
+    """Stock code -> (net units, bought) from a members hash as read (``p:{code}`` = 2 × units + bought)."""
     out = {}
     for name, value in members.items():
         if name.startswith("p:"):

@@ -33,6 +33,13 @@ def partition_count(client: redis.Redis, keys: Keys) -> int:
     return int(bootstrap_meta(client, keys)["partitions"])
 
 
+def partitions_in(meta: str | None, keys: Keys) -> int:
+    """The partition count in a stored ``{model}:bootstrap`` text (for readers that fetched it themselves)."""
+    if meta is None:
+        raise ModelError(f"no bootstrapped state under Redis prefix {keys.prefix!r}: {NO_STATE_HINT}")
+    return int(orjson.loads(meta)["partitions"])
+
+
 def stream_clock(client: redis.Redis, keys: Keys) -> datetime | None:
     """The latest event time any partition's stream has reached (None before the first commit).
 

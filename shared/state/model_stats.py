@@ -19,7 +19,7 @@ counts. Until every partition has written its own, the bootstrap's (or a refit's
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -98,17 +98,23 @@ def live_stats(client: redis.Redis, keys: Keys, snapshot: ModelSnapshot) -> Stat
     Only partitions whose statistics were computed under ``snapshot``'s version
     count; until every partition has them, the model's own ``{model}:stats``.
     """
-    segment_ids = [segment.id for segment in snapshot.segments]
-    dimensions = len(snapshot.feature_names)
     partitions = partition_count(client, keys)
     pipe = client.pipeline(transaction=False)
     for partition in range(partitions):
         pipe.hgetall(keys.stats(partition))
+    pipe.hgetall(keys.model_stats)
+    *shares, own = pipe.execute()
+    return combine(shares, own, snapshot)
+
+
+def combine(shares: Sequence[Mapping[str, str]], model_stats: Mapping[str, str], snapshot: ModelSnapshot) -> Statistics:
+    """The live statistics from every partition's hash (``shares``) and the model's own: :func:`live_stats`'s rule."""
+    segment_ids = [segment.id for segment in snapshot.segments]
+    dimensions = len(snapshot.feature_names)
     version = str(snapshot.version)
-    parts = [raw for raw in pipe.execute() if raw and raw.get(VERSION_FIELD) == version]
-    if len(parts) < partitions:
-        return Statistics.from_mapping(client.hgetall(keys.model_stats), segment_ids, dimensions)
+    if not shares or any(raw.get(VERSION_FIELD) != version for raw in shares):
+        return Statistics.from_mapping(model_stats, segment_ids, dimensions)
     total = Statistics.empty(len(segment_ids), dimensions)
-    for raw in parts:
+    for raw in shares:
         total = total + Statistics.from_mapping(raw, segment_ids, dimensions)
     return total

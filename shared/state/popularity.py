@@ -8,11 +8,29 @@ commits; the segment's popularity is their sum.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Container, Iterable
 
 import redis
 
 from shared.state.keys import Keys
 from shared.state.layout import partition_count
+
+
+def add_shares(shares: Iterable[Iterable[tuple[str, float]]]) -> dict[str, int]:
+    """Stock code -> net units, the partitions' ``ZRANGE … WITHSCORES`` replies added up (zeros left out)."""
+    total: Counter[str] = Counter()
+    for members in shares:
+        for code, units in members:
+            total[code] += int(units)
+    return {code: units for code, units in total.items() if units}
+
+
+def rank(units: dict[str, int], n: int, exclude: Container[str] = ()) -> list[tuple[str, int]]:
+    """The ``n`` products with the most positive net units, not in ``exclude`` (ties: stock code descending)."""
+    ranked = sorted(
+        ((n_units, code) for code, n_units in units.items() if n_units > 0 and code not in exclude), reverse=True
+    )
+    return [(code, n_units) for n_units, code in ranked[:n]]
 
 
 def segment_products(client: redis.Redis, keys: Keys, segment: int) -> dict[str, int]:
@@ -21,16 +39,9 @@ def segment_products(client: redis.Redis, keys: Keys, segment: int) -> dict[str,
     pipe = client.pipeline(transaction=False)
     for partition in range(partitions):
         pipe.zrange(keys.products(partition, segment), 0, -1, withscores=True)
-    total: Counter[str] = Counter()
-    for members in pipe.execute():
-        for code, units in members:
-            total[code] += int(units)
-    return {code: units for code, units in total.items() if units}
+    return add_shares(pipe.execute())
 
 
 def top_products(client: redis.Redis, keys: Keys, segment: int, n: int) -> list[tuple[str, int]]:
-    """The ``n`` products with the most positive net units (ties: stock code descending, as Redis orders them)."""
-    ranked = sorted(
-        ((units, code) for code, units in segment_products(client, keys, segment).items() if units > 0), reverse=True
-    )
-    return [(code, units) for units, code in ranked[:n]]
+    """The ``n`` products with the most positive net units (ties: stock code descending)."""
+    return rank(segment_products(client, keys, segment), n)

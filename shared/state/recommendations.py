@@ -18,7 +18,7 @@ import redis
 from shared.exceptions import UnknownCustomerError
 from shared.state.customers import find_record, product_units
 from shared.state.keys import Keys
-from shared.state.popularity import top_products
+from shared.state.popularity import rank, segment_products
 
 
 @dataclass(frozen=True)
@@ -42,5 +42,5 @@ def recommend(client: redis.Redis, keys: Keys, customer_id: str, n: int = 10) ->
     if record.published < 0 or n <= 0:
         return []
     had = product_units(client, keys, customer_id)
-    ranked = top_products(client, keys, record.published, n + len(had))
-    return [Recommendation(code, units) for code, units in ranked if code not in had][:n]
+    units = segment_products(client, keys, record.published)
+    return [Recommendation(code, count) for code, count in rank(units, n, exclude=had)]

@@ -54,12 +54,13 @@ def build_snapshot(
     ids = segment_ids(fit, named)
     label_of_id = {segment_id: label for label, segment_id in named.id_of_label.items()}
     segments = []
-    for segment_id, name in enumerate(named.names):
+    for segment_id, (name, description) in enumerate(zip(named.names, named.descriptions, strict=True)):
         members = fit.vectors[ids == segment_id]
         segments.append(
             Segment(
                 id=segment_id,
                 name=name,
+                description=description,
                 centroid=fit.centroids[label_of_id[segment_id]].tolist(),
                 sum=members.sum(axis=0).tolist(),
                 count=len(members),

@@ -22,8 +22,9 @@ def features_table(features: pd.DataFrame) -> str:
 
 
 def profiles_table(result: BootstrapResult) -> str:
-    """Per segment: id, name, size and median raw features of its members."""
-    header = f"{'id':>2}  {'name':<14}  {'size':>5}  {'share':>6}  " + "  ".join(
+    """Per segment: id, name, size and median raw features of its members; then each segment's description."""
+    width = max([4] + [len(segment.name) for segment in result.snapshot.segments])
+    header = f"{'id':>2}  {'name':<{width}}  {'size':>5}  {'share':>6}  " + "  ".join(
         f"{column.replace('_days', '')[:10]:>10}" for column in PROFILE_COLUMNS
     )
     lines = [header]
@@ -31,8 +32,10 @@ def profiles_table(result: BootstrapResult) -> str:
     for segment in result.snapshot.segments:
         values = "  ".join(f"{segment.profile[column]:>10.1f}" for column in PROFILE_COLUMNS)
         lines.append(
-            f"{segment.id:>2}  {segment.name:<14}  {segment.count:>5}  {segment.count / total:>6.1%}  {values}"
+            f"{segment.id:>2}  {segment.name:<{width}}  {segment.count:>5}  {segment.count / total:>6.1%}  {values}"
         )
+    lines.append("")
+    lines.extend(f"{segment.id:>2}  {segment.name}: {segment.description}" for segment in result.snapshot.segments)
     return "\n".join(lines)
 
 

@@ -8,6 +8,10 @@ new model. The invoice-behaviour reference stays the bootstrap period's: it
 describes purchases, not the model. Workers notice the new ``model:current`` at
 their next batch (or idle check), re-score their customers and publish one
 ``model_refresh`` change per customer whose segment changed.
+
+Names: a matched segment keeps its id and its label, so consumers keep reading the
+same name; its description is written anew from the refit (today's numbers). A new
+segment is labelled by what sets it apart, never with a label a kept segment holds.
 """
 
 from __future__ import annotations
@@ -64,14 +68,6 @@ def current_features(client: redis.Redis, keys: Keys, as_of: datetime) -> pd.Dat
     return pd.DataFrame(matrix, index=[ids[row] for row in rows], columns=list(FEATURE_NAMES))
 
 
-def _unique(name: str, taken: set[str]) -> str:
-    candidate, n = name, 1
-    while candidate in taken:
-        n += 1
-        candidate = f"{name} {n}"
-    return candidate
-
-
 def refit(client: redis.Redis, keys: Keys, as_of: datetime, options: RefreshSettings) -> RefreshResult:
     """Fit, match ids, write ``model:v{n+1}`` and switch ``model:current`` to it atomically."""
     previous = require_current(client, keys)
@@ -86,26 +82,25 @@ def refit(client: redis.Redis, keys: Keys, as_of: datetime, options: RefreshSett
     initial = np.array([segment.centroid for segment in previous.segments])
     live = live_stats(client, keys, previous).centroids(initial)
     matched = match_centroids(centroids, live, options.match_threshold)
-    named = name_segments(features, labels)
+    kept_names = {label: previous.segments[row].name for label, row in matched.items() if row is not None}
+    named = name_segments(features, labels, fixed=kept_names)
     next_id = previous.next_segment_id
-    taken = {previous.segments[row].name for row in matched.values() if row is not None}
     segments, created = [], []
     id_of_label: dict[int, int] = {}
     for label in range(previous.k):
         row = matched[label]
         if row is not None:
-            segment_id, name = previous.segments[row].id, previous.segments[row].name
+            segment_id = previous.segments[row].id
         else:
             segment_id, next_id = next_id, next_id + 1
-            name = _unique(named.names[named.id_of_label[label]], taken)
-            taken.add(name)
             created.append(segment_id)
         id_of_label[label] = segment_id
         members = vectors[labels == label]
         segments.append(
             Segment(
                 id=segment_id,
-                name=name,
+                name=named.names[named.id_of_label[label]],
+                description=named.descriptions[named.id_of_label[label]],
                 centroid=centroids[label].tolist(),
                 sum=members.sum(axis=0).tolist(),
                 count=len(members),

@@ -21,6 +21,7 @@ class SegmentProfile:
     name: str
     size: int
     profile: dict[str, float]
+    description: str = ""
 
 
 @dataclass(frozen=True)

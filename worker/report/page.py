@@ -95,7 +95,13 @@ def _empty(text: str) -> str:
 
 
 def _profiles(data: ReportData) -> str:
-    return _chart(charts.profiles_chart(data.segments))
+    rows = "".join(
+        f'<tr><td class="num">{s.id}</td><td>{html.escape(s.name)}</td><td class="num">{s.size:,}</td>'
+        f"<td>{html.escape(s.description)}</td></tr>"
+        for s in data.segments
+    )
+    names = f"<table><tr><th>id</th><th>name</th><th>size</th><th>what sets it apart</th></tr>{rows}</table>"
+    return _chart(charts.profiles_chart(data.segments)) + names
 
 
 def _sizes(data: ReportData) -> str:

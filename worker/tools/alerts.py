@@ -14,7 +14,8 @@ import argparse
 from shared.contracts.drift_alert import DriftAlert
 from shared.redis_client import connect
 from shared.settings import Settings
-from worker.drift_service.store import MonitorStore
+from worker.queries import state
+from worker.queries.plan import run as run_query
 from worker.tools.follow import Feed, add_follow_arguments, follow, header, render
 
 FEED: Feed[DriftAlert] = Feed(
@@ -62,8 +63,8 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     """Follow until ``--max`` or ``--timeout`` (or Ctrl-C); or print what Redis keeps and exit."""
     if args.recent is not None or args.open:
         client, keys = connect(settings)
-        store = MonitorStore(client, keys, keep=1)
-        stored = store.open_incidents() if args.open else store.recent(args.recent)
+        query = state.open_incident_alerts(keys) if args.open else state.recent_alerts(keys, args.recent)
+        stored = run_query(client, query)
         if not args.json:
             print(header(FEED))
         for alert in stored:

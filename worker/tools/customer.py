@@ -1,9 +1,11 @@
 """``customer ID``: one customer's state and recent segment changes.
 
-The changes come from the segment-change topic. Only the customer's partition is
-read (the worker keys changes by customer id, so the default partitioner's hash
-says which one), from its start to its end: that costs one partition's worth of
-reading, about a second per 100k changes. ``--changes 0`` skips it.
+The state comes from Redis through :mod:`worker.queries.state`, as the API's
+``GET /customers/{id}`` reads it. The changes come from the segment-change topic.
+Only the customer's partition is read (the worker keys changes by customer id, so
+the default partitioner's hash says which one), from its start to its end: that
+costs one partition's worth of reading, about a second per 100k changes.
+``--changes 0`` skips it.
 """
 
 from __future__ import annotations
@@ -11,34 +13,16 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from shared.contracts.model_snapshot import ModelSnapshot
 from shared.contracts.segment_change import SegmentChange
-from shared.exceptions import MissingTopicError, UnknownCustomerError
-from shared.features.aggregates import CustomerAggregates
+from shared.exceptions import MissingTopicError
 from shared.redis_client import connect
 from shared.settings import Settings
-from shared.state.customers import find_record
-from shared.state.model_store import load_current
 from shared.topic_reader import ReadOptions, read
+from worker.queries import state
+from worker.queries.plan import run as run_query
+from worker.queries.views import LastChange, SegmentLabel
 from worker.tools import changes as change_feed
 from worker.tools.output import json_line, table
-
-
-def summary(aggregates: CustomerAggregates) -> dict[str, Any]:
-    """The aggregates a person asks about first."""
-    return {
-        "country": aggregates.country,
-        "invoices": aggregates.invoices,
-        "cancelled_invoices": aggregates.cancel_invoices,
-        "purchase_lines": aggregates.purchase_lines,
-        "units": aggregates.units,
-        "distinct_products": aggregates.products,
-        "gross_spend": round(aggregates.gross_spend, 2),
-        "cancelled_amount": round(aggregates.cancel_amount, 2),
-        "net_spend": round(aggregates.net_spend, 2),
-        "first_purchase": aggregates.first_purchase.isoformat() if aggregates.first_purchase else None,
-        "last_purchase": aggregates.last_purchase.isoformat() if aggregates.last_purchase else None,
-    }
 
 
 def recent_changes(settings: Settings, customer_id: str, limit: int) -> list[SegmentChange]:
@@ -57,29 +41,15 @@ def recent_changes(settings: Settings, customer_id: str, limit: int) -> list[Seg
     return [by_sequence[s] for s in sorted(by_sequence)[-limit:]]
 
 
-def _segment(snapshot: ModelSnapshot | None, value: int) -> dict[str, Any] | None:
-    if value < 0:
-        return None
-    names = {s.id: s.name for s in snapshot.segments} if snapshot else {}
-    return {"id": value, "name": names.get(value, "?")}
-
-
 def describe(settings: Settings, customer_id: str, limit: int) -> dict[str, Any]:
-    """Everything the command shows, as one JSON-ready dict."""
+    """Everything the command shows, as one JSON-ready dict: the customer view plus ``recent_changes``."""
     client, keys = connect(settings)
-    record = find_record(client, keys, customer_id)
-    if record is None:
-        raise UnknownCustomerError(customer_id, keys.prefix)
-    snapshot = load_current(client, keys)
-    return {
-        "customer_id": customer_id,
-        "as_of": record.as_of.isoformat() if record.as_of else None,
-        "segment": _segment(snapshot, record.segment),
-        "published": _segment(snapshot, record.published),
-        "sequence": record.seq or None,
-        "aggregates": summary(record.aggregates),
-        "features": record.features,
-        "recent_changes": [c.model_dump(mode="json") for c in recent_changes(settings, customer_id, limit)],
+    view = run_query(client, state.customer(keys, state.Snapshots(), customer_id, top=0))
+    changes = recent_changes(settings, customer_id, limit)
+    if changes:
+        view = view.model_copy(update={"last_change": LastChange.of(changes[-1])})
+    return view.model_dump(mode="json", exclude={"recommendations"}) | {
+        "recent_changes": [c.model_dump(mode="json") for c in changes]
     }
 
 
@@ -104,8 +74,10 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     if args.json:
         print(json_line(info))
         return 0
-    print(f"customer {info['customer_id']} as of {info['as_of']}")
-    print(f"segment: {_name(info['segment'])}   published: {_name(info['published'])}   sequence: {info['sequence']}")
+    print(f"customer {info['customer_id']} as of {info['features_as_of']}")
+    print(f"published: {_name(info['published'])}   assigned: {_name(info['assigned'])}   sequence: {info['sequence']}")
+    if info["published"]:
+        print(f"  {SegmentLabel.model_validate(info['published']).description}")
     print()
     print(table(["aggregate", "value"], [[k, v] for k, v in info["aggregates"].items()]))
     print()

@@ -1,42 +1,16 @@
-"""``models``: every model version in Redis, with its training window and quality, marking the live one."""
+"""``models``: every model version in Redis, with its training window, quality and lineage, marking the live one."""
 
 from __future__ import annotations
 
 import argparse
-import re
-from typing import Any
 
-import redis
-
-from shared.contracts.model_snapshot import ModelSnapshot
 from shared.exceptions import ModelError
 from shared.redis_client import connect
 from shared.settings import Settings
-from shared.state.keys import Keys
-from shared.state.model_store import NO_MODEL_HINT, current_version, load_version
-from worker.tools.output import json_line, table
-
-
-def versions(client: redis.Redis, keys: Keys) -> list[int]:
-    """Version numbers of the stored ``model:v{n}`` keys, ascending."""
-    pattern = re.escape(keys.model(0)[:-1]) + r"(\d+)"
-    glob = re.sub(r"([\[\]*?\\])", r"\\\1", keys.model(0)[:-1]) + "*"
-    found = (re.fullmatch(pattern, key) for key in client.scan_iter(match=glob, count=1000))
-    return sorted(int(match.group(1)) for match in found if match)
-
-
-def describe(snapshot: ModelSnapshot, live: bool) -> dict[str, Any]:
-    start, end = snapshot.training_window
-    return {
-        "version": snapshot.version,
-        "current": live,
-        "created_at": snapshot.created_at.isoformat(timespec="seconds"),
-        "k": snapshot.k,
-        "training_start": start.isoformat() if start else None,
-        "training_end": end.isoformat(),
-        "customers": snapshot.customers,
-        "quality": snapshot.quality,
-    }
+from shared.state.model_store import NO_MODEL_HINT
+from worker.queries import state
+from worker.queries.plan import run as run_query
+from worker.tools.output import table
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -45,24 +19,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
     client, keys = connect(settings)
-    live = current_version(client, keys)
-    models = [describe(load_version(client, keys, v), v == live) for v in versions(client, keys)]
+    models = run_query(client, state.models(keys, state.Snapshots()))
     if not models:
         raise ModelError(f"no model stored under Redis prefix {keys.prefix!r}: {NO_MODEL_HINT}")
     if args.json:
         for model in models:
-            print(json_line(model))
+            print(model.model_dump_json())
         return 0
-    headers = ["version", "live", "created at", "k", "training window", "customers", "quality"]
+    headers = ["version", "live", "created at", "k", "training window", "customers", "from", "quality"]
     rows = [
         [
-            f"v{m['version']}",
-            "*" if m["current"] else "",
-            m["created_at"],
-            m["k"],
-            f"{m['training_start'] or '…'} → {m['training_end']}",
-            m["customers"],
-            " ".join(f"{name}={value:.3g}" for name, value in sorted(m["quality"].items())),
+            f"v{m.version}",
+            "*" if m.current else "",
+            m.created_at.isoformat(timespec="seconds"),
+            m.k,
+            f"{m.training_start.isoformat() if m.training_start else '…'} → {m.training_end.isoformat()}",
+            m.customers,
+            "bootstrap" if m.lineage.parent_version is None else f"refresh of v{m.lineage.parent_version}",
+            " ".join(f"{name}={value:.3g}" for name, value in sorted(m.metrics.items())),
         ]
         for m in models
     ]

@@ -1,34 +1,29 @@
 """``recommend ID``: the top products of a customer's published segment that the customer has not had.
 
-A thin shell over :func:`shared.state.recommendations.recommend` (the library call for
-consumers), adding the segment's name from the live model.
+Read through :mod:`worker.queries.state` as the API's ``GET /customers/{id}``
+(the rule of :func:`shared.state.recommendations.recommend`, the library call for
+consumers with a Redis client), with the segment's name from the live model.
 """
 
 from __future__ import annotations
 
 import argparse
-from dataclasses import asdict
 from typing import Any
 
 from shared.redis_client import connect
 from shared.settings import Settings
-from shared.state.customers import find_record
-from shared.state.model_store import load_current
-from shared.state.recommendations import recommend
+from worker.queries import state
+from worker.queries.plan import run as run_query
 from worker.tools.output import json_line, table
 
 
 def recommendations(settings: Settings, customer_id: str, top: int) -> dict[str, Any]:
     """Everything the command shows, as one JSON-ready dict (``segment`` None while unpublished)."""
     client, keys = connect(settings)
-    items = recommend(client, keys, customer_id, top)
-    record = find_record(client, keys, customer_id)
-    segment = None
-    if record is not None and record.published >= 0:
-        snapshot = load_current(client, keys)
-        names = {s.id: s.name for s in snapshot.segments} if snapshot else {}
-        segment = {"id": record.published, "name": names.get(record.published, "?")}
-    return {"customer_id": customer_id, "segment": segment, "recommendations": [asdict(item) for item in items]}
+    view = run_query(client, state.customer(keys, state.Snapshots(), customer_id, top))
+    return view.model_dump(mode="json", include={"customer_id", "recommendations"}) | {
+        "segment": None if view.published is None else view.published.model_dump(mode="json")
+    }
 
 
 def _positive(text: str) -> int:

@@ -1,34 +1,20 @@
-"""``segments``: the live segments now: size, share and median profile.
+"""``segments``: the live segments now: size, share, median profile and what sets each apart.
 
-Sizes are the live member counts (all partitions' statistics added up, or the
-bootstrap's before any worker ran). Profiles are the training-time medians
-stored in the snapshot.
+Read through :mod:`worker.queries.state` as the API's ``GET /segments``: sizes are
+the live member counts (all partitions' statistics added up, or the bootstrap's
+before any worker ran); profiles are the training-time medians stored in the snapshot.
 """
 
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
-import numpy as np
-
-from shared.contracts.model_snapshot import ModelSnapshot
 from shared.redis_client import connect
 from shared.settings import Settings
-from shared.state.model_stats import live_stats
-from shared.state.model_store import require_current
+from worker.queries import state
+from worker.queries.plan import run as run_query
 from worker.segmentation.profile import PROFILE_COLUMNS
-from worker.tools.output import json_line, table
-
-
-def segment_rows(snapshot: ModelSnapshot, counts: np.ndarray) -> list[dict[str, Any]]:
-    """One dict per segment: id, name, size, share, profile."""
-    sizes = [int(count) for count in counts]
-    total = sum(sizes) or 1
-    return [
-        {"id": s.id, "name": s.name, "size": size, "share": size / total, "profile": s.profile}
-        for s, size in zip(snapshot.segments, sizes, strict=True)
-    ]
+from worker.tools.output import table
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -37,16 +23,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
     client, keys = connect(settings)
-    snapshot = require_current(client, keys)
-    rows = segment_rows(snapshot, live_stats(client, keys, snapshot).counts)
+    view = run_query(client, state.segments(keys, state.Snapshots(), products=0))
     if args.json:
-        print(json_line({"model_version": snapshot.version, "segments": rows}))
+        print(view.model_dump_json(exclude={"segments": {"__all__": {"top_products"}}}))
         return 0
-    print(f"model v{snapshot.version}: {len(rows)} segments, {sum(r['size'] for r in rows):,} customers")
+    print(f"model v{view.model_version}: {len(view.segments)} segments, {view.customers:,} customers")
     headers = ["id", "name", "size", "share"] + [label for _, label in PROFILE_COLUMNS]
     body = [
-        [r["id"], r["name"], r["size"], f"{r['share']:.1%}"] + [r["profile"].get(name) for name, _ in PROFILE_COLUMNS]
-        for r in rows
+        [s.id, s.name, s.size, f"{s.share:.1%}"] + [s.profile.get(name) for name, _ in PROFILE_COLUMNS]
+        for s in view.segments
     ]
     print(table(headers, body))
+    print()
+    for s in view.segments:
+        print(f"{s.id:>3}  {s.name}: {s.description or '(no description: a model from before descriptions)'}")
     return 0
