@@ -25,7 +25,7 @@ from shared.state.keys import Keys
 from shared.topic_reader import ReadOptions, read
 from tests.tools_helpers import START, alert, bootstrap_simulated, change, publish, stream_simulated
 from worker.cli import main
-from worker.report import history
+from worker.queries import history
 from worker.report.gather import gather
 from worker.report.page import write
 

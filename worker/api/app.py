@@ -16,7 +16,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from importlib import resources
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import redis
 import redis.asyncio
@@ -34,7 +34,7 @@ from worker.api.errors import ApiError
 from worker.api.progress import Progress
 from worker.api.settings import ApiSettings
 from worker.api.stream import change_events
-from worker.queries import state
+from worker.queries import history, state
 from worker.queries.plan import arun
 from worker.queries.views import (
     CustomerView,
@@ -45,7 +45,6 @@ from worker.queries.views import (
     SegmentHistory,
     SegmentsView,
 )
-from worker.report import history
 
 JSON = "application/json"
 BEARER = HTTPBearer(auto_error=False, description="the value of SEG_API_TOKEN")

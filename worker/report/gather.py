@@ -20,9 +20,8 @@ from shared.exceptions import MissingTopicError
 from shared.redis_client import connect
 from shared.settings import KafkaSettings, Settings
 from shared.topic_reader import ReadOptions, read
-from worker.queries import state
+from worker.queries import history, state
 from worker.queries.plan import run as run_query
-from worker.report import history
 from worker.report.content import ReportData, SegmentProfile
 
 TOP_PRODUCTS = 10
