@@ -15,6 +15,7 @@ import redis
 from shared.exceptions import EmptyInputError, ModelError
 from shared.settings import Settings
 from shared.state.keys import Keys
+from shared.state.layout import partition_count
 from worker.bootstrap.pipeline import run_bootstrap
 from worker.bootstrap.settings import BootstrapSettings
 
@@ -84,7 +85,8 @@ def test_cli_run_on_synthetic_file(settings: Settings, redis_client: redis.Redis
     assert done.returncode == 0, done.stderr
     assert "bootstrap installed: model v1" in done.stdout and "segments" in done.stdout
     assert (tmp_path / "model.json").exists()
-    assert redis_client.scard(Keys(settings.redis.key_prefix).customers) == 30
+    keys = Keys(settings.redis.key_prefix)
+    assert sum(redis_client.scard(keys.customers(p)) for p in range(partition_count(redis_client, keys))) == 30
 
     refused = subprocess.run([*command, "--k", "3", *options], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert refused.returncode == 2
@@ -119,5 +121,5 @@ def test_unusable_windows_fail_clearly(
     source = write_csv(tmp_path / "history.csv", rows)
     options = BootstrapSettings(k=k, model_file=tmp_path / "model.json")
     with pytest.raises(error, match=message):
-        run_bootstrap(source, until, redis_client, Keys(settings.redis.key_prefix), options)
+        run_bootstrap(source, until, redis_client, Keys(settings.redis.key_prefix), options, partitions=3)
     assert not list(redis_client.scan_iter(match=settings.redis.key_prefix + "*"))

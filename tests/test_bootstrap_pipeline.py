@@ -13,11 +13,12 @@ from shared.exceptions import LiveModelExistsError
 from shared.settings import Settings
 from shared.state.keys import Keys
 from shared.state.model_store import load_current
+from tests.pipeline import REAL_CUTOFF as UNTIL
 from worker.bootstrap.pipeline import run_bootstrap
 from worker.bootstrap.settings import BootstrapSettings
 from worker.bootstrap.summary import summary
 
-UNTIL = datetime(2011, 6, 1)
+PARTITIONS = 3
 
 
 def dump(client: redis.Redis, prefix: str) -> dict[str, tuple[str, object]]:
@@ -40,7 +41,7 @@ def test_real_window_fit_round_trips_and_is_idempotent(
 ) -> None:
     keys = Keys(settings.redis.key_prefix)
     options = BootstrapSettings(model_file=tmp_path / "model.json")
-    result = run_bootstrap(dataset, UNTIL, redis_client, keys, options)
+    result = run_bootstrap(dataset, UNTIL, redis_client, keys, options, partitions=PARTITIONS)
     snapshot = result.snapshot
     with capsys.disabled():
         print("\n" + summary(result))
@@ -54,26 +55,26 @@ def test_real_window_fit_round_trips_and_is_idempotent(
     assert len({segment.name for segment in snapshot.segments}) == snapshot.k
     assert sum(segment.count for segment in snapshot.segments) == snapshot.customers == len(result.features)
     assert snapshot.training_window == (datetime(2010, 12, 1, 8, 26), UNTIL)
-    assert redis_client.scard(keys.customers) == result.cleaning.customers
+    assert sum(redis_client.scard(keys.customers(p)) for p in range(PARTITIONS)) == result.cleaning.customers
 
     before = dump(redis_client, keys.prefix)
     assert {key for key, (kind, _) in before.items() if kind == "zset"} == {
-        keys.segment_products(segment.id) for segment in snapshot.segments
+        keys.products(p, segment.id) for segment in snapshot.segments for p in range(PARTITIONS)
     }
-    again = run_bootstrap(dataset, UNTIL, redis_client, keys, options)
+    again = run_bootstrap(dataset, UNTIL, redis_client, keys, options, partitions=PARTITIONS)
     assert again.outcome == "unchanged"
     assert dump(redis_client, keys.prefix) == before
-    forced = run_bootstrap(dataset, UNTIL, redis_client, keys, options, force=True)
+    forced = run_bootstrap(dataset, UNTIL, redis_client, keys, options, partitions=PARTITIONS, force=True)
     assert forced.outcome == "reseeded" and forced.snapshot == snapshot
     assert dump(redis_client, keys.prefix) == before
 
     other = BootstrapSettings(k=4, model_file=tmp_path / "model.json")
     with pytest.raises(LiveModelExistsError, match="--force"):
-        run_bootstrap(dataset, UNTIL, redis_client, keys, other)
-    replaced = run_bootstrap(dataset, UNTIL, redis_client, keys, other, force=True)
+        run_bootstrap(dataset, UNTIL, redis_client, keys, other, partitions=PARTITIONS)
+    replaced = run_bootstrap(dataset, UNTIL, redis_client, keys, other, partitions=PARTITIONS, force=True)
     assert replaced.outcome == "installed" and replaced.snapshot.version == 2 and replaced.snapshot.k == 4
     assert load_current(redis_client, keys) == replaced.snapshot
-    assert set(redis_client.scan_iter(match=keys.segment_products_pattern)) == {
-        keys.segment_products(segment.id) for segment in replaced.snapshot.segments
+    assert {key for key, (kind, _) in dump(redis_client, keys.prefix).items() if kind == "zset"} == {
+        keys.products(p, segment.id) for segment in replaced.snapshot.segments for p in range(PARTITIONS)
     }
     assert ModelSnapshot.model_validate_json(redis_client.get(keys.model(1)) or "") == snapshot

@@ -113,7 +113,9 @@ def test_policy_refresh_refits_when_an_incident_opens(
     keys = Keys(settings.redis.key_prefix)
     shift = DriftEpisode("order-value-shift", CUTOFF + timedelta(days=10), 2.0)
     sim = simulate(SimulationConfig(out=tmp_path / "sim.csv", customers=1_000, days=DAYS + 40, seed=3, drift=(shift,)))
-    run_bootstrap(sim.path, CUTOFF, redis_client, keys, BootstrapSettings(k=4, model_file=tmp_path / "model.json"))
+    run_bootstrap(
+        sim.path, CUTOFF, redis_client, keys, BootstrapSettings(k=4, model_file=tmp_path / "model.json"), partitions=3
+    )
     replay_simulated(settings, tmp_path, CUTOFF)
     Worker(settings, WorkerSettings(group_id=f"w-{keys.prefix}")).run(until_caught_up=True)
     monitor = DriftMonitor(

@@ -53,7 +53,9 @@ def history(dataset: Path) -> Reference:
 def _alerts_of(settings: Settings, redis_client: redis.Redis, dataset: Path, history: Reference, tmp_path: Path,
                shift: Shift | None) -> list[DriftAlert]:  # fmt: skip
     keys = Keys(settings.redis.key_prefix)
-    run_bootstrap(dataset, CUTOFF, redis_client, keys, BootstrapSettings(k=6, model_file=tmp_path / "model.json"))
+    run_bootstrap(
+        dataset, CUTOFF, redis_client, keys, BootstrapSettings(k=6, model_file=tmp_path / "model.json"), partitions=3
+    )
     lines = stream(history, CUTOFF, DAYS, shift)
     publish(settings, settings.topics.invoices, ((line.partition_key, line) for line in lines))
     Worker(settings, WorkerSettings(group_id=f"w-{keys.prefix}")).run(until_caught_up=True)

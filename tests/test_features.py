@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 
 from shared.contracts.invoice import InvoiceLine
-from shared.features import CustomerAggregates, apply_line, compute_features
-from shared.features.aggregates import classify
+from shared.features.aggregates import AggregateColumns, CustomerAggregates, Membership, apply_line, classify
+from shared.features.clock import month_number, to_micros
+from shared.features.fold import CANCELLATION, NON_PRODUCT, PURCHASE, LineBatch, fold
 from shared.features.scaling import fit_transform, signed_log1p, transform_matrix, transform_vector
-from shared.features.vector import FEATURE_NAMES
+from shared.features.vector import FEATURE_NAMES, compute_features
 
 AS_OF = datetime(2011, 4, 10)
 
@@ -42,8 +43,9 @@ LINES = [
 
 def folded(lines: list[InvoiceLine]) -> CustomerAggregates:
     aggregates = CustomerAggregates(customer_id="c1")
+    membership = Membership()
     for item in lines:
-        apply_line(aggregates, item)
+        apply_line(aggregates, item, membership)
     return aggregates
 
 
@@ -78,8 +80,9 @@ def test_the_aggregates_keep_what_the_features_and_recommendations_need() -> Non
         1,
     )
     assert aggregates.non_product_amount == 15.0
-    assert aggregates.product_units == {"85123A": 5, "22423": 1}
+    assert (aggregates.invoices, aggregates.cancel_invoices, aggregates.products) == (2, 1, 2)
     assert aggregates.units == 7
+    assert aggregates.months == {month_number(datetime(2011, 1, 1)): 14.0, month_number(datetime(2011, 3, 1)): 15.0}
 
 
 def test_arrival_order_does_not_change_anything() -> None:
@@ -88,7 +91,7 @@ def test_arrival_order_does_not_change_anything() -> None:
 
 def test_the_json_record_round_trips_exactly() -> None:
     aggregates = folded(LINES)
-    assert CustomerAggregates.from_json(aggregates.to_json()) == aggregates
+    assert CustomerAggregates.from_json("c1", aggregates.to_json()) == aggregates
     assert aggregates.to_json() == folded(LINES[::-1]).to_json()  # canonical text
 
 
@@ -122,7 +125,8 @@ def test_cleaning_rules_classify_each_line(item: InvoiceLine, kind: str) -> None
 
 def test_guest_lines_are_refused_by_customer_aggregates() -> None:
     with pytest.raises(ValueError, match="GuestStats"):
-        apply_line(CustomerAggregates(customer_id="c1"), line("536005", "85123A", 1, 2.0, "2011-03-01", customer=None))
+        guest = line("536005", "85123A", 1, 2.0, "2011-03-01", customer=None)
+        apply_line(CustomerAggregates(customer_id="c1"), guest, Membership())
 
 
 def test_scaling_centres_on_the_median_and_divides_by_the_iqr_after_the_log_step() -> None:
@@ -144,3 +148,50 @@ def test_scaling_centres_on_the_median_and_divides_by_the_iqr_after_the_log_step
 def test_signed_log_keeps_the_sign_and_zero() -> None:
     values = np.array([-100.0, -1.0, 0.0, 1.0, 100.0])
     assert signed_log1p(values) == pytest.approx([-math.log1p(100), -math.log(2), 0.0, math.log(2), math.log1p(100)])
+
+
+def test_the_column_wise_fold_equals_the_one_line_fold_however_the_lines_are_cut() -> None:
+    """The worker's update function (:func:`fold`) gives the reference fold's aggregates, in any batching."""
+    priced = [item for item in LINES if item.unit_price > 0]
+    kinds = {"purchase": PURCHASE, "cancellation": CANCELLATION, "non_product": NON_PRODUCT}
+    membership = Membership()
+    flags = [
+        (
+            kind != "non_product" and membership.new_invoice("c1", item.invoice_no),
+            kind == "purchase" and membership.new_product("c1", item.stock_code),
+        )
+        for item, kind in ((item, classify(item)) for item in priced)
+    ]
+    for cut in range(len(priced) + 1):
+        columns = AggregateColumns()
+        columns.append(1)
+        for part in (slice(0, cut), slice(cut, None)):
+            chunk = priced[part]
+            times = np.array([to_micros(item.invoice_date) for item in chunk], dtype=np.int64)
+            fold(
+                columns,
+                LineBatch(
+                    slot=np.zeros(len(chunk), dtype=np.int64),
+                    kind=np.array([kinds[classify(item)] for item in chunk], dtype=np.int8),
+                    quantity=np.array([item.quantity for item in chunk], dtype=np.int64),
+                    amount=np.array([item.amount for item in chunk]),
+                    time=times,
+                    month=np.array([month_number(item.invoice_date) for item in chunk], dtype=np.int64),
+                    country=columns.countries.codes(item.country for item in chunk),
+                    new_invoice=np.array([new for new, _ in flags[part]], dtype=bool),
+                    new_product=np.array([new for _, new in flags[part]], dtype=bool),
+                ),
+            )
+        assert columns.get_row(0, "c1") == folded(LINES), cut
+
+
+def test_monthly_spend_is_kept_over_the_last_twelve_months_only() -> None:
+    """Months more than 11 before the customer's latest active month leave the window (and the features)."""
+    early = line("536010", "85123A", 1, 100.0, "2010-01-15 10:00")
+    late = line("536011", "85123A", 1, 10.0, "2011-03-15 10:00")
+    aggregates = folded([early, late])
+    assert aggregates.months == {month_number(datetime(2011, 3, 1)): 10.0}
+    assert aggregates.first_month == month_number(datetime(2010, 1, 1))
+    features = compute_features(aggregates, datetime(2011, 3, 31))
+    assert features is not None
+    assert features["monthly_spend_mean"] == pytest.approx(10.0 / 12)  # 2010-04 … 2011-03, eleven of them zero

@@ -9,35 +9,32 @@ import pytest
 from worker.stream.inflight import InflightCommit
 
 
-def test_a_commit_lands_in_the_background_and_settle_returns_its_offsets() -> None:
-    inflight = InflightCommit()
+def test_a_commit_lands_in_the_background_and_settle_returns_what_it_landed() -> None:
+    inflight: InflightCommit[str] = InflightCommit()
     release = threading.Event()
-
-    def land() -> None:
-        release.wait()
-
-    inflight.submit(land, {0: 10}, frozenset({"a"}))
+    inflight.submit(release.wait, "batch 1")
+    assert inflight.landing == "batch 1"  # the next step's read counts it as there already
     with pytest.raises(RuntimeError, match="still in flight"):
-        inflight.submit(lambda: None, {0: 20}, frozenset())
+        inflight.submit(lambda: None, "batch 2")
     release.set()
-    assert inflight.settle() == {0: 10}
-    assert inflight.event_ids == frozenset({"a"})  # kept for the next batch's duplicate check
-    assert inflight.settle() == {}
+    assert inflight.settle() == "batch 1"
+    assert inflight.landing is None
+    assert inflight.settle() is None
     inflight.close()
 
 
 def test_a_failed_commit_is_raised_by_settle_and_forget_clears_everything() -> None:
-    inflight = InflightCommit()
+    inflight: InflightCommit[str] = InflightCommit()
 
     def fail() -> None:
         raise ConnectionError("redis went away")
 
-    inflight.submit(fail, {1: 5}, frozenset({"b"}))
+    inflight.submit(fail, "batch 1")
     inflight.wait()  # what a rebalance callback does: no raise
     with pytest.raises(ConnectionError):
         inflight.settle()
-    inflight.submit(lambda: None, {1: 6}, frozenset({"c"}))
+    inflight.submit(lambda: None, "batch 2")
     inflight.forget()
-    assert inflight.settle() == {}
-    assert inflight.event_ids == frozenset()
+    assert inflight.settle() is None
+    assert inflight.landing is None
     inflight.close()

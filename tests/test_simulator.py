@@ -119,7 +119,14 @@ def test_bootstrap_recovers_the_archetypes(redis_client: redis.Redis, settings: 
     truth = json.loads(result.truth_path.read_text())["customers"]
     options = BootstrapSettings(k=len(ARCHETYPES), model_file=tmp_path / "model.json")
     until = config.start + timedelta(days=config.days)
-    fitted = run_bootstrap(result.path, until, redis_client, Keys(settings.redis.key_prefix), options)
+    fitted = run_bootstrap(
+        result.path,
+        until,
+        redis_client,
+        Keys(settings.redis.key_prefix),
+        options,
+        partitions=settings.topics.partitions,
+    )
     archetypes = [truth[str(cid)] for cid in fitted.features.index]
     ari = adjusted_rand_score(archetypes, fitted.segments)
     print(f"\nsegment recovery: {result.lines:,} lines, {len(archetypes):,} customers, k={options.k}, ARI={ari:.3f}")

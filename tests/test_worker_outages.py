@@ -7,11 +7,10 @@
 * The fetcher process is killed after a few batches: the worker starts a new one
   from the offsets it has applied, neither skipping nor re-applying a record.
 
-Either way no line is counted twice or lost: every customer's aggregates and every
-segment's product counts equal those of the same stream applied without an outage,
-and the product counts equal the sum over each segment's published members (which
-members are published where may differ from the calm run: the debounce's pending
-confirmations live in memory).
+Either way no line is counted twice or lost, and no decision differs: the whole
+state (every customer record and members hash, product popularity, guests, model
+statistics, dedup sets, offsets and clocks) equals the one of the same stream
+applied without an outage, key by key, and so do the published segment changes.
 """
 
 from __future__ import annotations
@@ -20,7 +19,6 @@ import os
 import signal
 import threading
 import time
-from collections import Counter, defaultdict
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -29,10 +27,10 @@ import pytest
 import redis
 
 from rig.local_services import RedisServer
-from shared.features.aggregates import CustomerAggregates
 from shared.redis_client import make_redis
 from shared.settings import RedisSettings, Settings
 from shared.state.keys import Keys
+from tests.pipeline import differences, state
 from tests.tools_helpers import CUTOFF, bootstrap_simulated, replay_simulated
 from worker.stream.loop import Worker
 from worker.stream.settings import WorkerSettings
@@ -40,30 +38,17 @@ from worker.stream.settings import WorkerSettings
 OPTIONS: dict[str, Any] = {"batch_max_records": 100, "retry_initial_s": 0.2, "retry_max_s": 1.0}
 
 
-def _aggregates(client: redis.Redis, keys: Keys) -> dict[str, str]:
-    return {cid: client.hget(keys.customer(cid), "agg") for cid in client.smembers(keys.customers)}
-
-
-def _products_match_members(client: redis.Redis, keys: Keys) -> None:
-    expected: dict[str, Counter[str]] = defaultdict(Counter)
-    for cid in client.smembers(keys.customers):
-        record = client.hgetall(keys.customer(cid))
-        if record.get("published"):
-            units = CustomerAggregates.from_json(record["agg"]).product_units
-            expected[keys.segment_products(int(record["published"]))].update(units)
-    stored = {
-        key: dict(client.zrange(key, 0, -1, withscores=True))
-        for key in client.scan_iter(match=keys.segment_products_pattern)
-    }
-    assert stored == {key: {p: float(n) for p, n in units.items() if n} for key, units in expected.items()}
-
-
-def _calm_run(settings: Settings, client: redis.Redis, tmp_path: Path, stream_days: int = 30) -> dict[str, str]:
+def _calm_run(settings: Settings, client: redis.Redis, tmp_path: Path, stream_days: int = 30) -> dict[str, object]:
     keys = Keys(settings.redis.key_prefix)
     bootstrap_simulated(settings, client, tmp_path, stream_days=stream_days)
     replay_simulated(settings, tmp_path, CUTOFF)
     Worker(settings, WorkerSettings(group_id=f"g-{keys.prefix}", **OPTIONS)).run(until_caught_up=True)
-    return _aggregates(client, keys)
+    return state(client, keys, settings.topics.partitions)
+
+
+def _same_state(expected: dict[str, object], settings: Settings, client: redis.Redis, keys: Keys) -> None:
+    got = state(client, keys, settings.topics.partitions)
+    assert differences(expected, got, settings.redis.key_prefix, keys.prefix) == []
 
 
 def _interrupted_run(
@@ -114,8 +99,7 @@ def test_a_redis_outage_mid_stream_loses_and_doubles_nothing(
     try:
         client, keys = _interrupted_run(settings, server.url, tmp_path, 30, outage)
         assert any("Redis unavailable" in record.message for record in caplog.records)
-        assert _aggregates(client, keys) == expected
-        _products_match_members(client, keys)
+        _same_state(expected, settings, client, keys)
     finally:
         server.stop()
 
@@ -129,10 +113,10 @@ def test_a_killed_fetcher_is_replaced_and_nothing_is_lost_or_doubled(
     killed: list[int] = []
 
     def kill(worker: Worker) -> None:
-        killed.append(worker.fetcher._process.pid)
+        assert worker.parts is not None
+        killed.append(worker.parts.fetcher.pid)
         os.kill(killed[0], signal.SIGKILL)
 
     client, keys = _interrupted_run(settings, settings.redis.url, tmp_path, 150, kill)
     assert any("fetcher process exited" in record.message for record in caplog.records)
-    assert _aggregates(client, keys) == expected
-    _products_match_members(client, keys)
+    _same_state(expected, settings, client, keys)

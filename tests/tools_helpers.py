@@ -13,22 +13,16 @@ from pathlib import Path
 import redis
 from pydantic import BaseModel
 
-from producer.replay import ReplayOptions, replay
-from producer.simulate import SimulationConfig, simulate
 from shared.contracts.drift_alert import DriftAlert, EventWindow
 from shared.contracts.segment_change import SegmentChange, SegmentRef
 from shared.kafka_clients import ensure_topics, make_producer
 from shared.settings import Settings
-from shared.state.keys import Keys
-from worker.bootstrap.pipeline import BootstrapResult, run_bootstrap
-from worker.bootstrap.settings import BootstrapSettings
+from tests.pipeline import SIM_CUTOFF, SIM_START, bootstrap, replay_file, run_worker, simulated
+from worker.bootstrap.pipeline import BootstrapResult
 from worker.cli import build_parser
 from worker.stream.loop import Worker
-from worker.stream.settings import WorkerSettings
 
-START = datetime(2010, 12, 1)
-DAYS = 120
-CUTOFF = START + timedelta(days=DAYS)
+START, CUTOFF = SIM_START, SIM_CUTOFF
 
 
 def bootstrap_simulated(
@@ -38,23 +32,18 @@ def bootstrap_simulated(
 
     ``stream_days`` more days are simulated into the same file, for :func:`replay_simulated`.
     """
-    result = simulate(SimulationConfig(out=tmp_path / "sim.csv", customers=300, days=DAYS + stream_days, seed=11))
-    options = BootstrapSettings(k=k, model_file=tmp_path / "model.json")
-    return run_bootstrap(result.path, CUTOFF, client, Keys(settings.redis.key_prefix), options)
+    return bootstrap(settings, client, simulated(tmp_path, stream_days), CUTOFF, tmp_path, k=k)
 
 
 def replay_simulated(settings: Settings, tmp_path: Path, start: datetime, end: datetime | None = None) -> int:
     """Replay the simulated lines from ``start`` to ``end`` (default: all) to the invoices topic; the number sent."""
-    options = ReplayOptions(start=start, end=end, checkpoint=tmp_path / f"replay-{start:%Y%m%d}.json")
-    return replay(tmp_path / "sim.csv", settings, options).sent
+    return replay_file(settings, tmp_path / "sim.csv", start, tmp_path, end)
 
 
 def stream_simulated(settings: Settings, tmp_path: Path) -> Worker:
     """Replay the simulated days after the cutoff and let one worker apply them all; returns the worker."""
     replay_simulated(settings, tmp_path, CUTOFF)
-    worker = Worker(settings, WorkerSettings(group_id=f"g-{settings.redis.key_prefix}"))
-    worker.run(until_caught_up=True)
-    return worker
+    return run_worker(settings)
 
 
 def publish(settings: Settings, topic: str, events: Iterable[tuple[str, BaseModel]]) -> None:

@@ -23,6 +23,7 @@ from shared.features.clock import month_key
 from shared.features.scaling import transform_vector
 from shared.features.vector import FEATURE_NAMES, compute_features
 from shared.state.customer_record import CustomerRecord
+from shared.state.guests import guest_stats
 from shared.state.keys import Keys
 from shared.state.model_store import require_current
 from shared.state.popularity import segment_products
@@ -134,14 +135,9 @@ def assert_matches_batch(client: redis.Redis, keys: Keys, truth: Truth, partitio
         for name, value in expected.items():
             assert _same(value, have[name]), (cid, name, value, have[name])
         assert_consistent(record, snapshot.transform)
-    lines = amount = invoices = 0
-    for partition in range(partitions):
-        guests = client.hgetall(keys.guests(partition))
-        lines += int(guests.get("lines", 0))
-        amount += float(guests.get("amount", 0.0))
-        invoices += int(guests.get("invoices", 0))
-    assert lines == truth.guests[0] and invoices == truth.guests[2]
-    assert close(amount, truth.guests[1])
+    guests = guest_stats(client, keys)
+    assert guests.lines == truth.guests[0] and guests.invoices == truth.guests[2]
+    assert close(guests.amount, truth.guests[1])
     published = {cid: r.published for cid, r in stored.items() if r.published >= 0}
     expected_products = segment_units(truth.product_lines, published)
     for segment in {s.id for s in snapshot.segments} | set(expected_products):

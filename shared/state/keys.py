@@ -30,7 +30,8 @@ key                                    type    holds
                                                bought (0 if only returned)
 ``{pn}:seen:{day}``                    set     event ids of one event day (dedup, expires
                                                after ``SEG_WORKER_DEDUP_RETENTION_DAYS``)
-``{pn}:guests``                        hash    ``lines``, ``amount``, ``invoices``
+``{pn}:guests``                        hash    ``lines``, ``amount_nanos`` (nano-pounds),
+                                               ``invoices``
 ``{pn}:guest-invoices:{day}``          set     guest invoice numbers of one event day
 ``{pn}:stats``                         hash    the model statistics of the partition's
                                                customers (``count:{id}``, ``sum:{id}:{dim}``

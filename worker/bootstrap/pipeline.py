@@ -189,8 +189,7 @@ def run_bootstrap(
         )
         seed_guests(client, keys, cleaned.guests, partitions)
         published = dict(zip(features.index, segments.tolist(), strict=True))
-        every_id = range(max(snapshot.next_segment_id, len(snapshot.segments)))
-        seed_segment_products(client, keys, cleaned.customers, published, every_id, partitions)
+        seed_segment_products(client, keys, cleaned.customers, published, partitions)
         meta = {
             "identity": identity,
             "model_version": snapshot.version,

@@ -29,6 +29,7 @@ from shared.features.aggregates import GuestStats
 from shared.features.clock import NO_TIME, to_micros
 from shared.partitioner import partition_of
 from shared.state.customer_record import decision_fields
+from shared.state.guests import pounds, total_nanos
 from shared.state.keys import Keys
 from worker.bootstrap.batch_aggregates import BatchAggregates
 
@@ -147,11 +148,12 @@ def seed_guests(client: redis.Redis, keys: Keys, guests: pd.DataFrame, partition
     with client.pipeline(transaction=False) as pipe:
         for partition in range(partitions):
             part = guests[where == partition]
-            stats = GuestStats(len(part), float(part["amount"].sum()), int(part["invoice_no"].nunique()))
+            amount = total_nanos(part["amount"].tolist())
+            stats = GuestStats(len(part), pounds(amount), int(part["invoice_no"].nunique()))
             pipe.delete(keys.guests(partition))
             pipe.hset(
                 keys.guests(partition),
-                mapping={"lines": str(stats.lines), "amount": repr(stats.amount), "invoices": str(stats.invoices)},
+                mapping={"lines": str(stats.lines), "amount_nanos": str(amount), "invoices": str(stats.invoices)},
             )
             total = GuestStats(total.lines + stats.lines, total.amount + stats.amount, total.invoices + stats.invoices)
         pipe.execute()
@@ -163,7 +165,6 @@ def seed_segment_products(
     keys: Keys,
     customer_lines: pd.DataFrame,
     published: dict[str, int],
-    segment_ids: Sequence[int],
     partitions: int,
 ) -> int:
     """Replace every ``{pn}:products:{segment}`` with the net units of its published members; zeros left out."""
@@ -177,8 +178,8 @@ def seed_segment_products(
     written = 0
     with client.pipeline(transaction=False) as pipe:
         for partition in range(partitions):
-            for segment in segment_ids:
-                pipe.delete(keys.products(partition, segment))
+            for key in client.scan_iter(match=f"{keys.tag(partition)}:products:*", count=1000):
+                pipe.delete(key)
         for (partition, seg), group in units[units != 0].groupby(level=[0, 1]):
             counts = dict(zip(group.index.get_level_values(2), group.tolist(), strict=True))
             pipe.zadd(keys.products(int(partition), int(seg)), counts)

@@ -97,7 +97,7 @@ if p.guest_lines > 0 then
     end
   end
   redis.call('HINCRBY', KEYS[3], 'lines', p.guest_lines)
-  redis.call('HINCRBYFLOAT', KEYS[3], 'amount', p.guest_amount)
+  redis.call('HINCRBY', KEYS[3], 'amount_nanos', p.guest_amount_nanos)
   redis.call('HINCRBY', KEYS[3], 'invoices', new)
 end
 if #p.stats > 0 then
@@ -150,7 +150,7 @@ class PartitionCommit:
     seen: dict[str, list[str]] = field(default_factory=dict)  # day -> event ids
     seen_drop: list[str] = field(default_factory=list)  # days whose sets expire
     guest_lines: int = 0
-    guest_amount: float = 0.0
+    guest_amount_nanos: int = 0  # integer nano-pounds (shared.state.guests): sums that do not depend on batching
     guest_invoices: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))  # day -> invoices
     guest_drop: list[str] = field(default_factory=list)
     stats: dict[str, str] = field(default_factory=dict)
@@ -253,7 +253,7 @@ class Checkpoint:
             "drop": [key(keys.seen(p, day)) for day in commit.seen_drop]
             + [key(keys.guest_invoices(p, day)) for day in commit.guest_drop],
             "guest_lines": commit.guest_lines,
-            "guest_amount": repr(commit.guest_amount),
+            "guest_amount_nanos": commit.guest_amount_nanos,
             "guest_invoices": [
                 [key(keys.guest_invoices(p, day)), sorted(set(ids))] for day, ids in commit.guest_invoices.items()
             ],

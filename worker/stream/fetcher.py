@@ -187,6 +187,11 @@ class Fetcher:
         self._orders = Connection(orders_write, readable=False)
         self._batches = Connection(frames_read, writable=False)
 
+    @property
+    def pid(self) -> int:
+        """The child's process id (tests kill it to check that a replacement takes over)."""
+        return self._process.pid
+
     def assign(self, starts: dict[int, int]) -> None:
         """Fetch exactly these partitions, from these offsets (-1: the beginning); drop what came before."""
         self.epoch += 1

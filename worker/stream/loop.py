@@ -241,6 +241,8 @@ class Worker:
             parts.outbox.drain(partition)
             loaded += load_partition(parts.redis, self.keys, partition, processor.book)
             clock = owned.clock if owned.clock != NO_TIME else self.cutoff
+            owned = Owned(owned.epoch, owned.generation, owned.offset, clock, owned.swept)
+            self.owned[partition] = owned
             self.aligner.own(partition, max(owned.offset, 0), clock)
             if owned.swept != NO_TIME:
                 processor.last_sweep = max(processor.last_sweep, owned.swept)

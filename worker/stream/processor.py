@@ -33,6 +33,7 @@ from shared.features.clock import MICROS_PER_DAY, NO_TIME, SECONDS_PER_DAY, from
 from shared.features.fold import CANCELLATION, NON_PRODUCT, PURCHASE, LineBatch, fold
 from shared.features.vector import FEATURE_NAMES, features_matrix, scoreable
 from shared.state.customer_record import decision_fields, pending_text
+from shared.state.guests import nanos
 from shared.state.model_stats import AS_OF_FIELD, VERSION_FIELD, Statistics
 from worker.segmentation.assignment import distance_to, nearest_centroid
 from worker.segmentation.kmeans import sweep
@@ -178,7 +179,7 @@ class Processor:
         ):
             commit = commits[partition]
             commit.guest_lines += 1
-            commit.guest_amount += amount
+            commit.guest_amount_nanos += nanos(amount)
             commit.guest_invoices[event_day(moment)].append(invoice)
             commit.count("lines_guest")
 
