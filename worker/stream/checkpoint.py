@@ -86,7 +86,6 @@ end
 for _, entry in ipairs(p.records) do chunked('HSET', KEYS[entry[1]], entry[2], 2) end
 if #p.index_add > 0 then chunked('SADD', KEYS[2], p.index_add, 1) end
 for _, entry in ipairs(p.seen) do chunked('SADD', KEYS[entry[1]], entry[2], 1) end
-for _, index in ipairs(p.drop) do redis.call('DEL', KEYS[index]) end
 
 if p.guest_lines > 0 then
   local new = 0
@@ -100,6 +99,8 @@ if p.guest_lines > 0 then
   redis.call('HINCRBY', KEYS[3], 'amount_nanos', p.guest_amount_nanos)
   redis.call('HINCRBY', KEYS[3], 'invoices', new)
 end
+-- last: day sets that fell out of the retention (this batch may have added to them too)
+for _, index in ipairs(p.drop) do redis.call('DEL', KEYS[index]) end
 if #p.stats > 0 then
   redis.call('DEL', KEYS[4])
   chunked('HSET', KEYS[4], p.stats, 2)

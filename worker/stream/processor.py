@@ -269,11 +269,21 @@ class Processor:
                 new_product=lines.new_product,
             ),
         )
-        book.mark(slots, AGG | DECISION)
+        book.mark(slots, AGG)
         self._observe_invoices(lines, slots, previous_purchase)
+        # A moment with product lines is a customer event and is decided on; fees or postage
+        # alone change no feature but time, which the daily sweep covers.
         purchase_moment = np.zeros(len(slots), dtype=bool)
-        purchase_moment[np.searchsorted(slots, lines.slots[lines.kinds != CANCELLATION])] = True
+        purchase_moment[np.searchsorted(slots, lines.slots[lines.kinds == PURCHASE])] = True
+        product_moment = purchase_moment.copy()
+        product_moment[np.searchsorted(slots, lines.slots[lines.kinds == CANCELLATION])] = True
+        slots, moments, purchase_moment = (
+            slots[product_moment],
+            moments[product_moment],
+            purchase_moment[product_moment],
+        )
         book.as_of[slots] = moments
+        book.mark(slots, DECISION)
         scored = scoreable(columns, slots)
         rows, times = slots[scored], moments[scored]
         if not len(rows):
