@@ -61,23 +61,32 @@ local function units(members_key)
   return out
 end
 
--- popularity: customers whose published segment changed move all their units (before this batch)
-local touched_products = {}
+-- popularity: net units per (segment, stock code), added up in Lua first so each pair costs one ZINCRBY.
+-- Customers whose published segment changed move all their units (as they were before this batch).
+local net = {}
+local function add(index, code, units)
+  local per = net[index]
+  if not per then per = {}; net[index] = per end
+  per[code] = (per[code] or 0) + units
+end
 for _, move in ipairs(p.moves) do
   local have = units(KEYS[move[1]])
-  if move[2] > 0 then
-    for _, pair in ipairs(have) do redis.call('ZINCRBY', KEYS[move[2]], -pair[2], pair[1]) end
-    touched_products[move[2]] = true
+  for _, pair in ipairs(have) do
+    if move[2] > 0 then add(move[2], pair[1], -pair[2]) end
+    add(move[3], pair[1], pair[2])
   end
-  for _, pair in ipairs(have) do redis.call('ZINCRBY', KEYS[move[3]], pair[2], pair[1]) end
-  touched_products[move[3]] = true
 end
 for _, entry in ipairs(p.products) do
-  local key, values = KEYS[entry[1]], entry[2]
-  for i = 1, #values, 2 do redis.call('ZINCRBY', key, values[i + 1], values[i]) end
-  touched_products[entry[1]] = true
+  local values = entry[2]
+  for i = 1, #values, 2 do add(entry[1], values[i], values[i + 1]) end
 end
-for index, _ in pairs(touched_products) do redis.call('ZREMRANGEBYSCORE', KEYS[index], 0, 0) end
+for index, per in pairs(net) do
+  local key = KEYS[index]
+  for code, units in pairs(per) do
+    if units ~= 0 then redis.call('ZINCRBY', key, units, code) end
+  end
+  redis.call('ZREMRANGEBYSCORE', key, 0, 0)
+end
 
 for _, entry in ipairs(p.members) do
   local key, values = KEYS[entry[1]], entry[2]

@@ -40,6 +40,7 @@ from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, Topic
 from kafka.structs import OffsetAndMetadata
 from threadpoolctl import threadpool_limits
 
+from shared.contracts.invoice import GUEST_KEY_PREFIX
 from shared.exceptions import ConfigError, FencedError, FetcherExitedError, MisroutedError
 from shared.features.clock import MICROS_PER_DAY, NO_TIME, day_start, iso, to_micros
 from shared.kafka_clients import ensure_topics, make_consumer, make_producer
@@ -62,10 +63,11 @@ from worker.stream.inflight import InflightCommit
 from worker.stream.outbox import Outbox
 from worker.stream.ownership import Owned, claim, load_partition, metadata
 from worker.stream.processor import Processor
-from worker.stream.reads import Landing, read_step
+from worker.stream.reads import Landing, StepReader
 from worker.stream.settings import WorkerSettings
 
 log = logging.getLogger("worker")
+GROUP_POLL_S = 1.0
 
 
 class _Rebalance(ConsumerRebalanceListener):
@@ -93,6 +95,7 @@ class Parts:
 
     redis: redis.Redis
     checkpoint: Checkpoint
+    reader: StepReader
     producer: KafkaProducer
     consumer: KafkaConsumer
     fetcher: Fetcher
@@ -116,6 +119,7 @@ class Worker:
         self.finished_at: float | None = None
         self.owned: dict[int, Owned] = {}
         self.to_assign: set[int] = set()
+        self.group_polled_at = 0.0
         self.expected: dict[int, int] = {}  # per partition: the offset the next commit starts from
         self.inflight: InflightCommit[Landed] = InflightCommit()
         self.landed: list[PartitionCommit] = []  # landed in Redis, offsets not committed to Kafka yet
@@ -153,6 +157,7 @@ class Worker:
         parts = Parts(
             redis=client,
             checkpoint=Checkpoint(client, self.keys, self.topic),
+            reader=StepReader(client, self.keys),
             producer=producer,
             consumer=consumer,
             fetcher=fetcher,
@@ -305,9 +310,7 @@ class Worker:
             parts.consumer.subscribe([self.topic], listener=_Rebalance(self))
             try:
                 while not self.stopping:
-                    # Group duties only (its partitions are paused): joins, rebalances, commits.
-                    parts.consumer.poll(timeout_ms=0 if self.owned else self.options.poll_timeout_ms)
-                    self._take_assigned()
+                    self._group_duties()
                     polled = self._fetch() if self.owned else {}
                     parts.observer.polled(parts.fetcher.highwater, {p: o.offset for p, o in self.owned.items()})
                     flush = until_caught_up and self._all_fetched()
@@ -325,6 +328,22 @@ class Worker:
                 self._with_retry(self._idle)
             finally:
                 log.info("worker stopped after %d batches", self.batches)
+
+    def _group_duties(self) -> None:
+        """Poll the group member (its partitions are paused): joins, rebalances, commits.
+
+        Not at every step: kafka-python's poll waits on its network thread for tens of
+        milliseconds even with a zero timeout, and heartbeats run in the background;
+        once a second keeps rebalances prompt and the session alive.
+        """
+        parts = self.parts
+        assert parts is not None
+        now = time.monotonic()
+        if self.owned and now - self.group_polled_at < GROUP_POLL_S:
+            return
+        self.group_polled_at = now
+        parts.consumer.poll(timeout_ms=0 if self.owned else self.options.poll_timeout_ms)
+        self._take_assigned()
 
     def _step(self, polled: dict[int, FetchedBatch], flush: bool) -> None:
         # A step allocates many short-lived objects that reference counting frees; the cyclic
@@ -383,7 +402,7 @@ class Worker:
             self._take(partition, fetched, commits[partition])
         released = self.aligner.release(flush)
         landing = self.inflight.landing.landing if self.inflight.landing is not None else Landing()
-        reads = read_step(parts.redis, self.keys, released.records, range(processor.partition_count), landing)
+        reads = parts.reader.read(released.records, range(processor.partition_count), landing)
         if reads.model_version is not None and reads.model_version != processor.model.version:
             self._switch_model(reads.model_version, commits)
         processor.use_statistics(reads.partition_stats, reads.model_stats)
@@ -431,11 +450,15 @@ class Worker:
         """Records whose key belongs to another partition are refused: their customer's state lives there."""
         assert self.processor is not None
         count = self.processor.partition_count
-        wrong = [
-            index
-            for index, (cid, invoice) in enumerate(zip(records.customer_id, records.invoice_no, strict=True))
-            if partition_of(cid if cid is not None else "guest:" + invoice, count) != partition
-        ]
+        place: dict[str, int] = {}  # each key hashed once per batch: customers repeat
+        wrong = []
+        for index, (cid, invoice) in enumerate(zip(records.customer_id, records.invoice_no, strict=True)):
+            key = cid if cid is not None else GUEST_KEY_PREFIX + invoice
+            where = place.get(key)
+            if where is None:
+                where = place[key] = partition_of(key, count)
+            if where != partition:
+                wrong.append(index)
         if not wrong:
             return records, []
         refused = []

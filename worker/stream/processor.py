@@ -43,7 +43,8 @@ from worker.stream.alignment import Released
 from worker.stream.book import AGG, DECISION, NO_SEGMENT, PENDING, CustomerBook
 from worker.stream.checkpoint import PartitionCommit
 from worker.stream.decode import Records
-from worker.stream.reads import StepReads, event_day
+from worker.stream.grouping import groups
+from worker.stream.reads import StepReads, day_key, event_day
 
 GENERATION_SPAN = 1_000_000_000  # sequence numbers of one generation (README: Redis rollback)
 
@@ -159,18 +160,29 @@ class Processor:
         return list(range(self.last_sweep + MICROS_PER_DAY, last - last % MICROS_PER_DAY + 1, MICROS_PER_DAY))
 
     def _drop_repeats(self, records: Records, seen: set[str], commits: dict[int, PartitionCommit]) -> np.ndarray:
-        keep = []
-        fresh: set[str] = set()
-        for index, event_id in enumerate(records.event_id):
-            if event_id in seen or event_id in fresh:
-                commits[int(records.partition[index])].count("duplicates_dropped")
-                continue
-            fresh.add(event_id)
-            keep.append(index)
-            commits[int(records.partition[index])].seen.setdefault(event_day(int(records.time[index])), []).append(
-                event_id
-            )
-        return np.array(keep, dtype=np.int64)
+        """The lines to apply: an event id already applied, or earlier in the step, is a repeat (dropped).
+
+        The ids kept go into their partition's dedup set of their event day.
+        """
+        ids = records.event_id
+        if seen.isdisjoint(ids) and len(set(ids)) == len(ids):
+            keep = np.arange(len(ids))
+        else:
+            fresh: set[str] = set()
+            kept = []
+            for index, event_id in enumerate(ids):
+                if event_id in seen or event_id in fresh:
+                    commits[int(records.partition[index])].count("duplicates_dropped")
+                    continue
+                fresh.add(event_id)
+                kept.append(index)
+            keep = np.array(kept, dtype=np.int64)
+        for group in groups(records.partition[keep], records.time[keep] // MICROS_PER_DAY):
+            rows = keep[group]
+            first = int(rows[0])
+            day = day_key(int(records.time[first]) // MICROS_PER_DAY)
+            commits[int(records.partition[first])].seen.setdefault(day, []).extend(ids[row] for row in rows.tolist())
+        return keep
 
     def _guests(self, guests: Records, commits: dict[int, PartitionCommit]) -> None:
         amounts = (guests.quantity * guests.price).tolist()

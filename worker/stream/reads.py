@@ -1,11 +1,16 @@
-"""What one step reads from Redis, in one pipeline round trip.
+"""What one step reads from Redis, in one round trip.
 
 * which of the step's event ids were applied already (dedup, per partition and day);
 * for each customer line, whether its invoice and (for purchases) its product
   are already among the customer's members, so distinct counts stay exact while
   the sets themselves stay in Redis;
-* the live model version, the other partitions' statistics and the model's own
-  (for the daily sweep's centroids).
+* the live model version, the partitions' statistics and the model's own (for
+  the daily sweep's centroids).
+
+The membership and dedup questions of a partition go to Redis as one script call
+with one JSON argument and come back as one string of flags: a command per
+customer would cost more to encode and parse than the worker spends on the lines.
+The script declares every key it reads (one partition's: one hash slot).
 
 The commit of the previous step may still be landing while this one reads
 (:mod:`worker.stream.inflight`): what it adds is passed in as ``landing`` and
@@ -14,18 +19,69 @@ counts as already there.
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import date, timedelta
 
+import numpy as np
+import orjson
 import redis
 
-from shared.features.catalog import is_product
-from shared.features.clock import from_micros
+from shared.features.catalog import NON_PRODUCT_CODES, NON_PRODUCT_PREFIXES
+from shared.features.clock import MICROS_PER_DAY
 from shared.state.keys import Keys
 from worker.stream.decode import Records
+from worker.stream.grouping import groups
 
-_IDS_PER_COMMAND = 5_000
+_CHUNK = 500  # values per command inside the script (Lua's unpack takes ~8,000 at most)
+
+# Flags per asked value, in order: seen ids '1'/'0'; then members fields '0' absent, '1' an
+# invoice, 'b' a product bought, 'r' a product only returned.
+_ASK = """
+local p = cjson.decode(ARGV[1])
+local out = {}
+for _, entry in ipairs(p.seen) do
+  local key, ids = KEYS[entry[1]], entry[2]
+  for i = 1, #ids, 500 do
+    local flags = redis.call('SMISMEMBER', key, unpack(ids, i, math.min(i + 499, #ids)))
+    for _, flag in ipairs(flags) do out[#out + 1] = (flag == 1) and '1' or '0' end
+  end
+end
+for _, entry in ipairs(p.members) do
+  local key, fields = KEYS[entry[1]], entry[2]
+  for i = 1, #fields, 500 do
+    local last = math.min(i + 499, #fields)
+    local values = redis.call('HMGET', key, unpack(fields, i, last))
+    for j, value in ipairs(values) do
+      if not value then
+        out[#out + 1] = '0'
+      elseif string.sub(fields[i + j - 1], 1, 2) == 'i:' then
+        out[#out + 1] = '1'
+      elseif tonumber(value) % 2 == 1 then
+        out[#out + 1] = 'b'
+      else
+        out[#out + 1] = 'r'
+      end
+    end
+  end
+end
+return table.concat(out)
+"""
+
+_EPOCH_DAY = date(1970, 1, 1)
+_DAY_KEYS: dict[int, str] = {}
+
+
+def day_key(day: int) -> str:
+    """``YYYY-MM-DD`` of a day number (days since 1970), memoised: a batch spans a few days."""
+    text = _DAY_KEYS.get(day)
+    if text is None:
+        text = _DAY_KEYS[day] = (_EPOCH_DAY + timedelta(days=day)).isoformat()
+    return text
+
+
+def event_day(micros: int) -> str:
+    return day_key(micros // MICROS_PER_DAY)
 
 
 @dataclass
@@ -47,78 +103,96 @@ class StepReads:
     model_stats: dict[str, str]
 
 
-def event_day(micros: int) -> str:
-    return from_micros(micros).date().isoformat()
+@dataclass
+class _Question:
+    """What one partition's script call asks, in the order of its flags."""
+
+    keys: list[str] = field(default_factory=list)
+    seen: list[tuple[int, list[str]]] = field(default_factory=list)
+    members: list[tuple[int, list[str]]] = field(default_factory=list)
+    customers: list[str] = field(default_factory=list)  # the customer of each members entry
+
+    def key(self, name: str) -> int:
+        self.keys.append(name)
+        return len(self.keys)
+
+    def payload(self) -> bytes:
+        return orjson.dumps({"seen": self.seen, "members": self.members})
 
 
-def read_step(
-    client: redis.Redis, keys: Keys, records: Records, partitions: Iterable[int], landing: Landing
-) -> StepReads:
-    """One round trip for everything the step needs to know (``partitions``: all of the topic's)."""
-    ids_by_set: dict[tuple[int, str], list[str]] = defaultdict(list)
-    for partition, moment, event_id in zip(
-        records.partition.tolist(), records.time.tolist(), records.event_id, strict=True
-    ):
-        ids_by_set[(partition, event_day(moment))].append(event_id)
-    fields_by_customer: dict[tuple[int, str], set[str]] = defaultdict(set)
+def _questions(keys: Keys, records: Records) -> dict[int, _Question]:
+    questions: dict[int, _Question] = {}
+    partitions = records.partition
+    days = records.time // MICROS_PER_DAY
+    ids = np.array(records.event_id, dtype=object)
+    for rows in groups(partitions, days):
+        partition, day = int(partitions[rows[0]]), int(days[rows[0]])
+        question = questions.setdefault(partition, _Question())
+        question.seen.append((question.key(keys.seen(partition, day_key(day))), ids[rows].tolist()))
+    wanted: dict[tuple[int, str], dict[str, None]] = {}
     for partition, cid, invoice, code, price in zip(
-        records.partition.tolist(),
+        partitions.tolist(),
         records.customer_id,
         records.invoice_no,
         records.stock_code,
         records.price.tolist(),
         strict=True,
     ):
-        if cid is None or price <= 0 or not is_product(code):
+        if cid is None or price <= 0 or code in NON_PRODUCT_CODES or code.startswith(NON_PRODUCT_PREFIXES):
             continue
-        wanted = fields_by_customer[(partition, cid)]
-        wanted.add("i:" + invoice)
+        names = wanted.setdefault((partition, cid), {})
+        names["i:" + invoice] = None
         if not invoice.startswith("C"):
-            wanted.add("p:" + code)
-    pipe = client.pipeline(transaction=False)
-    pipe.get(keys.model_current)
-    pipe.hgetall(keys.model_stats)
-    numbers = sorted(partitions)
-    for partition in numbers:
-        pipe.hgetall(keys.stats(partition))
-    checks: list[list[str]] = []
-    for (partition, day), ids in ids_by_set.items():
-        for start in range(0, len(ids), _IDS_PER_COMMAND):
-            chunk = ids[start : start + _IDS_PER_COMMAND]
-            pipe.smismember(keys.seen(partition, day), chunk)
-            checks.append(chunk)
-    asked: list[tuple[str, list[str]]] = []
-    for (partition, cid), names in fields_by_customer.items():
-        wanted = sorted(names)
-        pipe.hmget(keys.members(partition, cid), wanted)
-        asked.append((cid, wanted))
-    replies = pipe.execute()
-    version, model_stats = replies[0], replies[1]
-    stats = dict(zip(numbers, replies[2 : 2 + len(numbers)], strict=True))
-    position = 2 + len(numbers)
-    seen = set(landing.event_ids)
-    for chunk, flags in zip(checks, replies[position : position + len(checks)], strict=True):
-        seen.update(event_id for event_id, flag in zip(chunk, flags, strict=True) if flag)
-    position += len(checks)
-    invoices, bought = set(landing.invoices), set(landing.bought)
-    for (cid, names), values in zip(asked, replies[position:], strict=True):
-        for name, value in zip(names, values, strict=True):
-            if value is None:
-                continue
-            if name.startswith("i:"):
-                invoices.add((cid, name[2:]))
-            elif int(value) % 2:
-                bought.add((cid, name[2:]))
-    return StepReads(
-        seen=seen,
-        invoices=invoices,
-        bought=bought,
-        model_version=int(version) if version is not None else None,
-        partition_stats={p: raw for p, raw in stats.items() if raw},
-        model_stats=model_stats,
-    )
+            names["p:" + code] = None
+    for (partition, cid), names in wanted.items():
+        question = questions.setdefault(partition, _Question())
+        question.members.append((question.key(keys.members(partition, cid)), list(names)))
+        question.customers.append(cid)
+    return questions
 
 
-def complete_stats(raw: Mapping[int, Mapping[str, str]], partitions: Iterable[int], version: int) -> bool:
-    """Whether every one of ``partitions`` has statistics under model ``version``."""
-    return all(raw.get(p, {}).get("version") == str(version) for p in partitions)
+class StepReader:
+    """Asks Redis what a step needs to know; the script is registered once per client."""
+
+    def __init__(self, client: redis.Redis, keys: Keys) -> None:
+        self.client = client
+        self.keys = keys
+        self._ask = client.register_script(_ASK)
+
+    def read(self, records: Records, partitions: Iterable[int], landing: Landing) -> StepReads:
+        """One round trip for everything the step needs to know (``partitions``: all of the topic's)."""
+        keys = self.keys
+        questions = _questions(keys, records)
+        pipe = self.client.pipeline(transaction=False)
+        pipe.get(keys.model_current)
+        pipe.hgetall(keys.model_stats)
+        numbers = sorted(partitions)
+        for partition in numbers:
+            pipe.hgetall(keys.stats(partition))
+        asked = sorted(questions.items())
+        for _, question in asked:
+            self._ask(keys=question.keys, args=[question.payload()], client=pipe)
+        replies = pipe.execute()
+        version, model_stats = replies[0], replies[1]
+        stats = dict(zip(numbers, replies[2 : 2 + len(numbers)], strict=True))
+        seen, invoices, bought = set(landing.event_ids), set(landing.invoices), set(landing.bought)
+        for (_, question), flags in zip(asked, replies[2 + len(numbers) :], strict=True):
+            position = 0
+            for _, ids in question.seen:
+                seen.update(event_id for event_id, flag in zip(ids, flags[position:], strict=False) if flag == "1")
+                position += len(ids)
+            for cid, (_, names) in zip(question.customers, question.members, strict=True):
+                for name, flag in zip(names, flags[position:], strict=False):
+                    if flag == "1":
+                        invoices.add((cid, name[2:]))
+                    elif flag == "b":
+                        bought.add((cid, name[2:]))
+                position += len(names)
+        return StepReads(
+            seen=seen,
+            invoices=invoices,
+            bought=bought,
+            model_version=int(version) if version is not None else None,
+            partition_stats={p: raw for p, raw in stats.items() if raw},
+            model_stats=model_stats,
+        )
