@@ -88,15 +88,21 @@ def run_worker(settings: Settings, **options: Any) -> Worker:
     return worker
 
 
-def worker_process(settings: Settings, group: str, **environment: str) -> subprocess.Popen[bytes]:
-    """``python -m worker run --until-caught-up`` as deployed, with extra ``SEG_WORKER_*`` variables."""
+def worker_process(
+    settings: Settings, group: str, log: Path | None = None, until_caught_up: bool = True, **environment: str
+) -> subprocess.Popen[bytes]:
+    """``python -m worker run [--until-caught-up]`` as deployed, with extra ``SEG_WORKER_*`` variables.
+
+    Its log goes to ``log`` when given (read it when the process fails), else nowhere.
+    """
     env = os.environ | as_environment(settings) | {f"SEG_WORKER_{k.upper()}": v for k, v in environment.items()}
+    sink = open(log, "ab") if log is not None else subprocess.DEVNULL  # noqa: SIM115 - the child owns it
     return subprocess.Popen(
-        [sys.executable, "-m", "worker", "run", "--group", group, "--until-caught-up"],
+        [sys.executable, "-m", "worker", "run", "--group", group] + (["--until-caught-up"] if until_caught_up else []),
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=sink,
     )
 
 

@@ -124,6 +124,35 @@ def _add_run(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(command=run)
 
 
+def reset_offsets(args: argparse.Namespace) -> int:
+    """Move stored offsets that lie outside the topic's log."""
+    from worker.stream.offsets import reset_offsets as move
+
+    moved = move(load(Settings), args.to, set(args.partition) if args.partition else None)
+    for entry in moved:
+        print(f"partition {entry.partition}: stored offset {entry.before} -> {entry.after} ({args.to})")
+    if not moved:
+        print("no stored offset lies outside the topic's log: nothing moved")
+    return 0
+
+
+def _add_reset_offsets(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "reset-offsets",
+        help="after the broker lost data: move stored offsets that lie outside the log",
+        description="When a worker stops with 'the stored offsets are outside the topic's log' (the broker's data "
+        "was wiped, the topic re-created, or retention removed records not applied yet), the state in Redis no "
+        "longer matches the log. Either re-bootstrap and replay, or accept the gap with this command: it moves each "
+        "such partition's stored offset to the log's end (or start), fences any worker still holding it, and marks "
+        "the move as deliberate. Records between are not applied. Settings: SEG_KAFKA__*, SEG_REDIS__*, SEG_TOPICS__*.",
+    )
+    parser.add_argument("--to", choices=["log-end", "log-start"], required=True, help="where to move them")
+    parser.add_argument(
+        "--partition", type=int, action="append", help="move this partition whatever its offset (repeatable)"
+    )
+    parser.set_defaults(command=reset_offsets)
+
+
 def monitor(args: argparse.Namespace) -> int:
     """Run the drift monitor service."""
     from worker.drift import DriftSettings
@@ -317,6 +346,7 @@ def build_parser(prog: str = "live-segments") -> argparse.ArgumentParser:
     add_producer_commands(subparsers)
     _add_bootstrap(subparsers)
     _add_run(subparsers)
+    _add_reset_offsets(subparsers)
     _add_monitor(subparsers)
     _add_refresh(subparsers)
     _add_tools(subparsers)

@@ -49,7 +49,7 @@ from worker.segmentation.naming import name_segments
 
 log = logging.getLogger("worker.bootstrap")
 
-Outcome = Literal["installed", "reseeded", "unchanged"]
+Outcome = Literal["installed", "reset", "unchanged"]
 
 
 @dataclass
@@ -211,5 +211,5 @@ def run_bootstrap(
         counted = snapshot_statistics(vectors, segments, snapshot)
         activate(client, keys, snapshot, counted, also)
         write_file(snapshot, settings.model_file)
-    outcome: Outcome = "reseeded" if same else "installed"
+    outcome: Outcome = "reset" if same else "installed"
     return BootstrapResult(outcome, snapshot, cleaned.report, features, segments, seed, timings)

@@ -135,7 +135,7 @@ def reset_stream_state(client: redis.Redis, keys: Keys, partitions: int) -> None
             if client.exists(checkpoint):
                 pipe.hdel(checkpoint, *_CLEARED)
                 pipe.hincrby(checkpoint, "generation", 1)
-                pipe.hset(checkpoint, "reseeded", "1")
+                pipe.hset(checkpoint, "reset", "1")
             for key in (*stale, *days):
                 pipe.delete(key)
             pipe.execute()

@@ -127,10 +127,10 @@ return {1, '', 0}
 
 _CLAIM = """
 local epoch = redis.call('HINCRBY', KEYS[1], 'epoch', 1)
-local v = redis.call('HMGET', KEYS[1], 'offset', 'clock', 'generation', 'topic', 'swept', 'reseeded')
+local v = redis.call('HMGET', KEYS[1], 'offset', 'clock', 'generation', 'topic', 'swept', 'reset')
 if v[4] and v[4] ~= ARGV[1] then return {-1, v[4]} end
 if not v[4] then redis.call('HSET', KEYS[1], 'topic', ARGV[1]) end
-if v[6] then redis.call('HDEL', KEYS[1], 'reseeded') end
+if v[6] then redis.call('HDEL', KEYS[1], 'reset') end
 return {epoch, v[1] or '', v[2] or '', v[3] or '0', v[5] or '', v[6] or ''}
 """
 
@@ -186,7 +186,7 @@ class Claim:
     clock: str  # ISO, "" before any
     generation: int
     swept: str  # ISO midnight of the last daily sweep, "" before any
-    reseeded: bool  # a bootstrap re-seeded the state since the last owner: its offsets start over on purpose
+    reset: bool  # the stream position was set on purpose since the last owner (a bootstrap, reset-offsets)
 
 
 class Checkpoint:
@@ -208,8 +208,8 @@ class Checkpoint:
                 f"partition {partition}: the state under Redis prefix {self.keys.prefix!r} belongs to topic "
                 f"{reply[1]!r}, not {self.topic!r}; use another SEG_REDIS__KEY_PREFIX or the right SEG_TOPICS__INVOICES"
             )
-        epoch, offset, clock, generation, swept, reseeded = reply
-        return Claim(int(epoch), int(offset) if offset else -1, clock, int(generation), swept, bool(reseeded))
+        epoch, offset, clock, generation, swept, reset = reply
+        return Claim(int(epoch), int(offset) if offset else -1, clock, int(generation), swept, bool(reset))
 
     def set_generation(self, partition: int, epoch: int, generation: int) -> None:
         if not self._generation(keys=[self.keys.checkpoint(partition)], args=[epoch, generation]):

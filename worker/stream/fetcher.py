@@ -199,7 +199,7 @@ class Fetcher:
         order = {"epoch": self.epoch, "starts": {str(p): offset for p, offset in starts.items()}}
         with contextlib.suppress(OSError):  # a child that died is noticed, and replaced, at the next poll
             self._orders.send_bytes(json.dumps(order).encode())
-        self.highwater = {p: mark for p, mark in self.highwater.items() if p in starts}
+        self.highwater = {}  # only what fetches under this order report counts
 
     def pause(self, partitions: set[int]) -> None:
         """Stop fetching ``partitions`` (their records wait in the worker), resume the others."""
@@ -271,6 +271,7 @@ def serve(topic: str, frame_records: int, partition_bytes: int, orders: Connecti
     frames: queue.Queue[bytes] = queue.Queue(maxsize=_QUEUED_FRAMES)
     threading.Thread(target=_send, args=(frames, batches), name="fetcher-send", daemon=True).start()
     epoch = 0
+    reported: dict[int, int] = {}  # the high watermark last sent per partition
     try:
         while True:
             idle = not consumer.assignment()
@@ -282,6 +283,7 @@ def serve(topic: str, frame_records: int, partition_bytes: int, orders: Connecti
                     _pause(consumer, topic, set(order["pause"]))
                     continue
                 epoch = order["epoch"]
+                reported = {}
                 _apply(consumer, topic, {int(p): offset for p, offset in order["starts"].items()})
                 idle = not consumer.assignment()
             if idle:
@@ -293,9 +295,17 @@ def serve(topic: str, frame_records: int, partition_bytes: int, orders: Connecti
                 frames.put(encode_error(epoch, "offsets_beyond_log", beyond))
                 consumer.assign([])
                 continue
-            if polled:
-                marks = {tp.partition: consumer.highwater(tp) for tp in polled}
-                frames.put(encode(epoch, polled, {p: m for p, m in marks.items() if m is not None}))
+            # Every assigned partition's high watermark once it is known or moves, with or without
+            # records: the worker sees that a partition is caught up, or that its start lies beyond the log.
+            marks = {tp.partition: mark for tp in consumer.assignment() if (mark := consumer.highwater(tp)) is not None}
+            moved = {
+                tp: []
+                for tp in consumer.assignment()
+                if tp.partition in marks and reported.get(tp.partition) != marks[tp.partition]
+            }
+            if polled or moved:
+                frames.put(encode(epoch, moved | polled, marks))
+                reported.update(marks)
     except EOFError:
         return  # the worker is gone
     finally:

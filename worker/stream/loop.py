@@ -37,11 +37,12 @@ from types import FrameType
 import numpy as np
 import redis
 from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.errors import CommitFailedError
 from kafka.structs import OffsetAndMetadata
 from threadpoolctl import threadpool_limits
 
 from shared.contracts.invoice import GUEST_KEY_PREFIX
-from shared.exceptions import ConfigError, FencedError, FetcherExitedError, MisroutedError
+from shared.exceptions import ConfigError, FencedError, FetcherExitedError, MisroutedError, OffsetsBeyondLogError
 from shared.features.clock import MICROS_PER_DAY, NO_TIME, day_start, iso, to_micros
 from shared.kafka_clients import ensure_topics, make_consumer, make_producer
 from shared.partitioner import partition_of
@@ -120,6 +121,7 @@ class Worker:
         self.owned: dict[int, Owned] = {}
         self.to_assign: set[int] = set()
         self.group_polled_at = 0.0
+        self.reclaim_at: float | None = None  # after a fence: when to claim the assignment again
         self.expected: dict[int, int] = {}  # per partition: the offset the next commit starts from
         self.inflight: InflightCommit[Landed] = InflightCommit()
         self.landed: list[PartitionCommit] = []  # landed in Redis, offsets not committed to Kafka yet
@@ -343,6 +345,10 @@ class Worker:
             return
         self.group_polled_at = now
         parts.consumer.poll(timeout_ms=0 if self.owned else self.options.poll_timeout_ms)
+        if not self.owned and not self.to_assign and self.reclaim_at is not None and now > self.reclaim_at:
+            self.to_assign = self._assignment()
+        if self.to_assign:
+            self.reclaim_at = None
         self._take_assigned()
 
     def _step(self, polled: dict[int, FetchedBatch], flush: bool) -> None:
@@ -378,6 +384,11 @@ class Worker:
         for partition, mark in parts.fetcher.highwater.items():
             if partition in self.aligner.lanes:
                 self.aligner.accept(partition, Records.empty(), 0, mark)
+        beyond = {
+            p: lane.fetched_end for p, lane in self.aligner.lanes.items() if 0 <= lane.highwater < lane.fetched_end
+        }
+        if beyond:
+            raise OffsetsBeyondLogError(beyond)
         return polled
 
     def _restart_lanes(self) -> EventAligner:
@@ -495,6 +506,9 @@ class Worker:
         parts = self.parts
         assert parts is not None
         self._settle()
+        commits = [commit for commit in commits if commit.partition in self.owned]  # a fence may have dropped some
+        if not commits:
+            return
         expected = dict(self.expected)
         epochs = {p: self.owned[p].epoch for p in self.owned}
         to_publish, self.unpublished = self.unpublished, []
@@ -548,11 +562,24 @@ class Worker:
             for c in landed
         }
         if offsets:
-            parts.consumer.commit(offsets)
+            try:
+                parts.consumer.commit(offsets)
+            except CommitFailedError as exc:
+                # Out of the group (a pause longer than the session): its messages stay in the
+                # outbox, which the partitions' next owner sends.
+                log.warning("the group no longer counts this worker as a member (%s); rejoining", exc)
+                self._rejoin()
+                return
         self.unpublished.extend(landed)
 
     def _rejoin(self) -> None:
-        """Forget every partition and rejoin the group: the coordinator decides who owns what now."""
+        """Forget every partition: another worker owns some now, or the group dropped this one.
+
+        The group's next rebalance assigns partitions again (a worker paused past its
+        session is revoked at its next poll). If none comes within a session timeout
+        (the partitions were fenced by hand, e.g. ``reset-offsets``), the current
+        assignment is claimed again.
+        """
         parts, processor = self.parts, self.processor
         assert parts is not None and processor is not None
         self.inflight.forget()
@@ -565,8 +592,7 @@ class Worker:
         parts.observer.revoked(owned)
         self.owned, self.expected = {}, {}
         parts.fetcher.assign({})
-        parts.consumer.unsubscribe()
-        parts.consumer.subscribe([self.topic], listener=_Rebalance(self))
+        self.reclaim_at = time.monotonic() + self.settings.kafka.session_timeout_ms / 1000
 
     def _idle(self) -> None:
         """Nothing fetched: land and publish what is pending; look for a new model now and then."""
@@ -632,6 +658,8 @@ class Worker:
         assert parts is not None and processor is not None
         if not self.owned or self.aligner.held():
             return False
+        if any(lane.highwater < 0 for lane in self.aligner.lanes.values()):
+            return False  # the fetcher has not reported where an owned partition ends yet
         partitions = [TopicPartition(self.topic, p) for p in range(processor.partition_count)]
         pipe = parts.redis.pipeline(transaction=False)
         for partition in range(processor.partition_count):

@@ -69,7 +69,7 @@ def claim(checkpoint: Checkpoint, consumer: KafkaConsumer, topic: str, partition
     tp = TopicPartition(topic, partition)
     committed = consumer.committed(tp, metadata=True)
     generation = max(claimed.generation, committed_generation(committed))
-    if committed is not None and committed.offset > max(claimed.offset, 0) and not claimed.reseeded:
+    if committed is not None and committed.offset > max(claimed.offset, 0) and not claimed.reset:
         generation += 1
         log.warning(
             "partition %d: Redis holds offset %d but %d was committed to Kafka: Redis lost writes (restored or "
