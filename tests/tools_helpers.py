@@ -16,7 +16,10 @@ from pydantic import BaseModel
 from shared.contracts.drift_alert import DriftAlert, EventWindow
 from shared.contracts.segment_change import SegmentChange, SegmentRef
 from shared.kafka_clients import ensure_topics, make_producer
+from shared.partitioner import partition_of
 from shared.settings import Settings
+from shared.state.keys import Keys
+from shared.state.layout import partition_count
 from tests.pipeline import SIM_CUTOFF, SIM_START, bootstrap, replay_file, run_worker, simulated
 from worker.bootstrap.pipeline import BootstrapResult
 from worker.cli import build_parser
@@ -89,6 +92,11 @@ def alert(alert_id: str, monitor: str, state: str = "open") -> DriftAlert:
         model_version=1,
         suggested_action="check prices",
     )
+
+
+def customer_key(client: redis.Redis, keys: Keys, customer_id: str) -> str:
+    """The key of the customer's record, in the partition the bootstrap laid it out in (for tests that edit it)."""
+    return keys.customer(partition_of(customer_id, partition_count(client, keys)), customer_id)
 
 
 def run_tool(settings: Settings, argv: list[str]) -> tuple[int, str]:
