@@ -17,7 +17,7 @@ from shared.state.customers import find_record, product_units
 from shared.state.keys import Keys
 from shared.state.popularity import segment_products
 from shared.state.recommendations import recommend
-from tests.tools_helpers import bootstrap_simulated, customer_key, run_tool
+from tests.tools_helpers import bootstrap_simulated, customer_key, run_tool, top_units
 from worker.cli import build_parser
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,8 +44,7 @@ def test_recommend_top_products_of_the_segment_the_customer_never_had(
     segment = record.published
     had = product_units(redis_client, keys, customer)  # bought or returned
     popular = segment_products(redis_client, keys, segment)  # the partitions' shares summed
-    ranked = sorted(((units, code) for code, units in popular.items() if code not in had and units > 0), reverse=True)
-    expected = [(code, units) for units, code in ranked][:5]
+    expected = top_units(popular, 5, exclude=had)
     assert len(expected) == 5 and had
     assert [(r.stock_code, r.units) for r in recommend(redis_client, keys, customer, 5)] == expected
 
