@@ -6,6 +6,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import requests
 import uvicorn
@@ -42,7 +43,7 @@ def running_api(settings: Settings, ready: bool = True, **options: object) -> It
         thread.join(timeout=30)
 
 
-def get(url: str, path: str, status: int = 200, **kwargs: object) -> object:
+def get(url: str, path: str, status: int = 200, **kwargs: object) -> Any:
     """GET ``path`` and return its JSON, asserting the status."""
     response = requests.get(url + path, timeout=30, **kwargs)  # type: ignore[arg-type]
     assert response.status_code == status, (path, response.status_code, response.text[:500])

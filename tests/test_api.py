@@ -1,7 +1,7 @@
 """The HTTP API against a real Redis and a real broker, with state a real worker produced.
 
 Every response is compared with what Redis and the topics hold, read here
-independently (raw Redis commands, the whole topic), not through the query module.
+independently of the query module (the shared/state readers, the whole topic).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import time
 from collections import Counter
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import redis
 import requests
@@ -21,9 +22,16 @@ from rig.local_services import RedisServer, TansuBroker, free_port
 from shared.contracts.segment_change import SegmentChange
 from shared.kafka_clients import read_to_end
 from shared.settings import Settings, as_environment
+from shared.state.customer_record import CustomerRecord
+from shared.state.customers import product_units
 from shared.state.keys import Keys
+from shared.state.layout import stream_clock
+from shared.state.model_stats import AS_OF_FIELD
+from shared.state.model_store import require_current
+from shared.state.popularity import segment_products
 from tests.api_rig import get, running_api
-from tests.tools_helpers import alert, bootstrap_simulated, stream_simulated
+from tests.pipeline import records as stored_records
+from tests.tools_helpers import alert, bootstrap_simulated, stream_simulated, swept_statistics, top_units
 from worker.drift_service.store import MonitorStore
 
 
@@ -41,33 +49,35 @@ def live_model(client: redis.Redis, keys: Keys) -> dict:
     return json.loads(client.get(keys.model(int(client.get(keys.model_current)))))
 
 
-def expected_customer(client: redis.Redis, keys: Keys, customer: str, model: dict, top: int) -> dict:
+def times(view: dict[str, Any], *names: str) -> dict[str, Any]:
+    """``view`` with the event times ``names`` parsed (the API writes them ISO, without a zone)."""
+    return view | {name: datetime.fromisoformat(view[name]) if view[name] else None for name in names}
+
+
+def expected_customer(client: redis.Redis, keys: Keys, record: CustomerRecord, model: dict, top: int) -> dict:
     """The customer as Redis holds it, with the recommendation rule applied by hand."""
-    record = client.hgetall(keys.customer(customer))
     segments = {s["id"]: s for s in model["segments"]}
 
-    def label(value: str) -> dict | None:
-        if not value:
+    def label(value: int) -> dict | None:
+        if value < 0:
             return None
-        segment = segments[int(value)]
+        segment = segments[value]
         return {"id": segment["id"], "name": segment["name"], "description": segment["description"]}
 
-    had = json.loads(record["agg"])["product_units"]
     recommendations = []
-    if record.get("published"):
-        ranked = client.zrevrange(keys.segment_products(int(record["published"])), 0, -1, withscores=True)
-        recommendations = [
-            {"stock_code": code, "units": int(units)} for code, units in ranked if code not in had and units > 0
-        ][:top]
+    if record.published >= 0:
+        had = product_units(client, keys, record.customer_id)
+        ranked = top_units(segment_products(client, keys, record.published), top, exclude=had)
+        recommendations = [{"stock_code": code, "units": units} for code, units in ranked]
     return {
-        "customer_id": customer,
+        "customer_id": record.customer_id,
         "model_version": model["version"],
-        "published": label(record.get("published", "")),
-        "assigned": label(record.get("segment", "")),
-        "features": json.loads(record["features"]) if record.get("features") else None,
-        "features_as_of": record.get("as_of") or None,
-        "sequence": int(record.get("seq") or 0),
-        "published_at": record.get("published_at") or None,
+        "published": label(record.published),
+        "assigned": label(record.segment),
+        "features": record.features,
+        "features_as_of": record.as_of,
+        "sequence": record.seq,
+        "published_at": record.published_at,
         "recommendations": recommendations,
     }
 
@@ -78,6 +88,7 @@ def test_every_endpoint_equals_what_redis_and_the_topics_hold(
     bootstrap_simulated(settings, redis_client, tmp_path, stream_days=45)
     stream_simulated(settings, tmp_path)
     keys = Keys(settings.redis.key_prefix)
+    partitions = settings.topics.partitions
     opened = alert("a1", "invoice_behaviour")
     closed = alert("b1", "segment_structure").model_copy(update={"incident_id": "inc-b"})
     MonitorStore(redis_client, keys, keep=100).commit(-1, 0, {}, [opened, closed, closed.model_copy(
@@ -85,7 +96,8 @@ def test_every_endpoint_equals_what_redis_and_the_topics_hold(
     )])  # fmt: skip
     model = live_model(redis_client, keys)
     last = topic_changes(settings)
-    customers = sorted(redis_client.smembers(keys.customers))
+    records = stored_records(redis_client, keys, partitions)
+    customers = sorted(records)
     changed = [c for c in customers if c in last][:15]
     unchanged = [c for c in customers if c not in last][:5]
     assert len(changed) == 15 and unchanged
@@ -94,8 +106,8 @@ def test_every_endpoint_equals_what_redis_and_the_topics_hold(
         for customer in changed + unchanged:
             body = get(url, f"/customers/{customer}?recommendations=5")
             change = body.pop("last_change")
-            assert {k: body[k] for k in body if k != "aggregates"} == expected_customer(
-                redis_client, keys, customer, model, 5
+            assert times({k: body[k] for k in body if k != "aggregates"}, "features_as_of", "published_at") == (
+                expected_customer(redis_client, keys, records[customer], model, 5)
             )
             if customer in last:
                 assert change["sequence"] == last[customer].sequence == body["sequence"]
@@ -105,22 +117,28 @@ def test_every_endpoint_equals_what_redis_and_the_topics_hold(
                 assert change is None
         assert any(get(url, f"/customers/{c}")["recommendations"] for c in changed)
 
+        # Sizes are the live statistics: every partition's, as its last daily sweep counted them. A customer
+        # counted there holds that segment until an event (or a later sweep) re-scores it after that midnight.
         segments = get(url, "/segments?products=3")
-        records = [redis_client.hgetall(keys.customer(c)) for c in customers]
-        assigned = Counter(int(r["segment"]) for r in records if r.get("segment"))
+        snapshot = require_current(redis_client, keys)
+        statistics = swept_statistics(redis_client, keys, snapshot, partitions)
+        sizes = {s["id"]: s["size"] for s in segments["segments"]}
         assert segments["model_version"] == model["version"]
-        assert {s["id"]: s["size"] for s in segments["segments"]} == {
-            s["id"]: assigned[s["id"]] for s in model["segments"]
-        }
-        assert segments["customers"] == sum(assigned.values())
+        assert sizes == {s.id: int(n) for s, n in zip(snapshot.segments, statistics.counts, strict=True)}
+        swept = datetime.fromisoformat(redis_client.hget(keys.stats(0), AS_OF_FIELD))
+        counted = [r for r in records.values() if r.aggregates.first_purchase and r.aggregates.first_purchase < swept]
+        assert segments["customers"] == sum(sizes.values()) == len(counted)
+        unchanged_since = Counter(r.segment for r in counted if r.as_of is not None and r.as_of < swept)
+        rescored = sum(1 for r in counted if r.as_of is None or r.as_of >= swept)
+        assert all(unchanged_since[s] <= sizes[s] <= unchanged_since[s] + rescored for s in sizes), sizes
         for view, stored in zip(segments["segments"], model["segments"], strict=True):
             assert (view["name"], view["description"], view["profile"]) == (
                 stored["name"],
                 stored["description"],
                 stored["profile"],
             )
-            top = redis_client.zrevrange(keys.segment_products(view["id"]), 0, 2, withscores=True)
-            assert [(p["stock_code"], p["units"]) for p in view["top_products"]] == [(c, int(u)) for c, u in top]
+            top = top_units(segment_products(redis_client, keys, view["id"]), 3)
+            assert [(p["stock_code"], p["units"]) for p in view["top_products"]] == top
         assert segments["feature_units"]["monetary"] == "GBP"
 
         models = get(url, "/models")
@@ -144,13 +162,14 @@ def test_every_endpoint_equals_what_redis_and_the_topics_hold(
         assert every["inc-invoice_behaviour"]["suggested_action"] == "check prices"
 
         progress = get(url, "/progress")
-        stored = {int(p): int(o) for p, o in redis_client.hgetall(keys.offsets(settings.topics.invoices)).items()}
+        stored = {p: int(redis_client.hget(keys.checkpoint(p), "offset")) for p in range(partitions)}
         assert progress["applied"] == sum(stored.values())
         assert {p["partition"]: p["applied_offset"] for p in progress["partitions"]} == stored
-        assert progress["lag"] == 0 and progress["event_time"] == redis_client.get(keys.watermark)
+        assert progress["lag"] == 0
+        assert datetime.fromisoformat(progress["event_time"]) == stream_clock(redis_client, keys)
 
         history = get(url, "/segments/history?weeks=52")
-        published = Counter(int(r["published"]) for r in records if r.get("published"))
+        published = Counter(r.published for r in records.values() if r.published >= 0)
         at_end = {int(s): sizes[-1] for s, sizes in history["sizes"].items() if sizes[-1]}
         assert at_end == dict(published)
         flows = Counter(
@@ -167,7 +186,9 @@ def test_every_endpoint_equals_what_redis_and_the_topics_hold(
         assert get(url, "/healthz")["live"] is True
 
 
-def test_errors_answer_one_shape_with_the_right_status(settings: Settings, redis_client: redis.Redis, tmp_path: Path):
+def test_errors_answer_one_shape_with_the_right_status(
+    settings: Settings, redis_client: redis.Redis, tmp_path: Path
+) -> None:
     bootstrap_simulated(settings, redis_client, tmp_path)
     with running_api(settings) as url:
         missing = get(url, "/customers/no-such-customer", status=404)
@@ -192,7 +213,7 @@ def test_errors_answer_one_shape_with_the_right_status(settings: Settings, redis
             assert (health["redis"], health["ready"]) == (False, False)
 
 
-def test_auth_is_on_by_default_off_loopback_and_a_token_opens_it(settings: Settings, redis_client: redis.Redis):
+def test_auth_is_on_by_default_off_loopback_and_a_token_opens_it(settings: Settings, redis_client: redis.Redis) -> None:
     env = {"PATH": "/usr/bin:/bin", **as_environment(settings), "SEG_API_HOST": "0.0.0.0"}
     done = subprocess.run(
         [sys.executable, "-m", "worker", "api"], capture_output=True, text=True, env=env, timeout=60, check=False

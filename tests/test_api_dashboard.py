@@ -11,18 +11,19 @@ import os
 import shutil
 import subprocess
 import sys
-from collections import Counter
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 import redis
-from playwright.sync_api import sync_playwright
+from playwright.sync_api import ElementHandle, sync_playwright
 
 from shared.settings import Settings, as_environment
 from shared.state.keys import Keys
+from shared.state.model_store import require_current
 from tests.api_rig import running_api
-from tests.tools_helpers import CUTOFF, alert, bootstrap_simulated, replay_simulated
+from tests.pipeline import records
+from tests.tools_helpers import CUTOFF, alert, bootstrap_simulated, replay_simulated, swept_statistics
 from worker.drift_service.store import MonitorStore
 from worker.stream.loop import Worker
 from worker.stream.settings import WorkerSettings
@@ -37,6 +38,18 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 TIMEOUT_MS = 30_000
+
+
+def _attribute(element: ElementHandle, name: str) -> str:
+    value = element.get_attribute(name)
+    assert value is not None, name
+    return value
+
+
+def _text(element: ElementHandle, selector: str) -> str:
+    found = element.query_selector(selector)
+    assert found is not None, selector
+    return found.inner_text()
 
 
 def test_the_dashboard_shows_redis_updates_live_and_finds_a_customer(
@@ -62,16 +75,14 @@ def test_the_dashboard_shows_redis_updates_live_and_finds_a_customer(
             page.wait_for_selector("#segments tbody tr", timeout=TIMEOUT_MS)
             page.wait_for_function("document.getElementById('status').textContent === 'live'", timeout=TIMEOUT_MS)
 
-            assigned = Counter(
-                int(record["segment"])
-                for record in (redis_client.hgetall(keys.customer(c)) for c in redis_client.smembers(keys.customers))
-                if record.get("segment")
-            )
+            # The live sizes: every partition's statistics, as the worker's last daily sweep counted them.
+            snapshot = require_current(redis_client, keys)
+            counts = swept_statistics(redis_client, keys, snapshot, settings.topics.partitions).counts
             shown = {
-                int(row.get_attribute("data-segment")): int(row.query_selector(".size").inner_text().replace(",", ""))
+                int(_attribute(row, "data-segment")): int(_text(row, ".size").replace(",", ""))
                 for row in page.query_selector_all("#segments tbody tr")
             }
-            assert shown == {segment: assigned[segment] for segment in shown} and len(shown) == 4
+            assert shown == {s.id: int(n) for s, n in zip(snapshot.segments, counts, strict=True)} and len(shown) == 4
             page.wait_for_selector("tr.incident.open", timeout=TIMEOUT_MS)
             open_rows = [row.get_attribute("data-incident") for row in page.query_selector_all("tr.incident.open")]
             assert open_rows == list(redis_client.hkeys(keys.drift_incidents)) == [incident.incident_id]
@@ -89,16 +100,13 @@ def test_the_dashboard_shows_redis_updates_live_and_finds_a_customer(
             assert page.evaluate("window.notReloaded") is True, "the page updated without a reload"
             assert int(page.inner_text("#changes-seen").replace(",", "")) > 0
 
-            customer = next(
-                c
-                for c in sorted(redis_client.smembers(keys.customers))
-                if redis_client.hget(keys.customer(c), "published")
-            )
+            stored = records(redis_client, keys, settings.topics.partitions)
+            customer = next(c for c in sorted(stored) if stored[c].published >= 0)
             page.fill("#customer-id", customer)
             page.click("#search button")
             page.wait_for_selector(f"#customer-card[data-customer='{customer}']", timeout=TIMEOUT_MS)
             shown_segment = page.get_attribute("#customer-segment", "data-segment")
-            assert shown_segment == redis_client.hget(keys.customer(customer), "published")
+            assert shown_segment == str(stored[customer].published)
             page.screenshot(path=str(tmp_path / "dashboard.png"), full_page=True)
         finally:
             browser.close()

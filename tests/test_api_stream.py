@@ -40,7 +40,8 @@ class Listener:
     def _read(self) -> None:
         fields: dict[str, str] = {}
         try:
-            for line in self.response.iter_lines(decode_unicode=True):
+            for raw in self.response.iter_lines(decode_unicode=True):
+                line = raw if isinstance(raw, str) else raw.decode()
                 if line.startswith("retry:"):
                     self.connected.set()
                 elif line == "" and "data" in fields:
@@ -57,7 +58,8 @@ class Listener:
 
     def take(self, count: int, timeout: float = 60.0, quiet: float = 2.0) -> list[Event]:
         """``count`` events, then proof that nothing more comes for ``quiet`` seconds."""
-        taken, deadline = [], time.monotonic() + timeout
+        taken: list[Event] = []
+        deadline = time.monotonic() + timeout
         while len(taken) < count:
             taken.append(self.events.get(timeout=max(0.1, deadline - time.monotonic())))
         try:

@@ -22,8 +22,10 @@ from PIL import Image
 from shared.contracts.drift_alert import Contributor, DriftAlert, EventWindow
 from shared.settings import Settings, as_environment
 from shared.state.keys import Keys
+from shared.state.popularity import segment_products
 from shared.topic_reader import ReadOptions, read
-from tests.tools_helpers import START, alert, bootstrap_simulated, change, publish, stream_simulated
+from tests.pipeline import records as stored_records
+from tests.tools_helpers import START, alert, bootstrap_simulated, change, publish, stream_simulated, top_units
 from worker.cli import main
 from worker.queries import history
 from worker.report.gather import gather
@@ -126,16 +128,13 @@ def distinct_changes_on_topic(settings: Settings) -> list[dict]:
     return list({(e["customer_id"], e["sequence"]): e for e in events}.values())
 
 
-def customer_records(client: redis.Redis, keys: Keys) -> list[dict[str, str]]:
-    return [client.hgetall(keys.customer(customer)) for customer in client.smembers(keys.customers)]
-
-
 def test_report_of_a_streamed_pipeline_matches_topics_and_redis_and_renders_in_chromium(
     settings: Settings, redis_client: redis.Redis, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     fitted = bootstrap_simulated(settings, redis_client, tmp_path, stream_days=60)
     stream_simulated(settings, tmp_path)
     keys = Keys(settings.redis.key_prefix)
+    partitions = settings.topics.partitions
     price = alert("p", "avg_order_value")
     alerts = [at(price, "p1", 125), at(price, "p2", 130, state="closed"), at(alert("m", "segment_mix"), "m1", 140)]
     publish(settings, settings.topics.drift_alerts, [(a.monitor, a) for a in alerts])
@@ -143,23 +142,21 @@ def test_report_of_a_streamed_pipeline_matches_topics_and_redis_and_renders_in_c
     data = gather(settings)
 
     changes = distinct_changes_on_topic(settings)
-    records = customer_records(redis_client, keys)
-    assert len(changes) > 50 and data.changes == len(changes) == sum(int(r["seq"]) for r in records)
+    records = list(stored_records(redis_client, keys, partitions).values())
+    assert len(changes) > 50 and data.changes == len(changes) == sum(r.seq for r in records)
     moves = Counter((e["previous"]["id"] if e["previous"] else None, e["current"]["id"]) for e in changes)
     assert data.transitions.counts == dict(moves)
     assert any(source is None for source, _ in moves) and any(source is not None for source, _ in moves)
     end_sizes = {segment: size for segment, size in data.sizes.at_end().items() if size}
-    assert end_sizes == Counter(int(r["published"]) for r in records if r.get("published"))
+    assert end_sizes == Counter(r.published for r in records if r.published >= 0)
     assert data.sizes.times[-1] > max(datetime.fromisoformat(e["event_time"]) for e in changes)
     assert [s.name for s in data.segments] == [s.name for s in fitted.snapshot.segments]
     assert [(i.monitor, i.alerts, i.closed is None) for i in data.incidents] == [
         ("avg_order_value", 2, False),
         ("segment_mix", 1, True),
     ]
-    products = {
-        int(key.removeprefix(keys.prefix).split(":")[1]): redis_client.zrevrange(key, 0, 9, withscores=True)
-        for key in redis_client.scan_iter(match=keys.segment_products_pattern)
-    }
+    tops = {segment: top_units(segment_products(redis_client, keys, segment), 10) for segment in data.names}
+    products = {segment: [(code, float(units)) for code, units in top] for segment, top in tops.items() if top}
     assert data.products == products and len(products) == len(end_sizes)
 
     for name, value in as_environment(settings).items():
@@ -183,9 +180,11 @@ def test_report_of_a_streamed_pipeline_matches_topics_and_redis_and_renders_in_c
 
 
 def test_sections_without_data_say_so(settings: Settings, redis_client: redis.Redis, tmp_path: Path) -> None:
-    bootstrap_simulated(settings, redis_client, tmp_path)
+    fitted = bootstrap_simulated(settings, redis_client, tmp_path)
     keys = Keys(settings.redis.key_prefix)
-    redis_client.delete(*redis_client.scan_iter(match=keys.segment_products_pattern))  # no product counts seeded
+    for partition in range(settings.topics.partitions):  # no product counts seeded
+        for segment in fitted.snapshot.segments:
+            redis_client.delete(keys.products(partition, segment.id))
     data = gather(settings)
     assert (data.changes, data.incidents, data.products) == (0, [], {})
     page = write(data, tmp_path / "report.html")

@@ -12,10 +12,12 @@ import pytest
 import redis
 
 from shared.exceptions import UnknownCustomerError
-from shared.features.aggregates import CustomerAggregates
 from shared.settings import Settings
+from shared.state.customers import find_record, product_units
 from shared.state.keys import Keys
-from tests.tools_helpers import bootstrap_simulated, run_tool
+from shared.state.popularity import segment_products
+from shared.state.recommendations import recommend
+from tests.tools_helpers import bootstrap_simulated, customer_key, run_tool, top_units
 from worker.cli import build_parser
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,12 +39,14 @@ def test_recommend_top_products_of_the_segment_the_customer_never_had(
     fitted = bootstrap_simulated(settings, redis_client, tmp_path)
     keys = Keys(settings.redis.key_prefix)
     customer = str(fitted.features.index[0])
-    record = redis_client.hgetall(keys.customer(customer))
-    segment = int(record["published"])
-    had = CustomerAggregates.from_json(record["agg"]).product_units
-    popular = redis_client.zrevrange(keys.segment_products(segment), 0, -1, withscores=True)
-    expected = [(code, int(units)) for code, units in popular if code not in had and units > 0][:5]
+    record = find_record(redis_client, keys, customer)
+    assert record is not None
+    segment = record.published
+    had = product_units(redis_client, keys, customer)  # bought or returned
+    popular = segment_products(redis_client, keys, segment)  # the partitions' shares summed
+    expected = top_units(popular, 5, exclude=had)
     assert len(expected) == 5 and had
+    assert [(r.stock_code, r.units) for r in recommend(redis_client, keys, customer, 5)] == expected
 
     code, out = run_tool(settings, ["recommend", customer, "--top", "5", "--json"])
     assert code == 0
@@ -60,7 +64,7 @@ def test_recommend_top_products_of_the_segment_the_customer_never_had(
     assert [line.split()[1] for line in lines[3:]] == [code for code, _ in expected[:3]]
     print("\n" + out)
 
-    redis_client.hset(keys.customer(customer), "published", "")  # as before its first publish
+    redis_client.hset(customer_key(redis_client, keys, customer), "published", "")  # as before its first publish
     _, out = run_tool(settings, ["recommend", customer])
     assert out.strip() == f"customer {customer} has no published segment yet: nothing to recommend"
     with pytest.raises(UnknownCustomerError, match="no record"):

@@ -11,16 +11,16 @@ import redis
 from shared.exceptions import ModelError, UnknownCustomerError
 from shared.settings import Settings
 from shared.state.keys import Keys
+from shared.state.model_stats import live_stats
 from shared.state.model_store import activate, write_version
 from tests.tools_helpers import bootstrap_simulated, change, publish, run_tool
 
 
 def test_without_a_model_the_tools_say_how_to_make_one(settings: Settings, redis_client: redis.Redis) -> None:
-    for argv in (["segments"], ["models"]):
+    # Without a bootstrap not even a customer's partition is known (the layout is the bootstrap's).
+    for argv in (["segments"], ["models"], ["customer", "12345", "--changes", "0"]):
         with pytest.raises(ModelError, match="python -m worker bootstrap"):
             run_tool(settings, argv)
-    with pytest.raises(UnknownCustomerError, match="no record"):
-        run_tool(settings, ["customer", "12345", "--changes", "0"])
 
 
 def test_segments_sizes_shares_and_profiles(settings: Settings, redis_client: redis.Redis, tmp_path: Path) -> None:
@@ -73,6 +73,8 @@ def test_customer_state_and_recent_changes(settings: Settings, redis_client: red
     assert f"customer {customer} as of" in out and "net_spend" in out and "recency_days" in out
     assert out.count(f"  {customer}  ") == 3, out  # three distinct changes, default --changes 5
     print("\n" + out)
+    with pytest.raises(UnknownCustomerError, match="no record"):
+        run_tool(settings, ["customer", "12345", "--changes", "0"])
 
 
 def test_models_lists_versions_and_marks_the_live_one(
@@ -88,7 +90,7 @@ def test_models_lists_versions_and_marks_the_live_one(
     assert models[0]["k"] == 4 and models[0]["training_end"].startswith("2011-03-31")
     assert "silhouette" in models[0]["metrics"]
     assert models[0]["lineage"]["source"] == "bootstrap" and models[0]["lineage"]["new_segment_ids"] == [0, 1, 2, 3]
-    activate(redis_client, keys, second)
+    activate(redis_client, keys, second, live_stats(redis_client, keys, fitted.snapshot))
     _, out = run_tool(settings, ["models"])
     lines = out.splitlines()
     assert lines[0].split()[:2] == ["version", "live"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -28,6 +29,7 @@ from shared.kafka_clients import make_producer
 from shared.logs import JsonFormatter
 from shared.settings import Settings, load
 from shared.state.keys import Keys
+from shared.state.layout import worker_counters
 from tests.tools_helpers import CUTOFF, bootstrap_simulated, replay_simulated
 from worker.stream.loop import Worker
 from worker.stream.settings import WorkerSettings
@@ -74,6 +76,14 @@ def _wait_for(condition: Callable[[], T | None], what: str, timeout_s: float = 1
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def _answers(port: int) -> bool:
+    try:
+        _get(port, "/healthz")
+    except urllib.error.URLError:
+        return False
+    return True
+
+
 def _caught_up(port: int, events: int, partitions: int) -> Samples | None:
     """The scrape once the worker has consumed ``events`` records and every partition's lag is 0."""
     samples = _scrape(port)
@@ -90,6 +100,18 @@ def _send_bad_record(settings: Settings) -> RecordMetadata:
         producer.close()
 
 
+class GatedWorker(Worker):
+    """A worker whose first assignment waits until the test has probed its endpoints (before it is ready)."""
+
+    def __init__(self, settings: Settings, options: WorkerSettings) -> None:
+        super().__init__(settings, options)
+        self.gate = threading.Event()
+
+    def on_assigned(self, partitions: set[int]) -> None:
+        self.gate.wait(60)
+        super().on_assigned(partitions)
+
+
 def test_endpoints_follow_the_stream(
     settings: Settings, redis_client: redis.Redis, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -97,12 +119,16 @@ def test_endpoints_follow_the_stream(
     bad_reason = "decode_error"
     port = free_port()
     options = WorkerSettings(group_id=f"metrics-{settings.redis.key_prefix}", metrics_port=port)
-    worker = Worker(settings, options)
+    worker = GatedWorker(settings, options)
     partitions = settings.topics.partitions
-    before = {path: _get(port, path)[0] for path in ("/healthz", "/readyz")}
+    before: dict[str, int] = {}
 
     def feed_and_scrape() -> tuple[Samples, Samples, RecordMetadata, dict[str, int]]:
         try:
+            # The worker serves its endpoints once run() has composed its parts, before it owns partitions.
+            _wait_for(lambda: _answers(port), "the endpoints")
+            before.update({path: _get(port, path)[0] for path in ("/healthz", "/readyz")})
+            worker.gate.set()
             _wait_for(lambda: _get(port, "/readyz")[0] == 200, "readiness after the assignment")
             first_sent = replay_simulated(settings, tmp_path, CUTOFF, CUTOFF + timedelta(days=15))
             first = _wait_for(lambda: _caught_up(port, first_sent, partitions), "the first window")
@@ -126,9 +152,13 @@ def test_endpoints_follow_the_stream(
     assert _total(second, "seg_worker_segment_changes_total") >= _total(first, "seg_worker_segment_changes_total")
     assert _total(first, "seg_worker_dead_letters_total") == 0
     assert _total(second, "seg_worker_dead_letters_total", reason=bad_reason) == 1
-    assert _total(second, "seg_worker_batch_outcomes_total", outcome="dead_lettered") == 1
+    # Outcomes are the batch counters' names: dead letters are counted by reason, as in Redis.
+    outcomes = {labels["outcome"]: v for n, labels, v in second if n == "seg_worker_batch_outcomes_total"}
+    assert {o: v for o, v in outcomes.items() if o.startswith("dead_lettered")} == {f"dead_lettered_{bad_reason}": 1}
 
-    owned = redis_client.scard(Keys(settings.redis.key_prefix).customers)
+    keys = Keys(settings.redis.key_prefix)
+    assert worker_counters(redis_client, keys)[f"dead_lettered_{bad_reason}"] == 1
+    owned = sum(redis_client.scard(keys.customers(partition)) for partition in range(partitions))
     for state in ("assigned", "published"):
         assert _total(second, "seg_worker_segment_customers", state=state) == owned
     segments = {labels["name"] for n, labels, _ in second if n == "seg_worker_segment_customers"}

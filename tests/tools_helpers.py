@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import io
-from collections.abc import Iterable
+from collections.abc import Container, Iterable, Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -14,9 +14,14 @@ import redis
 from pydantic import BaseModel
 
 from shared.contracts.drift_alert import DriftAlert, EventWindow
+from shared.contracts.model_snapshot import ModelSnapshot
 from shared.contracts.segment_change import SegmentChange, SegmentRef
 from shared.kafka_clients import ensure_topics, make_producer
+from shared.partitioner import partition_of
 from shared.settings import Settings
+from shared.state.keys import Keys
+from shared.state.layout import partition_count
+from shared.state.model_stats import AS_OF_FIELD, VERSION_FIELD, Statistics
 from tests.pipeline import SIM_CUTOFF, SIM_START, bootstrap, replay_file, run_worker, simulated
 from worker.bootstrap.pipeline import BootstrapResult
 from worker.cli import build_parser
@@ -89,6 +94,32 @@ def alert(alert_id: str, monitor: str, state: str = "open") -> DriftAlert:
         model_version=1,
         suggested_action="check prices",
     )
+
+
+def customer_key(client: redis.Redis, keys: Keys, customer_id: str) -> str:
+    """The key of the customer's record, in the partition the bootstrap laid it out in (for tests that edit it)."""
+    return keys.customer(partition_of(customer_id, partition_count(client, keys)), customer_id)
+
+
+def top_units(units: Mapping[str, int], n: int, exclude: Container[str] = ()) -> list[tuple[str, int]]:
+    """The tests' own ranking: the ``n`` stock codes with the most positive net units not in ``exclude``, ties to
+    the higher stock code (the rule the tools, the API and the report promise)."""
+    kept = [(code, count) for code, count in units.items() if count > 0 and code not in exclude]
+    return sorted(kept, key=lambda item: (item[1], item[0]), reverse=True)[:n]
+
+
+def swept_statistics(client: redis.Redis, keys: Keys, snapshot: ModelSnapshot, partitions: int) -> Statistics:
+    """Every partition's statistics added up, each written by one worker's last daily sweep under ``snapshot``."""
+    ids, dimensions = [segment.id for segment in snapshot.segments], len(snapshot.feature_names)
+    total = Statistics.empty(len(ids), dimensions)
+    swept = set()
+    for partition in range(partitions):
+        raw = client.hgetall(keys.stats(partition))
+        assert raw.get(VERSION_FIELD) == str(snapshot.version), partition
+        swept.add(raw[AS_OF_FIELD])
+        total = total + Statistics.from_mapping(raw, ids, dimensions)
+    assert len(swept) == 1, f"one worker swept every partition at the same midnight: {swept}"
+    return total
 
 
 def run_tool(settings: Settings, argv: list[str]) -> tuple[int, str]:

@@ -44,6 +44,7 @@ from worker.queries.views import (
 
 CUSTOMER_FIELDS = ("agg", "features", "as_of", "segment", "published", "published_at", "seq")
 CHUNK = 5_000
+VERSION_PROBE = 8  # model versions above the live one asked per round trip
 UNKNOWN_NAME = "?"
 
 
@@ -202,13 +203,26 @@ def segments(keys: Keys, snapshots: Snapshots, products: int = 10) -> Query[Segm
 
 
 def versions(keys: Keys) -> Query[list[int]]:
-    """Version numbers of the stored model snapshots, ascending (versions only ever count up to the live one)."""
+    """Version numbers of the stored model snapshots, ascending.
+
+    Why probe above the live one: a version is stored before it is made live, so a
+    refresh or bootstrap that stopped in between (or a version stored for later)
+    leaves one above it. New versions are numbered upwards from the live one, so
+    numbers above it are probed up to the first missing one, ``VERSION_PROBE`` per
+    round trip (no SCAN: it works alike on a Redis Cluster).
+    """
     (live,) = yield [call("get", keys.model_current)]
-    if live is None:
-        return []
-    numbers = list(range(1, int(live) + 1))
-    stored = yield [call("exists", keys.model(number)) for number in numbers]
-    return [number for number, there in zip(numbers, stored, strict=True) if there]
+    top = int(live) if live is not None else 0
+    found: list[int] = []
+    numbers = list(range(1, top + VERSION_PROBE + 1))
+    while True:
+        stored = yield [call("exists", keys.model(number)) for number in numbers]
+        for number, there in zip(numbers, stored, strict=True):
+            if there:
+                found.append(number)
+            elif number > top:
+                return found
+        numbers = list(range(numbers[-1] + 1, numbers[-1] + VERSION_PROBE + 1))
 
 
 def _model_view(snapshot: ModelSnapshot, live: int | None, parent: ModelSnapshot | None) -> ModelView:
