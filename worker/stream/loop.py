@@ -37,7 +37,7 @@ from types import FrameType
 import numpy as np
 import redis
 from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.errors import CommitFailedError
+from kafka.errors import CommitFailedError, KafkaError
 from kafka.structs import OffsetAndMetadata
 from threadpoolctl import threadpool_limits
 
@@ -50,6 +50,7 @@ from shared.redis_client import make_redis
 from shared.settings import Settings
 from shared.state.keys import Keys
 from shared.state.layout import bootstrap_meta
+from shared.state.model_stats import VERSION_FIELD
 from shared.state.model_store import load_version, require_current
 from worker.observability.observer import Observer
 from worker.segmentation.model import SegmentModel
@@ -258,6 +259,21 @@ class Worker:
         parts.fetcher.assign({p: self.owned[p].offset for p in self.owned})
         parts.observer.assigned(partitions)
         log.info("assigned partitions %s: %d customers loaded", sorted(partitions), loaded)
+        stale = self._on_older_model(partitions)
+        if stale:
+            commits = {p: PartitionCommit(p) for p in self.owned}
+            self._switch_model(processor.model.version, commits, stale)
+            self._finish(commits)
+
+    def _on_older_model(self, partitions: set[int]) -> set[int]:
+        """Partitions whose statistics predate the live model: a refresh ran while nobody owned them."""
+        parts, processor = self.parts, self.processor
+        assert parts is not None and processor is not None
+        pipe = parts.redis.pipeline(transaction=False)
+        for partition in sorted(partitions):
+            pipe.hget(self.keys.stats(partition), VERSION_FIELD)
+        versions = dict(zip(sorted(partitions), pipe.execute(), strict=True))
+        return {p for p, v in versions.items() if v is not None and v != str(processor.model.version)}
 
     def _assignment(self) -> set[int]:
         assert self.parts is not None
@@ -570,6 +586,10 @@ class Worker:
                 log.warning("the group no longer counts this worker as a member (%s); rejoining", exc)
                 self._rejoin()
                 return
+            except KafkaError as exc:
+                # Redis holds the offsets that count; Kafka's copy only lets a restart notice that
+                # Redis went back. Left behind, it says nothing false, and the next commit catches up.
+                log.warning("could not commit offsets to Kafka (%s); the next batch's commit retries", exc)
         self.unpublished.extend(landed)
 
     def _rejoin(self) -> None:
@@ -616,16 +636,20 @@ class Worker:
             self._finish(commits)
             self._settle()
 
-    def _switch_model(self, version: int, commits: dict[int, PartitionCommit]) -> None:
+    def _switch_model(
+        self, version: int, commits: dict[int, PartitionCommit], partitions: set[int] | None = None
+    ) -> None:
         parts, processor = self.parts, self.processor
         assert parts is not None and processor is not None
-        model = SegmentModel(load_version(parts.redis, self.keys, version))
+        same = version == processor.model.version
+        model = processor.model if same else SegmentModel(load_version(parts.redis, self.keys, version))
         at = max((lane.applied_clock for lane in self.aligner.lanes.values()), default=NO_TIME)
         if at == NO_TIME:
             at = self.cutoff
-        rescored = processor.switch(model, at, commits)
+        rescored = processor.switch(model, at, commits, partitions)
         self._refresh_centroids()
-        log.info("now on model v%d: %d customers re-scored as of %s", version, rescored, iso(at))
+        scope = f" in partitions {sorted(partitions)}" if partitions is not None else ""
+        log.info("now on model v%d: %d customers re-scored%s as of %s", version, rescored, scope, iso(at))
 
     def _all_fetched(self) -> bool:
         return bool(self.owned) and all(lane.caught_up() for lane in self.aligner.lanes.values())

@@ -550,21 +550,27 @@ class Processor:
             commit.guest_drop.append(event_day(day))
             day += MICROS_PER_DAY
 
-    def switch(self, model: SegmentModel, at: int, commits: dict[int, PartitionCommit]) -> int:
-        """Adopt a new model version (a refresh): every owned customer re-scored as of ``at``, no debounce.
+    def switch(
+        self, model: SegmentModel, at: int, commits: dict[int, PartitionCommit], partitions: Iterable[int] | None = None
+    ) -> int:
+        """Adopt a new model version (a refresh): the customers re-scored as of ``at``, no debounce.
 
         A refresh is a deliberate relabelling, so the published segment follows the
         new assignment at once, with one ``model_refresh`` change per customer whose
         segment id changed (committed with the new statistics, so a restart neither
-        repeats nor skips it). Returns how many customers were re-scored.
+        repeats nor skips it). ``partitions`` (default: every owned one) limits it to
+        partitions whose state is still on an older version, as when a refresh ran
+        while no worker owned them. Returns how many customers were re-scored.
         """
-        self.previous_names |= self.model.names
-        self.model = model
-        self.remote = None
-        self.fallback = None
-        self.model.centroids = model.initial.copy()
+        if model.version != self.model.version:
+            self.previous_names |= self.model.names
+            self.model = model
+            self.remote = None
+            self.fallback = None
+            self.model.centroids = model.initial.copy()
+        scope = sorted(self.owned if partitions is None else set(partitions))
         book = self.book
-        rows = np.arange(len(book))
+        rows = np.flatnonzero(np.isin(book.partition[: len(book)], scope))
         rows = rows[scoreable(book.aggregates, rows)]
         features = features_matrix(book.aggregates, rows, np.full(len(rows), at))
         vectors = self.model.vectors(features)
@@ -572,7 +578,7 @@ class Processor:
             vectors,
             nearest_centroid(vectors, self.model.centroids),
             book.partition[rows].astype(np.int64),
-            sorted(self.owned),
+            scope,
             None,
             self.model.initial,
             0,

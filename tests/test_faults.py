@@ -1,0 +1,212 @@
+"""Faults mid-stream, against real processes: nothing lost, nothing doubled, no decision different.
+
+* The broker stalls (SIGSTOP) for longer than the producer's delivery timeout:
+  the worker keeps retrying, trims nothing unacknowledged, and in the end every
+  segment change of a calm run is on the topic (repeats dropped by sequence).
+* A zombie: a worker is SIGSTOPped past its session timeout while another takes
+  over, then SIGCONTed; nothing it still tries to write lands (owner epochs), and
+  the final state equals a calm run's.
+* Redis loses its last writes (an AOF copy, three more batches, SIGKILL, the
+  copy restored, as a power loss under ``appendfsync everysec`` does): the worker sees
+  that Redis went back, moves to a new sequence generation, and no
+  (customer, sequence) pair on the topic ever carries two different events; the
+  latest event of every customer is what Redis holds.
+* Stored offsets beyond the log (the broker lost its data): the worker stops with
+  an error that says how to recover, and ``reset-offsets`` recovers.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from pathlib import Path
+
+import orjson
+import redis
+
+from rig.local_services import RedisServer, TansuBroker
+from shared.partitioner import partition_of
+from shared.redis_client import make_redis
+from shared.settings import RedisSettings, Settings, as_environment, isolated_settings
+from shared.state.keys import Keys
+from shared.state.layout import partition_count
+from tests.pipeline import (
+    ROOT,
+    applied,
+    differences,
+    prepare_simulated,
+    raw_changes,
+    run_worker,
+    state,
+    worker_process,
+)
+from worker.stream.loop import Worker
+from worker.stream.settings import WorkerSettings
+
+STREAM_DAYS = 40
+FAST = {"batch_max_records": 300, "retry_initial_s": 0.2, "retry_max_s": 1.0}
+
+
+def _changes(settings: Settings) -> dict[str, list[bytes]]:
+    """Per customer, its changes in sequence order, each sequence once (two payloads for one fail the test)."""
+    by_customer: dict[str, dict[int, bytes]] = defaultdict(dict)
+    for customer, sequence, value in raw_changes(settings):
+        assert by_customer[customer].setdefault(sequence, value) == value, (customer, sequence)
+    return {customer: [events[s] for s in sorted(events)] for customer, events in by_customer.items()}
+
+
+def _calm(settings: Settings, client: redis.Redis, tmp_path: Path) -> tuple[dict[str, object], dict[str, list[bytes]]]:
+    (tmp_path / "calm").mkdir()
+    prepare_simulated(settings, client, tmp_path / "calm", STREAM_DAYS)
+    run_worker(settings, **FAST)
+    return state(client, Keys(settings.redis.key_prefix), settings.topics.partitions), _changes(settings)
+
+
+def _while_running(worker: Worker, after_batches: int, action: Callable[[], None]) -> threading.Thread:
+    def wait_then_act() -> None:
+        deadline = time.monotonic() + 120
+        while worker.batches < after_batches and time.monotonic() < deadline:
+            time.sleep(0.01)
+        action()
+
+    thread = threading.Thread(target=wait_then_act)
+    thread.start()
+    return thread
+
+
+def test_a_broker_stall_past_the_delivery_timeout_loses_no_change(
+    settings: Settings, redis_client: redis.Redis, redis_url: str, tmp_path: Path
+) -> None:
+    expected_state, expected_changes = _calm(settings, redis_client, tmp_path)
+    with TansuBroker() as broker:
+        own = isolated_settings(broker.bootstrap_servers, redis_url, "stall")
+        own = own.model_copy(
+            update={"kafka": own.kafka.model_copy(update={"request_timeout_ms": 1_000, "delivery_timeout_ms": 2_500})}
+        )
+        prepare_simulated(own, redis_client, tmp_path, STREAM_DAYS)
+        worker = Worker(own, WorkerSettings(group_id=f"g-{own.redis.key_prefix}", publish_timeout_s=2.0, **FAST))
+
+        def stall() -> None:
+            broker.pause()
+            time.sleep(8.0)
+            broker.resume()
+
+        thread = _while_running(worker, 3, stall)
+        worker.run(until_caught_up=True)
+        thread.join()
+        got_state = state(redis_client, Keys(own.redis.key_prefix), own.topics.partitions)
+        changed = differences(expected_state, got_state, settings.redis.key_prefix, own.redis.key_prefix)
+        assert changed == []
+        assert _changes(own) == expected_changes
+
+
+def test_a_zombie_worker_writes_nothing_once_another_took_over(
+    settings: Settings, redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    expected_state, expected_changes = _calm(settings, redis_client, tmp_path)
+    zombie = isolated_settings(settings.kafka.bootstrap_servers, settings.redis.url, "zombie")
+    keys = Keys(zombie.redis.key_prefix)
+    partitions = zombie.topics.partitions
+    sent = prepare_simulated(zombie, redis_client, tmp_path, STREAM_DAYS)
+    group = f"g-{zombie.redis.key_prefix}"
+    first = worker_process(zombie, group, tmp_path / "first.log", until_caught_up=False, batch_max_records="300")
+    second: subprocess.Popen[bytes] | None = None
+    try:
+        _wait_for(lambda: applied(redis_client, keys, partitions) > 0, "the first worker applied nothing")
+        first.send_signal(signal.SIGSTOP)
+        stopped_at = applied(redis_client, keys, partitions)
+        second = worker_process(zombie, group, tmp_path / "second.log", until_caught_up=False, batch_max_records="300")
+        _wait_for(lambda: applied(redis_client, keys, partitions) > stopped_at, "the second worker took nothing over")
+        first.send_signal(signal.SIGCONT)  # back while the other still runs: its next commit is fenced
+        _wait_for(lambda: applied(redis_client, keys, partitions) == sent, "the two workers did not finish the stream")
+    finally:
+        for process in (first, second):
+            if process is not None:
+                process.send_signal(signal.SIGCONT)
+                process.terminate()  # a clean stop sends what its last commit put in the outbox
+    for name, process in (("first", first), ("second", second)):
+        assert process is not None and process.wait(timeout=60) == 0, (tmp_path / f"{name}.log").read_text()[-3000:]
+    assert "rejoining" in (tmp_path / "first.log").read_text(), "the first worker was never fenced"
+    got = state(redis_client, keys, partitions)
+    assert differences(expected_state, got, settings.redis.key_prefix, keys.prefix) == []
+    assert _changes(zombie) == expected_changes
+
+
+def _wait_for(condition: Callable[[], bool], failure: str, timeout_s: float = 180) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, failure
+        time.sleep(0.01)
+
+
+def test_redis_losing_its_last_second_never_republishes_a_used_sequence(
+    settings: Settings, redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    (tmp_path / "redis").mkdir()
+    server = RedisServer(workdir=tmp_path / "redis", appendonly=True)
+    server.start()
+    try:
+        own = settings.model_copy(update={"redis": RedisSettings(url=server.url, key_prefix=settings.redis.key_prefix)})
+        client = make_redis(own.redis)
+        prepare_simulated(own, client, tmp_path, STREAM_DAYS)
+        worker = Worker(own, WorkerSettings(group_id=f"g-{own.redis.key_prefix}", **(FAST | {"batch_max_records": 50})))
+        aof = tmp_path / "redis" / "appendonlydir"
+        keys = Keys(own.redis.key_prefix)
+
+        def landed() -> int:
+            return applied(client, keys, own.topics.partitions)
+
+        def power_loss() -> None:
+            _wait_for(lambda: landed() > 0, "nothing landed")
+            copied = landed()
+            shutil.copytree(aof, tmp_path / "aof-copy")  # what the disk holds ...
+            _wait_for(lambda: landed() > copied, "nothing landed after the copy")
+            later = landed()
+            _wait_for(lambda: landed() > later, "one commit only after the copy")  # ... and Kafka's offsets past it
+            assert server.process is not None
+            server.process.kill()
+            server.process.wait()
+            shutil.rmtree(aof)
+            shutil.copytree(tmp_path / "aof-copy", aof)
+            server.start()
+
+        thread = _while_running(worker, 0, power_loss)
+        worker.run(until_caught_up=True)
+        thread.join()
+        changes = _changes(own)  # asserts one payload per (customer, sequence)
+        generations = {orjson.loads(events[-1])["sequence"] // 1_000_000_000 for events in changes.values()}
+        assert max(generations) >= 1, "the worker noticed that Redis went back"
+        partitions = partition_count(client, keys)
+        for customer, events in changes.items():
+            latest = orjson.loads(events[-1])
+            record = client.hgetall(keys.customer(partition_of(customer, partitions), customer))
+            assert int(record["seq"]) == latest["sequence"], customer
+            assert int(record["published"]) == latest["current"]["id"], customer
+    finally:
+        server.stop()
+
+
+def test_stored_offsets_beyond_the_log_stop_the_worker_until_reset(
+    settings: Settings, redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    prepare_simulated(settings, redis_client, tmp_path, 10)
+    run_worker(settings)
+    keys = Keys(settings.redis.key_prefix)
+    redis_client.hset(keys.checkpoint(0), "offset", "1000000")  # as if the broker had lost its log
+    env = os.environ | as_environment(settings)
+    command = [sys.executable, "-m", "worker", "run", "--group", f"g-{keys.prefix}", "--until-caught-up"]
+    stopped = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert stopped.returncode == 2, stopped.stderr
+    assert "outside the topic's log" in stopped.stderr and "reset-offsets --to log-end" in stopped.stderr
+    reset = [sys.executable, "-m", "worker", "reset-offsets", "--to", "log-end"]
+    moved = subprocess.run(reset, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert moved.returncode == 0 and "partition 0: stored offset 1000000 ->" in moved.stdout, moved.stderr
+    again = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stderr
