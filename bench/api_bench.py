@@ -117,15 +117,21 @@ def _load(port: int, script: Path) -> dict[str, float]:
         check=True,
     ).stdout
 
+    def found(pattern: str, flags: int = 0) -> re.Match[str]:
+        match = re.search(pattern, out, flags)
+        if match is None:
+            raise RuntimeError(f"wrk printed no line matching {pattern!r}:\n{out}")
+        return match
+
     def latency(label: str) -> float:
-        value, unit = re.search(rf"^\s+{label}\s+([\d.]+)(us|ms|s)\s*$", out, re.MULTILINE).groups()
+        value, unit = found(rf"^\s+{label}\s+([\d.]+)(us|ms|s)\s*$", re.MULTILINE).groups()
         return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
     errors = sum(int(n) for n in re.findall(r"Non-2xx or 3xx responses: (\d+)", out))
     socket = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     errors += sum(int(n) for n in socket.groups()) if socket else 0
     return {
-        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+        "rps": float(found(r"Requests/sec:\s+([\d.]+)").group(1)),
         "p50": latency("50%"),
         "p99": latency("99%"),
         "errors": errors,
@@ -136,8 +142,10 @@ def run(settings: Settings, workdir: Path) -> None:
     client = make_redis(settings.redis)
     keys = Keys(settings.redis.key_prefix)
     started = time.monotonic()
-    run_bootstrap(_dataset(workdir), CUTOFF, client, keys, BootstrapSettings(k=8, model_file=workdir / "model.json"))
-    ids = sorted(client.smembers(keys.customers))
+    options = BootstrapSettings(k=8, model_file=workdir / "model.json")
+    partitions = settings.topics.partitions
+    run_bootstrap(_dataset(workdir), CUTOFF, client, keys, options, partitions=partitions)
+    ids = sorted(customer for p in range(partitions) for customer in client.smembers(keys.customers(p)))
     print(f"bootstrapped {len(ids):,} customers in {time.monotonic() - started:.0f} s")
     script = _wrk_script(ids, workdir / "customers.lua")
     env = os.environ | as_environment(settings) | {"PYTHONPATH": str(Path(__file__).resolve().parents[1])}

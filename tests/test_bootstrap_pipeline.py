@@ -65,7 +65,7 @@ def test_real_window_fit_round_trips_and_is_idempotent(
     assert again.outcome == "unchanged"
     assert dump(redis_client, keys.prefix) == before
     forced = run_bootstrap(dataset, UNTIL, redis_client, keys, options, partitions=PARTITIONS, force=True)
-    assert forced.outcome == "reseeded" and forced.snapshot == snapshot
+    assert forced.outcome == "reset" and forced.snapshot == snapshot
     assert dump(redis_client, keys.prefix) == before
 
     other = BootstrapSettings(k=4, model_file=tmp_path / "model.json")

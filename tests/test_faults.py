@@ -27,6 +27,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import orjson
 import redis
@@ -51,7 +52,7 @@ from worker.stream.loop import Worker
 from worker.stream.settings import WorkerSettings
 
 STREAM_DAYS = 40
-FAST = {"batch_max_records": 300, "retry_initial_s": 0.2, "retry_max_s": 1.0}
+FAST: dict[str, Any] = {"batch_max_records": 300, "retry_initial_s": 0.2, "retry_max_s": 1.0}
 
 
 def _changes(settings: Settings) -> dict[str, list[bytes]]:

@@ -12,7 +12,11 @@ from worker.stream.inflight import InflightCommit
 def test_a_commit_lands_in_the_background_and_settle_returns_what_it_landed() -> None:
     inflight: InflightCommit[str] = InflightCommit()
     release = threading.Event()
-    inflight.submit(release.wait, "batch 1")
+
+    def held() -> None:
+        release.wait()
+
+    inflight.submit(held, "batch 1")
     assert inflight.landing == "batch 1"  # the next step's read counts it as there already
     with pytest.raises(RuntimeError, match="still in flight"):
         inflight.submit(lambda: None, "batch 2")

@@ -46,7 +46,8 @@ from shared.exceptions import ConfigError, FencedError, FetcherExitedError, Misr
 from shared.features.clock import MICROS_PER_DAY, NO_TIME, day_start, iso, to_micros
 from shared.kafka_clients import ensure_topics, make_consumer, make_producer
 from shared.partitioner import partition_of
-from shared.redis_client import make_redis
+from shared.redaction import redact
+from shared.redis_client import authentication_failed, make_redis
 from shared.settings import Settings
 from shared.state.keys import Keys
 from shared.state.layout import bootstrap_meta
@@ -711,8 +712,10 @@ class Worker:
             try:
                 step()
                 return
+            except redis.exceptions.AuthenticationError as exc:
+                raise authentication_failed(self.settings.redis, exc) from exc  # retrying cannot fix it
             except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
-                log.warning("Redis unavailable (%s); reloading state from Redis in %.1f s", exc, delay)
+                log.warning("Redis unavailable (%s); reloading state from Redis in %.1f s", redact(str(exc)), delay)
             if self.stopping:
                 raise SystemExit(1)
             time.sleep(delay)
