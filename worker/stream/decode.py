@@ -1,19 +1,22 @@
 """Kafka record values -> invoice lines as columns, or the precise reason a record is unusable.
 
 Why not a pydantic object per record: decoding is the largest per-record cost the
-worker has. msgspec checks the JSON against a struct that mirrors the contract's
-bounds (:data:`shared.contracts.invoice.LIMITS`) in C, and the event times of a
-whole batch are parsed by numpy at once. The fast path accepts a subset of what
-the contract accepts (naive ``YYYY-MM-DDTHH:MM:SS[.ffffff]`` times, exact JSON
+worker has. msgspec checks types, lengths and bounds of each value against a struct
+that mirrors the contract's limits (:data:`shared.contracts.invoice.LIMITS`) in C;
+what a struct cannot check without a regular expression per field (blank ids, the
+shape of the event time) is checked for the whole batch at once with numpy, and the
+event times are parsed by numpy at once too. The fast path accepts a subset of what
+the contract accepts (naive ``20YY-MM-DDTHH:MM:SS[.ffffff]`` times, exact JSON
 types); anything else goes through the contract itself (:class:`InvoiceLine`), so
 the worker accepts exactly what the contract accepts, and a refusal carries the
-contract's message. A test runs a corpus of poison values through both.
+contract's message (``tests/test_decode.py`` runs a corpus through both).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
+from operator import attrgetter, itemgetter
 from typing import Annotated
 
 import msgspec
@@ -23,9 +26,9 @@ from pydantic import ValidationError
 from shared.contracts.invoice import LIMITS, InvoiceLine
 from shared.exceptions import DecodeError, RecordError
 
-_ID = Annotated[str, msgspec.Meta(min_length=1, max_length=LIMITS.max_id_length, pattern=r"\S")]
-_TEXT = Annotated[str, msgspec.Meta(min_length=1, max_length=LIMITS.max_text_length, pattern=r"\S")]
-_TIME = Annotated[str, msgspec.Meta(pattern=r"^20\d\d-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?$")]
+_ID = Annotated[str, msgspec.Meta(min_length=1, max_length=LIMITS.max_id_length)]
+_TEXT = Annotated[str, msgspec.Meta(min_length=1, max_length=LIMITS.max_text_length)]
+_TIME = Annotated[str, msgspec.Meta(min_length=19, max_length=26)]
 
 
 class _Line(msgspec.Struct, forbid_unknown_fields=True, gc=False):
@@ -42,6 +45,14 @@ class _Line(msgspec.Struct, forbid_unknown_fields=True, gc=False):
 
 _fast = msgspec.json.Decoder(_Line).decode
 _contract = InvoiceLine.__pydantic_validator__.validate_json
+_REQUIRED_TEXT = ("event_id", "invoice_no", "stock_code", "country")
+_COLUMNS = (*_REQUIRED_TEXT, "quantity", "invoice_date", "unit_price", "customer_id")
+
+# The fast path's event-time shape: the fixed characters of ``20YY-MM-DDTHH:MM:SS.ffffff`` and where they are
+# (every other position up to the text's length is a digit).
+_SEPARATOR_AT = np.array([0, 1, 4, 7, 10, 13, 16])
+_SEPARATOR_CHARS = np.array([ord(c) for c in "20--T::"], dtype=np.uint32)
+_SEPARATOR = np.isin(np.arange(26), np.append(_SEPARATOR_AT[2:], 19))
 
 
 @dataclass
@@ -66,9 +77,13 @@ class Records:
         """The records at ``index`` (an integer array), in that order."""
         out = {}
         positions = index.tolist()
+        pick = itemgetter(*positions) if len(positions) > 1 else None  # a tuple in one C call
         for f in fields(self):
             column = getattr(self, f.name)
-            out[f.name] = column[index] if isinstance(column, np.ndarray) else [column[i] for i in positions]
+            if isinstance(column, np.ndarray):
+                out[f.name] = column[index]
+            else:
+                out[f.name] = list(pick(column)) if pick is not None else [column[i] for i in positions]
         return Records(**out)
 
     @classmethod
@@ -142,6 +157,37 @@ def _parse_times(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
         return micros, good
 
 
+def _blank(column: Sequence[str | None]) -> np.ndarray:
+    """Which values are only whitespace (one C pass when none is, the common case)."""
+    if not any(map(str.isspace, filter(None, column))):
+        return np.zeros(len(column), dtype=bool)
+    return np.array([value is not None and value.isspace() for value in column], dtype=bool)
+
+
+def _time_shaped(texts: list[str]) -> np.ndarray:
+    """Which texts have the fast path's shape: ``20YY-MM-DDTHH:MM:SS`` and an optional 1-6 digit fraction."""
+    array = np.array(texts, dtype="U26")  # the struct bounds them to 19-26 characters
+    chars = array.view(np.uint32).reshape(len(texts), 26)
+    length = np.char.str_len(array)
+    digit = (chars >= ord("0")) & (chars <= ord("9"))
+    beyond = np.arange(26) >= length[:, None]  # padding after the text
+    ok = (length == 19) | ((length >= 21) & (chars[:, 19] == ord(".")))
+    ok &= (digit | _SEPARATOR | beyond).all(axis=1)
+    return ok & (chars[:, _SEPARATOR_AT] == _SEPARATOR_CHARS).all(axis=1)
+
+
+def _columns(lines: list[_Line]) -> dict[str, list]:
+    return {name: list(map(attrgetter(name), lines)) for name in _COLUMNS}
+
+
+def _misses(columns: dict[str, list]) -> np.ndarray:
+    """Lines the fast path cannot take as they are (the contract judges them)."""
+    miss = ~_time_shaped(columns["invoice_date"])
+    for name in (*_REQUIRED_TEXT, "customer_id"):
+        miss |= _blank(columns[name])
+    return miss
+
+
 def decode(
     partition: int, offsets: Sequence[int], keys: Sequence[bytes | None], values: Sequence[bytes | None]
 ) -> tuple[Records, list[Refused]]:
@@ -149,40 +195,53 @@ def decode(
     lines: list[_Line] = []
     kept: list[int] = []
     refused: list[Refused] = []
+    judged: list[int] = []  # by the contract: the fast path refused them or could not check them
+
+    def refuse(index: int, error: RecordError) -> None:
+        refused.append(Refused(partition, offsets[index], keys[index], values[index], error))
+
     for index, value in enumerate(values):
-        try:
-            if not value:
-                raise DecodeError("empty message value")
-            try:
-                line = _fast(value)
-            except (msgspec.ValidationError, msgspec.DecodeError):
-                line = _through_contract(value)
-        except RecordError as error:
-            refused.append(Refused(partition, offsets[index], keys[index], value, error))
+        if not value:
+            refuse(index, DecodeError("empty message value"))
             continue
-        lines.append(line)
-        kept.append(index)
-    micros, parsed = _parse_times([line.invoice_date for line in lines])
+        try:
+            lines.append(_fast(value))
+            kept.append(index)
+        except (msgspec.ValidationError, msgspec.DecodeError):
+            judged.append(index)
+    columns = _columns(lines)
+    miss = _misses(columns) if lines else np.zeros(0, dtype=bool)
+    if judged or miss.any():
+        judged += [kept[position] for position in np.flatnonzero(miss).tolist()]
+        fast = [(index, line) for index, line, out in zip(kept, lines, miss.tolist(), strict=True) if not out]
+        for index in judged:
+            try:
+                fast.append((index, _through_contract(values[index] or b"")))
+            except RecordError as error:
+                refuse(index, error)
+        fast.sort(key=itemgetter(0))
+        kept, lines = [index for index, _ in fast], [line for _, line in fast]
+        columns = _columns(lines)
+    micros, parsed = _parse_times(columns["invoice_date"])
     if not parsed.all():
         for position in np.flatnonzero(~parsed).tolist():
-            index = kept[position]
-            message = f"invoice_date {lines[position].invoice_date!r} is not a valid date and time"
-            refused.append(
-                Refused(partition, offsets[index], keys[index], values[index], DecodeError(message, "invoice_date"))
-            )
-        lines = [line for line, ok in zip(lines, parsed.tolist(), strict=True) if ok]
-        kept = [index for index, ok in zip(kept, parsed.tolist(), strict=True) if ok]
+            text = columns["invoice_date"][position]
+            refuse(kept[position], DecodeError(f"invoice_date {text!r} is not a valid date and time", "invoice_date"))
+        good = parsed.tolist()
+        columns = {name: [v for v, ok in zip(column, good, strict=True) if ok] for name, column in columns.items()}
+        kept = [index for index, ok in zip(kept, good, strict=True) if ok]
         micros = micros[parsed]
+    refused.sort(key=attrgetter("offset"))
     records = Records(
-        partition=np.full(len(lines), partition, dtype=np.int64),
+        partition=np.full(len(kept), partition, dtype=np.int64),
         offset=np.array([offsets[index] for index in kept], dtype=np.int64),
         time=micros,
-        quantity=np.array([line.quantity for line in lines], dtype=np.int64),
-        price=np.array([line.unit_price for line in lines], dtype=float),
-        event_id=[line.event_id for line in lines],
-        invoice_no=[line.invoice_no for line in lines],
-        stock_code=[line.stock_code for line in lines],
-        customer_id=[line.customer_id for line in lines],
-        country=[line.country for line in lines],
+        quantity=np.array(columns["quantity"], dtype=np.int64),
+        price=np.array(columns["unit_price"], dtype=float),
+        event_id=columns["event_id"],
+        invoice_no=columns["invoice_no"],
+        stock_code=columns["stock_code"],
+        customer_id=columns["customer_id"],
+        country=columns["country"],
     )
     return records, refused
