@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections import defaultdict
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -141,6 +142,18 @@ def raw_changes(settings: Settings) -> Iterator[tuple[str, int, bytes]]:
     for record in read_to_end(settings.kafka, settings.topics.segment_changes):
         event = orjson.loads(record.value)
         yield event["customer_id"], event["sequence"], bytes(record.value)
+
+
+def unique_changes(settings: Settings) -> dict[str, list[bytes]]:
+    """Each customer's segment changes in sequence order, each sequence once, as the exact bytes published.
+
+    A repeat (the same customer and sequence sent again after a crash) must carry the
+    same bytes: two payloads under one sequence fail here.
+    """
+    by_customer: dict[str, dict[int, bytes]] = defaultdict(dict)
+    for customer, sequence, value in raw_changes(settings):
+        assert by_customer[customer].setdefault(sequence, value) == value, (customer, sequence)
+    return {customer: [events[s] for s in sorted(events)] for customer, events in by_customer.items()}
 
 
 def state(client: redis.Redis, keys: Keys, partitions: int) -> dict[str, object]:

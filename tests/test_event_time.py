@@ -4,6 +4,9 @@
   is batched: two runs that differ only in ``batch_max_records`` (500 and 20,000)
   publish byte-identical changes per customer (repeats dropped by sequence) and
   leave identical Redis state, key by key.
+* Nor however fast it arrives: a worker reading a replay paced at about half a
+  day of events per second (small batches cut by arrival, partitions caught up
+  most of the time) publishes and stores what one reading it all at once does.
 * Each customer is scored as of its own event: a purchase-triggered change
   carries the recency of that moment (the time since the customer's last
   purchase at or before it), never another partition's clock.
@@ -11,7 +14,7 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
+import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -21,7 +24,17 @@ import redis
 
 from shared.settings import Settings, isolated_settings
 from shared.state.keys import Keys
-from tests.pipeline import REAL_CUTOFF, bootstrap, differences, raw_changes, replay_file, run_worker, state
+from tests.pipeline import (
+    REAL_CUTOFF,
+    applied,
+    bootstrap,
+    differences,
+    replay_file,
+    run_worker,
+    state,
+    unique_changes,
+    worker_process,
+)
 from worker.bootstrap.cleaning import clean
 from worker.bootstrap.loading import load_history
 
@@ -33,14 +46,6 @@ def _run(settings: Settings, client: redis.Redis, dataset: Path, tmp_path: Path,
     replay_file(settings, dataset, REAL_CUTOFF, tmp_path, end=END)
     run_worker(settings, batch_max_records=batch)
     return state(client, Keys(settings.redis.key_prefix), settings.topics.partitions)
-
-
-def _changes(settings: Settings) -> dict[str, list[bytes]]:
-    """Each customer's segment changes in sequence order, each sequence once, as the exact bytes published."""
-    by_customer: dict[str, dict[int, bytes]] = defaultdict(dict)
-    for customer, sequence, value in raw_changes(settings):
-        assert by_customer[customer].setdefault(sequence, value) == value, (customer, sequence)
-    return {customer: [events[s] for s in sorted(events)] for customer, events in by_customer.items()}
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +67,7 @@ def test_batch_size_changes_nothing_that_is_published_or_stored(
         small_state = _run(small, redis_client, dataset, tmp_path / "small", batch=500)
         large_state = _run(large, redis_client, dataset, tmp_path / "large", batch=20_000)
         assert differences(small_state, large_state, small.redis.key_prefix, large.redis.key_prefix) == []
-        small_changes, large_changes = _changes(small), _changes(large)
+        small_changes, large_changes = unique_changes(small), unique_changes(large)
         assert len(small_changes) > 1_000
         assert small_changes == large_changes
         print(
@@ -72,6 +77,36 @@ def test_batch_size_changes_nothing_that_is_published_or_stored(
         for settings in (small, large):
             for key in redis_client.scan_iter(match=settings.redis.key_prefix + "*", count=1000):
                 redis_client.delete(key)
+
+
+def test_a_paced_replay_gives_what_a_replay_at_full_speed_gives(
+    kafka_bootstrap: str, redis_url: str, redis_client: redis.Redis, dataset: Path, tmp_path: Path
+) -> None:
+    end = REAL_CUTOFF + timedelta(days=10)
+    fast = isolated_settings(kafka_bootstrap, redis_url, "fast")
+    paced = isolated_settings(kafka_bootstrap, redis_url, "paced")
+    (tmp_path / "fast").mkdir()
+    (tmp_path / "paced").mkdir()
+    bootstrap(fast, redis_client, dataset, REAL_CUTOFF, tmp_path / "fast")
+    replay_file(fast, dataset, REAL_CUTOFF, tmp_path / "fast", end=end)
+    run_worker(fast)
+    bootstrap(paced, redis_client, dataset, REAL_CUTOFF, tmp_path / "paced")
+    keys, partitions = Keys(paced.redis.key_prefix), paced.topics.partitions
+    worker = worker_process(paced, f"g-{keys.prefix}", tmp_path / "worker.log", until_caught_up=False)
+    try:
+        sent = replay_file(paced, dataset, REAL_CUTOFF, tmp_path / "paced", end=end, speed=43_200.0)
+        deadline = time.monotonic() + 120
+        while applied(redis_client, keys, partitions) < sent:
+            assert time.monotonic() < deadline and worker.poll() is None, (tmp_path / "worker.log").read_text()[-3000:]
+            time.sleep(0.1)
+    finally:
+        worker.terminate()
+    assert worker.wait(timeout=60) == 0
+    batches = (tmp_path / "worker.log").read_text()
+    got = state(redis_client, keys, partitions)
+    expected = state(redis_client, Keys(fast.redis.key_prefix), partitions)
+    assert differences(expected, got, fast.redis.key_prefix, paced.redis.key_prefix) == []
+    assert unique_changes(paced) == unique_changes(fast), batches[-2000:]
 
 
 def test_each_customer_is_scored_as_of_its_own_event(
@@ -85,7 +120,7 @@ def test_each_customer_is_scored_as_of_its_own_event(
     replay_file(settings, dataset, REAL_CUTOFF, tmp_path, end=END)
     run_worker(settings)
     checked = 0
-    for customer, events in _changes(settings).items():
+    for customer, events in unique_changes(settings).items():
         for value in events:
             change = orjson.loads(value)
             if change["reason"] not in ("purchase", "first_purchase", "cancellation"):

@@ -24,7 +24,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -43,9 +42,9 @@ from tests.pipeline import (
     applied,
     differences,
     prepare_simulated,
-    raw_changes,
     run_worker,
     state,
+    unique_changes,
     worker_process,
 )
 from worker.stream.loop import Worker
@@ -55,19 +54,11 @@ STREAM_DAYS = 40
 FAST: dict[str, Any] = {"batch_max_records": 300, "retry_initial_s": 0.2, "retry_max_s": 1.0}
 
 
-def _changes(settings: Settings) -> dict[str, list[bytes]]:
-    """Per customer, its changes in sequence order, each sequence once (two payloads for one fail the test)."""
-    by_customer: dict[str, dict[int, bytes]] = defaultdict(dict)
-    for customer, sequence, value in raw_changes(settings):
-        assert by_customer[customer].setdefault(sequence, value) == value, (customer, sequence)
-    return {customer: [events[s] for s in sorted(events)] for customer, events in by_customer.items()}
-
-
 def _calm(settings: Settings, client: redis.Redis, tmp_path: Path) -> tuple[dict[str, object], dict[str, list[bytes]]]:
     (tmp_path / "calm").mkdir()
     prepare_simulated(settings, client, tmp_path / "calm", STREAM_DAYS)
     run_worker(settings, **FAST)
-    return state(client, Keys(settings.redis.key_prefix), settings.topics.partitions), _changes(settings)
+    return state(client, Keys(settings.redis.key_prefix), settings.topics.partitions), unique_changes(settings)
 
 
 def _while_running(worker: Worker, after_batches: int, action: Callable[[], None]) -> threading.Thread:
@@ -105,7 +96,7 @@ def test_a_broker_stall_past_the_delivery_timeout_loses_no_change(
         got_state = state(redis_client, Keys(own.redis.key_prefix), own.topics.partitions)
         changed = differences(expected_state, got_state, settings.redis.key_prefix, own.redis.key_prefix)
         assert changed == []
-        assert _changes(own) == expected_changes
+        assert unique_changes(own) == expected_changes
 
 
 def test_a_zombie_worker_writes_nothing_once_another_took_over(
@@ -137,7 +128,7 @@ def test_a_zombie_worker_writes_nothing_once_another_took_over(
     assert "rejoining" in (tmp_path / "first.log").read_text(), "the first worker was never fenced"
     got = state(redis_client, keys, partitions)
     assert differences(expected_state, got, settings.redis.key_prefix, keys.prefix) == []
-    assert _changes(zombie) == expected_changes
+    assert unique_changes(zombie) == expected_changes
 
 
 def _wait_for(condition: Callable[[], bool], failure: str, timeout_s: float = 180) -> None:
@@ -181,7 +172,7 @@ def test_redis_losing_its_last_second_never_republishes_a_used_sequence(
         thread = _while_running(worker, 0, power_loss)
         worker.run(until_caught_up=True)
         thread.join()
-        changes = _changes(own)  # asserts one payload per (customer, sequence)
+        changes = unique_changes(own)  # asserts one payload per (customer, sequence)
         generations = {orjson.loads(events[-1])["sequence"] // 1_000_000_000 for events in changes.values()}
         assert max(generations) >= 1, "the worker noticed that Redis went back"
         partitions = partition_count(client, keys)
