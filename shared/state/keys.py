@@ -37,6 +37,9 @@ key                                    type    holds
                                                customers (``count:{id}``, ``sum:{id}:{dim}``
                                                in fixed point), ``as_of`` (last daily sweep),
                                                ``version`` (model version)
+``{pn}:stats:{day}``                   hash    the same at the midnight ``day``, for the
+                                               last three midnights (the centroids of a
+                                               day are every partition's at its midnight)
 ``{pn}:products:{segment}``            zset    stock code -> net units of the partition's
                                                customers whose published segment it is
 ``{pn}:counters``                      hash    worker counters (lines by kind, sweeps, …)
@@ -96,6 +99,10 @@ class Keys:
 
     def stats(self, partition: int) -> str:
         return f"{self.tag(partition)}:stats"
+
+    def day_stats(self, partition: int, day: str) -> str:
+        """The partition's statistics at midnight ``day`` (``YYYY-MM-DD``), kept for the last few midnights."""
+        return f"{self.tag(partition)}:stats:{day}"
 
     def products(self, partition: int, segment: int) -> str:
         return f"{self.tag(partition)}:products:{segment}"

@@ -6,10 +6,12 @@ crash holds them in another order than before; with integer sums (vectors rounde
 to multiples of ``2**-FRACTION_BITS``, about 1e-9) the centroids are bit-identical
 whatever the order, so a replay publishes the same bytes.
 
-Each partition's statistics are written whole by the worker that owns it
-(``{pn}:stats``); the live centroids are the sum over all partitions divided by the
-counts. Until every partition has written its own, the bootstrap's (or a refit's)
-``{model}:stats`` stand in.
+Each partition's statistics are written whole by the worker that owns it, at
+every daily sweep: the latest in ``{pn}:stats``, and those of the last midnights in
+``{pn}:stats:{day}``, from which every worker computes the centroids of a day
+(worker/segmentation/kmeans.py). The live centroids are the sum over all
+partitions divided by the counts. Until every partition has written its own, the
+bootstrap's (or a refit's) ``{model}:stats`` stand in.
 
 >>> import numpy as np
 >>> stats = Statistics.of(np.array([[1.0, 2.0], [3.0, 4.0]]), np.array([0, 0]), k=2)
@@ -90,6 +92,22 @@ class Statistics:
             for dimension in range(dimensions):
                 stats.sums[row, dimension] = int(raw.get(f"sum:{segment}:{dimension}", 0))
         return stats
+
+
+@dataclass(frozen=True)
+class DayStatistics:
+    """A partition's statistics at one midnight (``{pn}:stats:{day}``) and the model version that counted them."""
+
+    version: int
+    stats: Statistics
+
+    @classmethod
+    def parse(cls, raw: Mapping[str, str], segment_ids: list[int], dimensions: int, version: int) -> DayStatistics:
+        """Parsed when counted under ``version`` (another version's segments are not these: empty)."""
+        counted = int(raw.get(VERSION_FIELD, -1))
+        if counted != version:
+            return cls(counted, Statistics.empty(len(segment_ids), dimensions))
+        return cls(counted, Statistics.from_mapping(raw, segment_ids, dimensions))
 
 
 def live_stats(client: redis.Redis, keys: Keys, snapshot: ModelSnapshot) -> Statistics:

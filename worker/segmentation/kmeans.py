@@ -1,22 +1,23 @@
-"""Incremental k-means over moving customers: the daily Lloyd sweep.
+"""Incremental k-means over moving customers: one Lloyd step per event day, whoever owns the partitions.
 
 Customers move in feature space even without events (recency and tenure grow
-every day), so once per event day every customer a worker owns is moved to that
-day's vector and the model is re-fitted from where it stands: up to ``passes``
-Lloyd iterations (assign each customer to its nearest centroid, recompute the
-centroids from the members), stopping when nothing moves. Each customer counts
-once, at its current vector, in its partition's statistics; the centroids are
-the sum over all partitions (other workers' partitions enter as ``remote``).
-
-Between sweeps the centroids stay fixed, so every decision of one event day
-uses the model as of the end of the previous day (see README, "Event time").
+every day), so at each event-day boundary every customer is moved to its vector
+at that midnight and assigned to the nearest of the centroids in force during the
+day before. Each partition's statistics (member counts and fixed-point vector
+sums) then follow from its own customers alone, and the centroids in force during
+the new day are the mean over *all* partitions' statistics at that boundary: one
+Lloyd iteration per event day. Nothing in it depends on which worker owns which
+partition, so one worker and three workers compute the same centroids, and the
+same published segments (README, "Event time").
 
 >>> import numpy as np
 >>> vectors = np.array([[0.0], [0.2], [5.0], [5.2]])
->>> result = sweep(vectors, np.array([0, 0, 0, 1]), np.zeros(4, dtype=int), [0], None,
-...                np.array([[0.0], [5.0]]), passes=5)
->>> result.rows.tolist(), result.centroids.ravel().round(2).tolist(), result.moves
-([0, 0, 1, 1], [0.1, 5.1], 1)
+>>> step = day_step(vectors, np.array([0, 0, 1, 1]), [0, 1], np.array([[0.0], [4.0]]))
+>>> step.rows.tolist(), step.own[1].counts.tolist()
+([0, 0, 1, 1], [0, 2])
+>>> total = step.own[0] + step.own[1]
+>>> total.centroids(np.zeros((2, 1))).ravel().round(2).tolist()
+[0.1, 5.1]
 """
 
 from __future__ import annotations
@@ -30,11 +31,9 @@ from worker.segmentation.assignment import nearest_centroid
 
 
 @dataclass
-class SweepResult:
-    rows: np.ndarray  # centroid row of each customer after the sweep
-    own: dict[int, Statistics]  # statistics of each owned partition
-    centroids: np.ndarray
-    moves: int  # customers that changed rows, summed over passes
+class DayStep:
+    rows: np.ndarray  # centroid row of each customer at the boundary
+    own: dict[int, Statistics]  # statistics of each owned partition at the boundary
 
 
 def partition_statistics(
@@ -57,46 +56,7 @@ def partition_statistics(
     }
 
 
-def combined(own: dict[int, Statistics], remote: Statistics | None, fallback: Statistics | None) -> Statistics | None:
-    """All partitions' statistics, or ``fallback`` while some partition has none yet (``remote`` None)."""
-    if remote is None:
-        return fallback
-    total = remote
-    for stats in own.values():
-        total = total + stats
-    return total
-
-
-def sweep(
-    vectors: np.ndarray,
-    rows: np.ndarray,
-    partition: np.ndarray,
-    owned: list[int],
-    remote: Statistics | None,
-    initial: np.ndarray,
-    passes: int,
-    fallback: Statistics | None = None,
-) -> SweepResult:
-    """Lloyd passes from the current assignment ``rows`` (-1: not counted) over the owned customers.
-
-    ``remote`` is the sum of the other partitions' statistics (None while one of
-    them has none yet: then ``fallback``, the model's own statistics, sets the
-    centroids and only the owned partitions' statistics are recomputed).
-    """
-    k = len(initial)
-    fixed = to_fixed(vectors)
-    rows = rows.copy()
-    moves = 0
-    for step in range(passes + 1):
-        own = partition_statistics(fixed, rows, partition, owned, k)
-        total = combined(own, remote, fallback)
-        centroids = total.centroids(initial) if total is not None else initial.copy()
-        if step == passes or not len(vectors):
-            break
-        nearest = nearest_centroid(vectors, centroids)
-        moved = (nearest != rows) & (rows >= 0)
-        if not moved.any():
-            break
-        moves += int(moved.sum())
-        rows = np.where(rows >= 0, nearest, rows)
-    return SweepResult(rows=rows, own=own, centroids=centroids, moves=moves)
+def day_step(vectors: np.ndarray, partition: np.ndarray, owned: list[int], centroids: np.ndarray) -> DayStep:
+    """Assign ``vectors`` (each customer at the boundary) to ``centroids`` and count them per owned partition."""
+    rows = nearest_centroid(vectors, centroids) if len(vectors) else np.zeros(0, dtype=np.int64)
+    return DayStep(rows, partition_statistics(to_fixed(vectors), rows, partition, owned, len(centroids)))

@@ -194,9 +194,25 @@ class EventAligner:
         ]
         return min(active) if active else NEVER
 
-    def release(self, flush: bool = False) -> Released:
-        """Everything held with an effective time before the low watermark, in event-time order."""
-        low = self.low_watermark(flush)
+    def reached(self) -> int:
+        """The latest effective time accepted in any owned partition (NO_TIME before any)."""
+        return max((lane.clock for lane in self.lanes.values()), default=NO_TIME)
+
+    def advance(self, partition: int, moment: int) -> None:
+        """The partition's time moves to ``moment`` without a record (it was swept there while quiet)."""
+        lane = self.lanes[partition]
+        if moment != NO_TIME and moment > lane.clock:
+            lane.clock = moment
+            if not lane.held:
+                lane.applied_clock = moment
+
+    def release(self, flush: bool = False, limit: int = NEVER) -> Released:
+        """Everything held with an effective time before the low watermark and ``limit``, in event-time order.
+
+        ``limit``: the first midnight whose centroids are not known yet (another
+        worker has not swept its partitions there).
+        """
+        low = min(self.low_watermark(flush), limit)
         parts: list[Records] = []
         times: list[np.ndarray] = []
         for lane in self.lanes.values():

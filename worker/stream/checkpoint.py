@@ -114,6 +114,11 @@ if #p.stats > 0 then
   redis.call('DEL', KEYS[4])
   chunked('HSET', KEYS[4], p.stats, 2)
 end
+for _, entry in ipairs(p.day_stats) do
+  redis.call('DEL', KEYS[entry[1]])
+  chunked('HSET', KEYS[entry[1]], entry[2], 2)
+end
+for _, index in ipairs(p.day_stats_drop) do redis.call('DEL', KEYS[index]) end
 for name, delta in pairs(p.counters) do redis.call('HINCRBY', KEYS[5], name, delta) end
 for i, box in ipairs(p.outbox) do
   local key = KEYS[5 + i]
@@ -163,7 +168,9 @@ class PartitionCommit:
     guest_amount_nanos: int = 0  # integer nano-pounds (shared.state.guests): sums that do not depend on batching
     guest_invoices: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))  # day -> invoices
     guest_drop: list[str] = field(default_factory=list)
-    stats: dict[str, str] = field(default_factory=dict)
+    stats: dict[str, str] = field(default_factory=dict)  # the latest sweep's statistics
+    day_stats: dict[str, dict[str, str]] = field(default_factory=dict)  # day -> statistics at its midnight
+    day_stats_drop: list[str] = field(default_factory=list)  # days whose statistics are no longer needed
     counters: dict[str, int] = field(default_factory=dict)
     changes: list[str] = field(default_factory=list)  # segment-change JSON, in order
     observations: list[str] = field(default_factory=list)
@@ -268,6 +275,13 @@ class Checkpoint:
                 [key(keys.guest_invoices(p, day)), sorted(set(ids))] for day, ids in commit.guest_invoices.items()
             ],
             "stats": [x for kv in commit.stats.items() for x in kv],
+            "day_stats": [
+                [key(keys.day_stats(p, day)), [x for kv in mapping.items() for x in kv]]
+                for day, mapping in commit.day_stats.items()
+            ],
+            "day_stats_drop": [
+                key(keys.day_stats(p, day)) for day in commit.day_stats_drop if day not in commit.day_stats
+            ],
             "counters": commit.counters,
             "outbox": [[trims.get(kind, 0), commit.outbox(kind)] for kind in OUTBOXES],
         }

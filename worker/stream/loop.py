@@ -51,12 +51,12 @@ from shared.redis_client import authentication_failed, make_redis
 from shared.settings import Settings
 from shared.state.keys import Keys
 from shared.state.layout import bootstrap_meta
-from shared.state.model_stats import VERSION_FIELD
+from shared.state.model_stats import VERSION_FIELD, DayStatistics
 from shared.state.model_store import load_version, require_current
 from worker.observability.observer import Observer
 from worker.segmentation.model import SegmentModel
 from worker.segmentation.publish_policy import PublishPolicy
-from worker.stream.alignment import EventAligner
+from worker.stream.alignment import NEVER, EventAligner
 from worker.stream.book import CustomerBook
 from worker.stream.checkpoint import Checkpoint, PartitionCommit
 from worker.stream.dead_letter import dead_letter
@@ -66,11 +66,12 @@ from worker.stream.inflight import InflightCommit
 from worker.stream.outbox import Outbox
 from worker.stream.ownership import Owned, claim, load_partition, metadata
 from worker.stream.processor import Processor
-from worker.stream.reads import Landing, StepReader
+from worker.stream.reads import Landing, StepReader, event_day
 from worker.stream.settings import WorkerSettings
 
 log = logging.getLogger("worker")
 GROUP_POLL_S = 1.0
+WAITING_POLL_S = 0.02  # fetcher poll while records wait for another worker's sweep
 
 
 class _Rebalance(ConsumerRebalanceListener):
@@ -124,6 +125,7 @@ class Worker:
         self.to_assign: set[int] = set()
         self.group_polled_at = 0.0
         self.reclaim_at: float | None = None  # after a fence: when to claim the assignment again
+        self.waiting = False  # records held until another worker's partitions are swept
         self.expected: dict[int, int] = {}  # per partition: the offset the next commit starts from
         self.inflight: InflightCommit[Landed] = InflightCommit()
         self.landed: list[PartitionCommit] = []  # landed in Redis, offsets not committed to Kafka yet
@@ -206,9 +208,8 @@ class Worker:
                 confirm_sweeps=self.options.confirm_sweeps,
                 dwell_us=int(self.options.inactivity_dwell_days * MICROS_PER_DAY),
             ),
-            lloyd_passes=self.options.lloyd_passes,
             dedup_retention_days=self.options.dedup_retention_days,
-            last_sweep=day_start(self.cutoff) if self.cutoff != NO_TIME else NO_TIME,
+            base=day_start(self.cutoff) if self.cutoff != NO_TIME else NO_TIME,
             partition_count=partitions,
         )
 
@@ -249,14 +250,13 @@ class Worker:
             processor.generations[partition] = owned.generation
             parts.outbox.drain(partition)
             loaded += load_partition(parts.redis, self.keys, partition, processor.book)
-            clock = owned.clock if owned.clock != NO_TIME else self.cutoff
+            clock = max(owned.clock if owned.clock != NO_TIME else self.cutoff, owned.swept)
             owned = Owned(owned.epoch, owned.generation, owned.offset, clock, owned.swept)
             self.owned[partition] = owned
             self.aligner.own(partition, max(owned.offset, 0), clock)
-            if owned.swept != NO_TIME:
-                processor.last_sweep = max(processor.last_sweep, owned.swept)
+            processor.own_loaded(partition, owned.swept, self._stored_statistics(partition, owned.swept))
         processor.owned |= partitions
-        self._refresh_centroids()
+        processor.use_fallback(parts.redis.hgetall(self.keys.model_stats))
         parts.fetcher.assign({p: self.owned[p].offset for p in self.owned})
         parts.observer.assigned(partitions)
         log.info("assigned partitions %s: %d customers loaded", sorted(partitions), loaded)
@@ -280,18 +280,22 @@ class Worker:
         assert self.parts is not None
         return {tp.partition for tp in self.parts.consumer.assignment()}
 
-    def _refresh_centroids(self) -> None:
-        """The centroids in force now: every partition's stored statistics (or the model's own)."""
+    def _stored_statistics(self, partition: int, swept: int) -> dict[int, DayStatistics]:
+        """A partition's statistics at its last two midnights, as its previous owner stored them."""
         parts, processor = self.parts, self.processor
         assert parts is not None and processor is not None
+        if swept == NO_TIME:
+            return {}
+        days = [swept - MICROS_PER_DAY, swept]
         pipe = parts.redis.pipeline(transaction=False)
-        for partition in range(processor.partition_count):
-            pipe.hgetall(self.keys.stats(partition))
-        pipe.hgetall(self.keys.model_stats)
-        *stats, model_stats = pipe.execute()
-        raw = {p: s for p, s in enumerate(stats) if s}
-        processor.use_statistics(raw, model_stats)
-        processor.set_centroids(raw)
+        for day in days:
+            pipe.hgetall(self.keys.day_stats(partition, event_day(day)))
+        model = processor.model
+        return {
+            day: DayStatistics.parse(raw, model.segment_ids.tolist(), model.dimensions, model.version)
+            for day, raw in zip(days, pipe.execute(), strict=True)
+            if raw
+        }
 
     def on_revoked(self, partitions: set[int]) -> None:
         """Rebalance callback: let the commit in flight finish, then forget the partitions (no consumer calls here)."""
@@ -333,7 +337,7 @@ class Worker:
                     polled = self._fetch() if self.owned else {}
                     parts.observer.polled(parts.fetcher.highwater, {p: o.offset for p, o in self.owned.items()})
                     flush = until_caught_up and self._all_fetched()
-                    if polled or self.aligner.held():
+                    if polled or self.aligner.held() or self._behind():
                         if polled and self.first_batch_at is None:
                             self.first_batch_at = time.monotonic()
                         self._step(polled, flush)
@@ -384,7 +388,8 @@ class Worker:
         assert parts is not None
         parts.fetcher.pause(self.aligner.crowded(self.options.held_records_limit))
         try:
-            polled = parts.fetcher.poll(self.options.poll_timeout_ms / 1000)
+            # Waiting for another worker's sweep: look again soon rather than after a whole poll timeout.
+            polled = parts.fetcher.poll(WAITING_POLL_S if self.waiting else self.options.poll_timeout_ms / 1000)
         except FetcherExitedError as exc:
             log.error("%s; starting a new one in %.1f s from the applied offsets", exc, self.fetcher_delay)
             parts.fetcher.close()
@@ -428,13 +433,26 @@ class Worker:
                 continue
             consumed += len(fetched.offsets)
             self._take(partition, fetched, commits[partition])
-        released = self.aligner.release(flush)
+        remote = self._remote_progress()
+        limit = _next_midnight(min(remote.values())) if remote else NEVER
+        released = self.aligner.release(flush, limit)
+        self.waiting = limit != NEVER and self.aligner.held()
+        sweep_until = self._sweep_until(flush, limit, remote)
+        first = min(processor.swept_at(p) for p in self.owned)
+        wanted = [(q, day) for q in remote for day in range(first, min(sweep_until, limit) + 1, MICROS_PER_DAY)]
         landing = self.inflight.landing.landing if self.inflight.landing is not None else Landing()
-        reads = parts.reader.read(released.records, range(processor.partition_count), landing)
+        reads = parts.reader.read(released.records, wanted, landing)
         if reads.model_version is not None and reads.model_version != processor.model.version:
             self._switch_model(reads.model_version, commits)
-        processor.use_statistics(reads.partition_stats, reads.model_stats)
-        processor.step(released, reads, commits)
+        model = processor.model
+        processor.use_fallback(reads.model_stats)
+        processor.use_remote(
+            {
+                entry: DayStatistics.parse(raw, model.segment_ids.tolist(), model.dimensions, model.version)
+                for entry, raw in reads.day_stats.items()
+            }
+        )
+        processor.step(released, reads, commits, sweep_until)
         self._finish(commits)
         self.batches += 1
         self.records += consumed
@@ -445,6 +463,38 @@ class Worker:
             sum(len(c.changes) for c in commits.values()),
             processor.sweep_seconds,
         )
+
+    def _behind(self) -> bool:
+        """Other workers swept further than this one's partitions (which may have to follow, see _sweep_until)."""
+        processor = self.processor
+        assert processor is not None
+        remote = self._remote_progress() if self.owned else {}
+        return bool(remote) and min(processor.swept_at(p) for p in self.owned) < max(remote.values())
+
+    def _remote_progress(self) -> dict[int, int]:
+        """Per partition this worker does not own: the midnight of its last sweep (the bootstrap's before any)."""
+        parts, processor = self.parts, self.processor
+        assert parts is not None and processor is not None
+        remote = [p for p in range(processor.partition_count) if p not in self.owned]
+        if not remote:
+            return {}
+        return {p: swept if swept != NO_TIME else processor.base for p, swept in parts.reader.progress(remote).items()}
+
+    def _sweep_until(self, flush: bool, limit: int, remote: dict[int, int]) -> int:
+        """The last midnight the owned partitions may be swept at now.
+
+        Every record before it must be applied (the low watermark is past it), and
+        the centroids of the day before it must be known (``limit``: every other
+        partition swept there). A worker whose partitions are all quiet, or
+        fetched to their end at the end of a catch-up, follows the others' sweeps,
+        so they are not held back by partitions that have nothing more to say.
+        """
+        watermark = self.aligner.low_watermark(flush)
+        reached = self.aligner.reached()
+        until = min(watermark, reached) if reached != NO_TIME else NO_TIME
+        if watermark == NEVER and remote:
+            until = max(until, max(remote.values()))
+        return NO_TIME if until == NO_TIME else min(day_start(until), limit)
 
     def _take(self, partition: int, fetched: FetchedBatch, commit: PartitionCommit) -> None:
         """Decode a partition's fetched records and hand them to the aligner; refused ones are dead-lettered."""
@@ -505,14 +555,16 @@ class Worker:
         """Offsets and clocks from the aligner, records into the commits, then commit in the background."""
         processor = self.processor
         assert processor is not None
+        for partition in self.owned:
+            # A partition swept while it was quiet: its time is that midnight, later records count from there.
+            self.aligner.advance(partition, processor.swept_at(partition))
         for partition, (offset, clock) in self.aligner.positions().items():
             commit = commits[partition]
             before = self.owned[partition].clock
             commit.offset, commit.clock = offset, clock
             processor.expire(commit, before, clock)
-            self.owned[partition] = Owned(
-                self.owned[partition].epoch, self.owned[partition].generation, offset, clock, processor.last_sweep
-            )
+            owned = self.owned[partition]
+            self.owned[partition] = Owned(owned.epoch, owned.generation, offset, clock, processor.swept_at(partition))
         processor.finish(commits)
         changed = [c for c in commits.values() if c.offset != self.expected.get(c.partition) or _has_content(c)]
         if changed:
@@ -648,7 +700,7 @@ class Worker:
         if at == NO_TIME:
             at = self.cutoff
         rescored = processor.switch(model, at, commits, partitions)
-        self._refresh_centroids()
+        processor.use_fallback(parts.redis.hgetall(self.keys.model_stats))
         scope = f" in partitions {sorted(partitions)}" if partitions is not None else ""
         log.info("now on model v%d: %d customers re-scored%s as of %s", version, rescored, scope, iso(at))
 
@@ -685,6 +737,9 @@ class Worker:
             return False
         if any(lane.highwater < 0 for lane in self.aligner.lanes.values()):
             return False  # the fetcher has not reported where an owned partition ends yet
+        remote = self._remote_progress()
+        if remote and min(processor.swept_at(p) for p in self.owned) < max(remote.values()):
+            return False  # others swept further: follow them first (the same state as one worker's)
         partitions = [TopicPartition(self.topic, p) for p in range(processor.partition_count)]
         pipe = parts.redis.pipeline(transaction=False)
         for partition in range(processor.partition_count):
@@ -776,3 +831,8 @@ def _summed(commits: dict[int, PartitionCommit]) -> dict[str, int]:
         for name, n in commit.counters.items():
             total[name] = total.get(name, 0) + n
     return total
+
+
+def _next_midnight(micros: int) -> int:
+    """The first midnight after ``micros`` (records before it may be applied once every partition swept ``micros``)."""
+    return day_start(micros) + MICROS_PER_DAY

@@ -29,14 +29,14 @@ import numpy as np
 from shared.contracts.drift_observation import AssignmentObservation, DriftObservations, InvoiceObservation
 from shared.contracts.segment_change import ChangeReason, SegmentChange, SegmentRef
 from shared.features.catalog import NON_PRODUCT_CODES, NON_PRODUCT_PREFIXES
-from shared.features.clock import MICROS_PER_DAY, NO_TIME, SECONDS_PER_DAY, from_micros, iso, month_numbers
+from shared.features.clock import MICROS_PER_DAY, NO_TIME, SECONDS_PER_DAY, day_start, from_micros, iso, month_numbers
 from shared.features.fold import CANCELLATION, NON_PRODUCT, PURCHASE, LineBatch, fold
 from shared.features.vector import FEATURE_NAMES, features_matrix, scoreable
 from shared.state.customer_record import decision_fields, pending_text
 from shared.state.guests import nanos
-from shared.state.model_stats import AS_OF_FIELD, VERSION_FIELD, Statistics
+from shared.state.model_stats import AS_OF_FIELD, VERSION_FIELD, DayStatistics, Statistics
 from worker.segmentation.assignment import distance_to, nearest_centroid
-from worker.segmentation.kmeans import sweep
+from worker.segmentation.kmeans import day_step
 from worker.segmentation.model import SegmentModel
 from worker.segmentation.publish_policy import Pending, PublishPolicy
 from worker.stream.alignment import Released
@@ -47,6 +47,7 @@ from worker.stream.grouping import groups
 from worker.stream.reads import StepReads, day_key, event_day
 
 GENERATION_SPAN = 1_000_000_000  # sequence numbers of one generation (README: Redis rollback)
+KEPT_DAYS = 3  # a partition's statistics are kept this many midnights back (workers are at most a day apart)
 
 
 def _kind_codes(records: Records) -> np.ndarray:
@@ -89,14 +90,16 @@ class Processor:
     book: CustomerBook
     model: SegmentModel
     policy: PublishPolicy
-    lloyd_passes: int
     dedup_retention_days: int
-    last_sweep: int  # µs of the last daily sweep's midnight
+    base: int  # midnight at or before the bootstrap cutoff: every partition counts as swept there at first
     owned: set[int] = field(default_factory=set)
     partition_count: int = 0
     generations: dict[int, int] = field(default_factory=dict)
-    remote: Statistics | None = None  # other partitions' statistics summed, None while one has none
-    fallback: Statistics | None = None  # the model's own statistics
+    swept: dict[int, int] = field(default_factory=dict)  # per owned partition: midnight of its last sweep (µs)
+    own_stats: dict[int, dict[int, Statistics]] = field(default_factory=dict)  # partition -> midnight -> stats
+    remote_stats: dict[tuple[int, int], DayStatistics] = field(default_factory=dict)  # (partition, midnight)
+    fallback: Statistics | None = None  # the model's own statistics (bootstrap or refit)
+    centroids_day: int = NO_TIME  # the midnight whose centroids are in force in ``model``
     previous_names: dict[int, str] = field(default_factory=dict)  # names of ids a refresh retired
     _published_before: dict[int, int] = field(default_factory=dict)
     _units: dict[tuple[int, str], int] = field(default_factory=dict)
@@ -104,35 +107,63 @@ class Processor:
     sweep_seconds: list[float] = field(default_factory=list)
 
     # -- statistics and centroids -------------------------------------------------------------
-    def use_statistics(self, partition_stats: dict[int, dict[str, str]], model_stats: dict[str, str]) -> None:
-        """Remote partitions' statistics (and the model's own) as read by the step."""
-        ids, d = self.model.segment_ids.tolist(), self.model.dimensions
-        version = str(self.model.version)
-        others = [p for p in range(self.partition_count) if p not in self.owned]
-        if all(partition_stats.get(p, {}).get(VERSION_FIELD) == version for p in others):
-            total = self.model.empty_statistics()
-            for p in others:
-                total = total + Statistics.from_mapping(partition_stats[p], ids, d)
-            self.remote = total
-        else:
-            self.remote = None
+    def use_fallback(self, model_stats: dict[str, str]) -> None:
+        """The model's own statistics, stand-in while the partitions have none under its version."""
         if model_stats:
-            self.fallback = Statistics.from_mapping(model_stats, ids, d)
+            self.fallback = Statistics.from_mapping(model_stats, self.model.segment_ids.tolist(), self.model.dimensions)
 
-    def set_centroids(self, own: dict[int, dict[str, str]]) -> None:
-        """The centroids in force until the next sweep: all partitions' stored statistics, else the model's own."""
-        ids, d, version = self.model.segment_ids.tolist(), self.model.dimensions, str(self.model.version)
-        if self.remote is not None and all(own.get(p, {}).get(VERSION_FIELD) == version for p in self.owned):
-            total = self.remote
-            for p in self.owned:
-                total = total + Statistics.from_mapping(own[p], ids, d)
+    def use_remote(self, stats: dict[tuple[int, int], DayStatistics]) -> None:
+        """Other partitions' statistics at the midnights this step needs (read from Redis)."""
+        self.remote_stats = stats
+        self.centroids_day = NO_TIME
+
+    def _use_centroids(self, day: int) -> None:
+        """Set the centroids in force during the event day starting at midnight ``day``.
+
+        They are the mean of every partition's statistics at ``day``; up to the
+        bootstrap's day, or while some partition has none under this model version
+        (just after a refresh), the model's own.
+        """
+        if day == self.centroids_day:
+            return
+        total = self._total(day) if day > self.base else None
+        if total is None:
+            total = self.fallback
+        if total is None:
+            self.model.centroids = self.model.initial.copy()
+        else:
             self.model.set_statistics(total)
-        elif self.fallback is not None:
-            self.model.set_statistics(self.fallback)
+        self.centroids_day = day
+
+    def _total(self, day: int) -> Statistics | None:
+        version = self.model.version
+        total = self.model.empty_statistics()
+        for partition in range(self.partition_count):
+            if partition in self.owned:
+                stats = self.own_stats.get(partition, {}).get(day)
+            else:
+                remote = self.remote_stats.get((partition, day))
+                stats = remote.stats if remote is not None and remote.version == version else None
+            if stats is None:
+                return None
+            total = total + stats
+        return total
+
+    def swept_at(self, partition: int) -> int:
+        return self.swept.get(partition, self.base)
+
+    def own_loaded(self, partition: int, swept: int, stats: dict[int, DayStatistics]) -> None:
+        """A partition taken over: where it was swept, and its stored statistics of the last midnights."""
+        self.swept[partition] = swept if swept != NO_TIME else self.base
+        self.own_stats[partition] = {
+            day: entry.stats for day, entry in stats.items() if entry.version == self.model.version
+        }
+        self.centroids_day = NO_TIME
 
     # -- a step ---------------------------------------------------------------------------------
-    def step(self, released: Released, reads: StepReads, commits: dict[int, PartitionCommit]) -> None:
-        """Apply released records (event-time order) to state; fill ``commits``."""
+    def step(self, released: Released, reads: StepReads, commits: dict[int, PartitionCommit], sweep_until: int) -> None:
+        """Apply released records (event-time order) to state, sweeping at each midnight up to ``sweep_until``
+        (every record before it is among them or applied already); fill ``commits``."""
         self.sweep_seconds = []
         records, effective = released.records, released.effective
         keep = self._drop_repeats(records, reads.seen, commits)
@@ -146,18 +177,25 @@ class Processor:
             records.take(np.flatnonzero(priced & ~guest)), effective[priced & ~guest], reads, commits
         )
         position = 0
-        for boundary in self._boundaries(lines.effective):
+        for boundary in self._boundaries(lines.effective, sweep_until):
             end = int(np.searchsorted(lines.effective, boundary, side="left"))
             self._day(lines.take(np.arange(position, end)), commits)
             self._sweep(boundary, commits)
             position = end
         self._day(lines.take(np.arange(position, len(lines.slots))), commits)
 
-    def _boundaries(self, effective: np.ndarray) -> list[int]:
-        if not len(effective):
+    def _boundaries(self, effective: np.ndarray, until: int) -> list[int]:
+        """The midnights to sweep at: from the owned partitions' earliest sweep to ``until``."""
+        if not self.owned:
             return []
-        last = int(effective[-1])
-        return list(range(self.last_sweep + MICROS_PER_DAY, last - last % MICROS_PER_DAY + 1, MICROS_PER_DAY))
+        start = min(self.swept_at(p) for p in self.owned)
+        if start == NO_TIME:  # no bootstrap cutoff to start from: the first records' day
+            if not len(effective):
+                return []
+            start = day_start(int(effective[0]))
+        if len(effective):
+            until = max(until, day_start(int(effective[-1])))
+        return list(range(start + MICROS_PER_DAY, until + 1, MICROS_PER_DAY)) if until != NO_TIME else []
 
     def _drop_repeats(self, records: Records, seen: set[str], commits: dict[int, PartitionCommit]) -> np.ndarray:
         """The lines to apply: an event id already applied, or earlier in the step, is a repeat (dropped).
@@ -249,6 +287,7 @@ class Processor:
     def _day(self, lines: StepLines, commits: dict[int, PartitionCommit]) -> None:
         if not len(lines.slots):
             return
+        self._use_centroids(day_start(int(lines.effective[0])))
         order = np.lexsort((np.arange(len(lines.slots)), lines.effective, lines.slots))
         sorted_slots, sorted_times = lines.slots[order], lines.effective[order]
         new_moment = np.r_[True, (sorted_slots[1:] != sorted_slots[:-1]) | (sorted_times[1:] != sorted_times[:-1])]
@@ -405,35 +444,29 @@ class Processor:
 
     # -- the daily sweep --------------------------------------------------------------------------
     def _sweep(self, boundary: int, commits: dict[int, PartitionCommit]) -> None:
-        """Move every owned customer to ``boundary`` (a midnight), re-fit, publish confirmed inactivity switches."""
+        """Move the customers of every owned partition not swept yet to ``boundary`` (a midnight), assign them to
+        the centroids of the day before, count them, and publish confirmed inactivity switches."""
         started = time.perf_counter()
-        self.last_sweep = boundary
+        scope = sorted(p for p in self.owned if self.swept_at(p) < boundary)
+        if not scope:
+            return
+        self._use_centroids(boundary - MICROS_PER_DAY)
+        centroids = self.model.centroids
         book = self.book
-        n = len(book)
-        rows = np.arange(n)
+        rows = np.flatnonzero(np.isin(book.partition[: len(book)], scope))
         rows = rows[scoreable(book.aggregates, rows)]
         features = features_matrix(book.aggregates, rows, np.full(len(rows), boundary))
         vectors = self.model.vectors(features)
         before = self.model.rows(book.segment[rows])
-        result = sweep(
-            vectors,
-            before,
-            book.partition[rows].astype(np.int64),
-            sorted(self.owned),
-            self.remote,
-            self.model.initial,
-            self.lloyd_passes,
-            self.fallback,
-        )
-        self.model.centroids = result.centroids
-        moved = np.flatnonzero(result.rows != before)
-        book.segment[rows[moved]] = self.model.ids(result.rows[moved])
+        step = day_step(vectors, book.partition[rows].astype(np.int64), scope, centroids)
+        moved = np.flatnonzero(step.rows != before)
+        book.segment[rows[moved]] = self.model.ids(step.rows[moved])
         book.as_of[rows[moved]] = boundary
         book.mark(rows[moved], DECISION)
         published = book.published[rows]
         published_rows = self.model.rows(published)
-        distance = distance_to(vectors, result.centroids, np.maximum(result.rows, 0))
-        to_published = distance_to(vectors, result.centroids, np.maximum(published_rows, 0))
+        distance = distance_to(vectors, centroids, np.maximum(step.rows, 0))
+        to_published = distance_to(vectors, centroids, np.maximum(published_rows, 0))
         margin = np.where(published_rows >= 0, to_published - distance, np.inf)
         pending_before = Pending(book.pending_segment[rows], book.pending_count[rows])
         publish, pending = self.policy.at_sweep(
@@ -452,18 +485,30 @@ class Processor:
             row = int(rows[i])
             book.as_of[row] = boundary
             self._publish(row, "inactivity", boundary, features[i], float(margin[i]), commits)
-        stamp = iso(boundary)
-        for partition, stats in result.own.items():
-            commit = commits[partition]
-            commit.stats = stats.to_mapping(self.model.segment_ids.tolist()) | {
-                AS_OF_FIELD: stamp,
-                VERSION_FIELD: str(self.model.version),
-            }
-            commit.count("sweeps")
-            commit.swept = boundary
+        for partition, stats in step.own.items():
+            self._keep_statistics(partition, boundary, stats, commits[partition])
+            commits[partition].count("sweeps")
         for partition, n_moved in zip(*np.unique(book.partition[rows[moved]], return_counts=True), strict=True):
             commits[int(partition)].count("sweep_moves", int(n_moved))
         self.sweep_seconds.append(time.perf_counter() - started)
+
+    def _keep_statistics(self, partition: int, boundary: int, stats: Statistics, commit: PartitionCommit) -> None:
+        """A partition's statistics at ``boundary``: in memory for the next days, into Redis with the commit."""
+        kept = self.own_stats.setdefault(partition, {})
+        kept[boundary] = stats
+        for day in [day for day in kept if day < boundary - KEPT_DAYS * MICROS_PER_DAY]:
+            del kept[day]
+        mapping = stats.to_mapping(self.model.segment_ids.tolist()) | {
+            AS_OF_FIELD: iso(boundary),
+            VERSION_FIELD: str(self.model.version),
+        }
+        commit.stats = mapping
+        commit.day_stats[event_day(boundary)] = mapping
+        commit.day_stats_drop.append(event_day(boundary - KEPT_DAYS * MICROS_PER_DAY))
+        commit.swept = boundary
+        self.swept[partition] = boundary
+        if boundary == self.centroids_day:
+            self.centroids_day = NO_TIME
 
     # -- writing ---------------------------------------------------------------------------------
     def finish(self, commits: dict[int, PartitionCommit]) -> None:
@@ -565,8 +610,9 @@ class Processor:
         if model.version != self.model.version:
             self.previous_names |= self.model.names
             self.model = model
-            self.remote = None
             self.fallback = None
+            self.own_stats = {}
+            self.centroids_day = NO_TIME
             self.model.centroids = model.initial.copy()
         scope = sorted(self.owned if partitions is None else set(partitions))
         book = self.book
@@ -574,36 +620,30 @@ class Processor:
         rows = rows[scoreable(book.aggregates, rows)]
         features = features_matrix(book.aggregates, rows, np.full(len(rows), at))
         vectors = self.model.vectors(features)
-        result = sweep(
-            vectors,
-            nearest_centroid(vectors, self.model.centroids),
-            book.partition[rows].astype(np.int64),
-            scope,
-            None,
-            self.model.initial,
-            0,
-            None,
-        )
-        book.segment[rows] = self.model.ids(result.rows)
+        centroids = self.model.initial
+        assigned = nearest_centroid(vectors, centroids) if len(rows) else np.zeros(0, dtype=np.int64)
+        book.segment[rows] = self.model.ids(assigned)
         book.as_of[rows] = at
         book.pending_segment[rows] = NO_SEGMENT
         book.pending_count[rows] = 0
         book.mark(rows, DECISION)
         published_rows = self.model.rows(book.published[rows])
-        distance = distance_to(vectors, self.model.centroids, result.rows)
+        distance = distance_to(vectors, centroids, assigned)
         margin = np.where(
             published_rows >= 0,
-            distance_to(vectors, self.model.centroids, np.maximum(published_rows, 0)) - distance,
+            distance_to(vectors, centroids, np.maximum(published_rows, 0)) - distance,
             0.0,
         )
         for i in np.flatnonzero(book.published[rows] != book.segment[rows]).tolist():
             self._publish(int(rows[i]), "model_refresh", at, features[i], float(margin[i]), commits)
-        for partition, stats in result.own.items():
-            commits[partition].stats = stats.to_mapping(self.model.segment_ids.tolist()) | {
-                AS_OF_FIELD: iso(at),
-                VERSION_FIELD: str(self.model.version),
-            }
-            commits[partition].count("model_switch_rescored", int((book.partition[rows] == partition).sum()))
+        for partition in scope:
+            # The new version's statistics where the partition stands: its customers at its last midnight.
+            swept = self.swept_at(partition)
+            members = rows[(book.partition[rows] == partition) & (book.aggregates.first_purchase[rows] <= swept)]
+            at_midnight = self.model.vectors(features_matrix(book.aggregates, members, np.full(len(members), swept)))
+            step = day_step(at_midnight, np.full(len(members), partition, dtype=np.int64), [partition], centroids)
+            self._keep_statistics(partition, swept, step.own[partition], commits[partition])
+            commits[partition].count("model_switch_rescored", len(members))
         return len(rows)
 
     # -- ownership ---------------------------------------------------------------------------------
@@ -613,3 +653,6 @@ class Processor:
         self.owned -= partitions
         for partition in partitions:
             self.generations.pop(partition, None)
+            self.swept.pop(partition, None)
+            self.own_stats.pop(partition, None)
+        self.centroids_day = NO_TIME

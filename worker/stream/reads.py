@@ -4,8 +4,9 @@
 * for each customer line, whether its invoice and (for purchases) its product
   are already among the customer's members, so distinct counts stay exact while
   the sets themselves stay in Redis;
-* the live model version, the partitions' statistics and the model's own (for
-  the daily sweep's centroids).
+* the live model version, the model's own statistics, and other workers'
+  partitions' statistics at the midnights the step crosses (every partition's
+  count in the centroids of a day).
 
 The membership and dedup questions of a partition go to Redis as one script call
 with one JSON argument and come back as one string of flags: a command per
@@ -21,14 +22,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 import numpy as np
 import orjson
 import redis
 
 from shared.features.catalog import NON_PRODUCT_CODES, NON_PRODUCT_PREFIXES
-from shared.features.clock import MICROS_PER_DAY
+from shared.features.clock import MICROS_PER_DAY, NO_TIME, to_micros
 from shared.state.keys import Keys
 from worker.stream.decode import Records
 from worker.stream.grouping import groups
@@ -99,7 +100,7 @@ class StepReads:
     invoices: set[tuple[str, str]]
     bought: set[tuple[str, str]]
     model_version: int | None
-    partition_stats: dict[int, dict[str, str]]
+    day_stats: dict[tuple[int, int], dict[str, str]]  # (partition, midnight) -> its statistics there
     model_stats: dict[str, str]
 
 
@@ -159,24 +160,33 @@ class StepReader:
         self.keys = keys
         self._ask = client.register_script(_ASK)
 
-    def read(self, records: Records, partitions: Iterable[int], landing: Landing) -> StepReads:
-        """One round trip for everything the step needs to know (``partitions``: all of the topic's)."""
+    def progress(self, partitions: Iterable[int]) -> dict[int, int]:
+        """Midnight of each partition's last daily sweep (NO_TIME before any): how far other workers are."""
+        numbers = sorted(partitions)
+        pipe = self.client.pipeline(transaction=False)
+        for partition in numbers:
+            pipe.hget(self.keys.checkpoint(partition), "swept")
+        swept = pipe.execute()
+        return {p: to_micros(datetime.fromisoformat(v)) if v else NO_TIME for p, v in zip(numbers, swept, strict=True)}
+
+    def read(self, records: Records, day_stats: Iterable[tuple[int, int]], landing: Landing) -> StepReads:
+        """One round trip for everything the step needs to know; ``day_stats``: (partition, midnight) wanted."""
         keys = self.keys
         questions = _questions(keys, records)
         pipe = self.client.pipeline(transaction=False)
         pipe.get(keys.model_current)
         pipe.hgetall(keys.model_stats)
-        numbers = sorted(partitions)
-        for partition in numbers:
-            pipe.hgetall(keys.stats(partition))
+        wanted = sorted(day_stats)
+        for partition, day in wanted:
+            pipe.hgetall(keys.day_stats(partition, event_day(day)))
         asked = sorted(questions.items())
         for _, question in asked:
             self._ask(keys=question.keys, args=[question.payload()], client=pipe)
         replies = pipe.execute()
         version, model_stats = replies[0], replies[1]
-        stats = dict(zip(numbers, replies[2 : 2 + len(numbers)], strict=True))
+        stats = {entry: raw for entry, raw in zip(wanted, replies[2 : 2 + len(wanted)], strict=True) if raw}
         seen, invoices, bought = set(landing.event_ids), set(landing.invoices), set(landing.bought)
-        for (_, question), flags in zip(asked, replies[2 + len(numbers) :], strict=True):
+        for (_, question), flags in zip(asked, replies[2 + len(wanted) :], strict=True):
             position = 0
             for _, ids in question.seen:
                 seen.update(event_id for event_id, flag in zip(ids, flags[position:], strict=False) if flag == "1")
@@ -193,6 +203,6 @@ class StepReader:
             invoices=invoices,
             bought=bought,
             model_version=int(version) if version is not None else None,
-            partition_stats={p: raw for p, raw in stats.items() if raw},
+            day_stats=stats,
             model_stats=model_stats,
         )

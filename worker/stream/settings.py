@@ -37,9 +37,6 @@ class WorkerSettings(BaseSettings):
         description="an inactivity-driven switch also waits until the published segment is more than this many "
         "event-days old (purchases and cancellations switch at once)",
     )
-    lloyd_passes: int = Field(
-        10, ge=1, description="at most this many assignment + centroid-update passes over idle customers per sweep"
-    )
     dedup_retention_days: int = Field(
         7,
         ge=1,
