@@ -21,7 +21,8 @@ from shared.contracts.drift_alert import Contributor, DriftAlert
 from shared.kafka_clients import read_to_end
 from shared.settings import Settings, as_environment
 from shared.state.keys import Keys
-from tests.tools_helpers import CUTOFF, DAYS, alert, bootstrap_simulated, replay_simulated, run_tool, stream_simulated
+from tests.pipeline import SIM_DAYS as DAYS
+from tests.tools_helpers import CUTOFF, alert, bootstrap_simulated, replay_simulated, run_tool, stream_simulated
 from worker.bootstrap.pipeline import run_bootstrap
 from worker.bootstrap.settings import BootstrapSettings
 from worker.cli import main
