@@ -12,7 +12,11 @@ Bootstrap up to the cutoff, replay the rest into a fresh topic, then in one run:
 * SSQ ratio and ARI of the streaming segments against a batch k-means
   (k-means++, 10 restarts) on the same final feature vectors (goals <= 1.02, >= 0.95);
 * published segment changes per customer and the flip-flop share (A→B→A within
-  7 event-days; goal < 5% of changes).
+  7 event-days; goal < 5% of changes);
+* determinism: the same topic read again into fresh state by one worker with
+  batches of 500 records, and by three worker processes in one group; the Redis
+  state key by key and the segment changes (repeats dropped) byte for byte must
+  equal the first run's (goal: 0 differences).
 
 Run only this part with ``python -m bench.worker_bench`` (starts a local broker and Redis).
 """
@@ -37,6 +41,7 @@ from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score
 
 from bench import peer_check
+from harness.compare import differences, state, unique_changes
 from producer.replay import ReplayOptions, replay
 from shared.features.scaling import transform_matrix
 from shared.kafka_clients import make_consumer, read_to_end
@@ -65,14 +70,60 @@ def require_peer() -> None:
         )
 
 
+WORKER = [sys.executable, "-m", "worker", "run", "--until-caught-up", "--group"]
+
+
 def _worker_rate(settings: Settings) -> tuple[float, float, float]:
     """Records/s from the first poll until caught up, records, and the worker's peak RSS in MB.
 
     The worker runs as ``python -m worker run`` in a child process, exactly as deployed.
     """
-    command = [sys.executable, "-m", "worker", "run", "--group", f"bench-{uuid.uuid4().hex}", "--until-caught-up"]
-    summary, peak_mb = _run_child(command, os.environ | as_environment(settings))
+    summary, peak_mb = _run_child([*WORKER, f"bench-{uuid.uuid4().hex}"], os.environ | as_environment(settings))
     return summary["records_per_s"], float(summary["records"]), peak_mb
+
+
+def _rerun(settings: Settings, dataset: Path, workdir: Path, label: str, workers: int, batch: int) -> Settings:
+    """The same invoices topic read again into fresh state: its own Redis prefix and output topics."""
+    fresh = isolated_settings(settings.kafka.bootstrap_servers, settings.redis.url, label)
+    fresh = fresh.model_copy(update={"topics": fresh.topics.model_copy(update={"invoices": settings.topics.invoices})})
+    _bootstrap(fresh, dataset, workdir / label)
+    env = os.environ | as_environment(fresh) | {"SEG_WORKER_BATCH_MAX_RECORDS": str(batch)}
+    group = f"bench-{uuid.uuid4().hex}"
+    children = [
+        subprocess.Popen([*WORKER, group], env=env, cwd=ROOT, stdout=subprocess.DEVNULL) for _ in range(workers)
+    ]
+    if any(child.wait() != 0 for child in children):
+        raise RuntimeError(f"a worker of the {label} run failed")
+    return fresh
+
+
+def _determinism(settings: Settings, dataset: Path, workdir: Path) -> dict[str, float]:
+    """Differences from the first run (state keys, customers whose published changes differ) of two reruns."""
+    partitions = settings.topics.partitions
+    client = make_redis(settings.redis)
+    first = state(client, Keys(settings.redis.key_prefix), partitions)
+    changes = unique_changes(settings)
+    out = {"changes_compared": float(sum(len(events) for events in changes.values()))}
+    for label, workers, batch in (("batch500", 1, 500), ("three", 3, 20_000)):
+        fresh = _rerun(settings, dataset, workdir, label, workers, batch)
+        other = state(client, Keys(fresh.redis.key_prefix), partitions)
+        out[f"{label}_state_differences"] = float(
+            len(differences(first, other, settings.redis.key_prefix, fresh.redis.key_prefix))
+        )
+        theirs = unique_changes(fresh)
+        out[f"{label}_change_differences"] = float(
+            sum(changes.get(c) != theirs.get(c) for c in changes.keys() | theirs.keys())
+        )
+    return out
+
+
+def _bootstrap(settings: Settings, dataset: Path, workdir: Path) -> None:
+    workdir.mkdir(parents=True, exist_ok=True)
+    options = BootstrapSettings(k=6, model_file=workdir / "model.json")
+    client = make_redis(settings.redis)
+    run_bootstrap(
+        dataset, CUTOFF, client, Keys(settings.redis.key_prefix), options, partitions=settings.topics.partitions
+    )
 
 
 def _quix_rate(settings: Settings, records: int, sample: list[str]) -> tuple[dict, float]:
@@ -195,15 +246,13 @@ def _changes(settings: Settings) -> dict[str, float]:
 def run(settings: Settings, dataset: Path) -> dict[str, float]:
     """All worker figures on ``dataset``; ``settings`` must point at a fresh key prefix and topics."""
     require_peer()
-    client = make_redis(settings.redis)
-    with tempfile.TemporaryDirectory(prefix="worker-bench-") as workdir:
-        options = BootstrapSettings(k=6, model_file=Path(workdir) / "model.json")
-        run_bootstrap(
-            dataset, CUTOFF, client, Keys(settings.redis.key_prefix), options, partitions=settings.topics.partitions
-        )
-        sent = replay(dataset, settings, ReplayOptions(start=CUTOFF, checkpoint=Path(workdir) / "replay.json")).sent
-    expected = peer_check.reference(dataset, CUTOFF)
-    rate, records, peak_mb = _worker_rate(settings)
+    with tempfile.TemporaryDirectory(prefix="worker-bench-") as tmp:
+        workdir = Path(tmp)
+        _bootstrap(settings, dataset, workdir)
+        sent = replay(dataset, settings, ReplayOptions(start=CUTOFF, checkpoint=workdir / "replay.json")).sent
+        expected = peer_check.reference(dataset, CUTOFF)
+        rate, records, peak_mb = _worker_rate(settings)
+        same = _determinism(settings, dataset, workdir)
     quix, quix_peak_mb = _quix_rate(settings, sent, list(expected))
     raw = _raw_consume_rate(settings, settings.topics.invoices)
     result = {
@@ -217,7 +266,7 @@ def run(settings: Settings, dataset: Path) -> dict[str, float]:
         "quix_peak_rss_mb": quix_peak_mb,
     }
     mismatches = peer_check.differences(expected, quix["sample"])
-    result |= _quality(settings) | _changes(settings)
+    result |= _quality(settings) | _changes(settings) | same
     print(
         f"worker {rate:,.0f} rows/s | quix {quix['records_per_s']:,.0f} rows/s | raw consume {raw:,.0f} rows/s | "
         f"worker/quix {result['worker_quix_ratio']:.2f} (goal >= 2) | worker/raw {result['ratio']:.2f} (goal >= 0.8)\n"
@@ -230,7 +279,11 @@ def run(settings: Settings, dataset: Path) -> dict[str, float]:
         f"over {result['customers_scored']:,.0f} customers; Lloyd from the streaming centroids settles at "
         f"SSQ ratio {result['ssq_ratio_settled']:.4f}\n"
         f"changes: {result['changes_per_customer']:.2f} per customer, {result['moves']:,.0f} moves, "
-        f"flip-flops {100 * result['flip_flop_share']:.2f}% (goal < 5%)"
+        f"flip-flops {100 * result['flip_flop_share']:.2f}% (goal < 5%)\n"
+        f"determinism: {same['changes_compared']:,.0f} changes compared; batches of 500 instead of 20,000: "
+        f"{same['batch500_state_differences']:.0f} state keys and {same['batch500_change_differences']:.0f} "
+        f"customers' changes differ; three workers instead of one: {same['three_state_differences']:.0f} and "
+        f"{same['three_change_differences']:.0f} (goal 0)"
     )
     return result
 

@@ -15,10 +15,11 @@ from pathlib import Path
 import pandas as pd
 import redis
 
+from harness.compare import differences, state
 from shared.settings import Settings
 from shared.state.guests import guest_stats
 from shared.state.keys import Keys
-from tests.pipeline import SIM_CUTOFF, bootstrap, differences, replay_file, run_worker, simulated, state
+from tests.pipeline import SIM_CUTOFF, bootstrap, replay_file, run_worker, simulated
 from tests.truth import assert_matches_batch, batch_truth
 
 STREAM_DAYS = 10

@@ -1,9 +1,10 @@
 """Decisions that are time-correct and reproducible, on the real data.
 
 * The same stream gives the same segment changes and the same state, however it
-  is batched: two runs that differ only in ``batch_max_records`` (500 and 20,000)
-  publish byte-identical changes per customer (repeats dropped by sequence) and
-  leave identical Redis state, key by key.
+  is batched and however many workers share it: runs that differ only in
+  ``batch_max_records`` (500 and 20,000) or in the number of workers (one, or
+  three each owning a partition) publish byte-identical changes per customer
+  (repeats dropped by sequence) and leave identical Redis state, key by key.
 * Nor however fast it arrives: a worker reading a replay paced at about half a
   day of events per second (small batches cut by arrival, partitions caught up
   most of the time) publishes and stores what one reading it all at once does.
@@ -22,19 +23,10 @@ import orjson
 import pytest
 import redis
 
+from harness.compare import differences, state, unique_changes
 from shared.settings import Settings, isolated_settings
 from shared.state.keys import Keys
-from tests.pipeline import (
-    REAL_CUTOFF,
-    applied,
-    bootstrap,
-    differences,
-    replay_file,
-    run_worker,
-    state,
-    unique_changes,
-    worker_process,
-)
+from tests.pipeline import REAL_CUTOFF, applied, bootstrap, replay_file, run_worker, worker_process
 from worker.bootstrap.cleaning import clean
 from worker.bootstrap.loading import load_history
 
@@ -56,13 +48,14 @@ def purchases(dataset: Path) -> dict[str, list[datetime]]:
     return {cid: sorted(times) for cid, times in bought.groupby("customer_id")["invoice_date"].apply(list).items()}
 
 
-def test_batch_size_changes_nothing_that_is_published_or_stored(
+def test_batch_size_and_worker_count_change_nothing_that_is_published_or_stored(
     kafka_bootstrap: str, redis_url: str, redis_client: redis.Redis, dataset: Path, tmp_path: Path
 ) -> None:
     small = isolated_settings(kafka_bootstrap, redis_url, "small")
     large = isolated_settings(kafka_bootstrap, redis_url, "large")
-    (tmp_path / "small").mkdir()
-    (tmp_path / "large").mkdir()
+    three = isolated_settings(kafka_bootstrap, redis_url, "three")
+    for name in ("small", "large", "three"):
+        (tmp_path / name).mkdir()
     try:
         small_state = _run(small, redis_client, dataset, tmp_path / "small", batch=500)
         large_state = _run(large, redis_client, dataset, tmp_path / "large", batch=20_000)
@@ -70,13 +63,28 @@ def test_batch_size_changes_nothing_that_is_published_or_stored(
         small_changes, large_changes = unique_changes(small), unique_changes(large)
         assert len(small_changes) > 1_000
         assert small_changes == large_changes
+        three_state = _run_three(three, redis_client, dataset, tmp_path / "three")
+        assert differences(large_state, three_state, large.redis.key_prefix, three.redis.key_prefix) == []
+        assert unique_changes(three) == large_changes
         print(
-            f"\n{sum(len(e) for e in small_changes.values()):,} changes of {len(small_changes):,} customers identical"
+            f"\n{sum(len(e) for e in small_changes.values()):,} changes of {len(small_changes):,} customers identical "
+            "with batches of 500 and 20,000 and with three workers"
         )
     finally:
-        for settings in (small, large):
+        for settings in (small, large, three):
             for key in redis_client.scan_iter(match=settings.redis.key_prefix + "*", count=1000):
                 redis_client.delete(key)
+
+
+def _run_three(settings: Settings, client: redis.Redis, dataset: Path, tmp_path: Path) -> dict[str, object]:
+    """Three worker processes in one group, each owning a partition: they wait for each other's daily sweeps."""
+    bootstrap(settings, client, dataset, REAL_CUTOFF, tmp_path)
+    replay_file(settings, dataset, REAL_CUTOFF, tmp_path, end=END)
+    group = f"g-{settings.redis.key_prefix}"
+    workers = [worker_process(settings, group, tmp_path / f"worker{n}.log") for n in range(3)]
+    for n, worker in enumerate(workers):
+        assert worker.wait(timeout=600) == 0, (tmp_path / f"worker{n}.log").read_text()[-3000:]
+    return state(client, Keys(settings.redis.key_prefix), settings.topics.partitions)
 
 
 def test_a_paced_replay_gives_what_a_replay_at_full_speed_gives(

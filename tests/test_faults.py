@@ -31,22 +31,14 @@ from typing import Any
 import orjson
 import redis
 
+from harness.compare import differences, state, unique_changes
 from rig.local_services import RedisServer, TansuBroker
 from shared.partitioner import partition_of
 from shared.redis_client import make_redis
 from shared.settings import RedisSettings, Settings, as_environment, isolated_settings
 from shared.state.keys import Keys
 from shared.state.layout import partition_count
-from tests.pipeline import (
-    ROOT,
-    applied,
-    differences,
-    prepare_simulated,
-    run_worker,
-    state,
-    unique_changes,
-    worker_process,
-)
+from tests.pipeline import ROOT, applied, prepare_simulated, run_worker, worker_process
 from worker.stream.loop import Worker
 from worker.stream.settings import WorkerSettings
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import redis
 
+from harness.compare import state
 from shared.contracts.segment_change import SegmentChange
 from shared.kafka_clients import read_to_end
 from shared.settings import Settings
@@ -24,7 +25,7 @@ from shared.state.keys import Keys
 from shared.state.layout import stream_clock, worker_counters
 from shared.state.model_stats import VERSION_FIELD
 from shared.state.model_store import require_current
-from tests.pipeline import applied, records, state
+from tests.pipeline import applied, records
 from tests.tools_helpers import CUTOFF, bootstrap_simulated, replay_simulated
 from worker.refresh.refit import RefreshResult, refit
 from worker.refresh.settings import RefreshSettings

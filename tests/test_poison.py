@@ -19,12 +19,13 @@ from pathlib import Path
 import orjson
 import redis
 
+from harness.compare import differences, state
 from shared.contracts.invoice import InvoiceLine
 from shared.kafka_clients import make_producer, read_to_end
 from shared.partitioner import partition_of
 from shared.settings import Settings, isolated_settings
 from shared.state.keys import Keys
-from tests.pipeline import SIM_CUTOFF, bootstrap, differences, replay_file, run_worker, simulated, state
+from tests.pipeline import SIM_CUTOFF, bootstrap, replay_file, run_worker, simulated
 
 STREAM_DAYS = 30
 SPLIT = SIM_CUTOFF + timedelta(days=20)

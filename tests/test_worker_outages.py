@@ -26,11 +26,11 @@ from typing import Any
 import pytest
 import redis
 
+from harness.compare import differences, state
 from rig.local_services import RedisServer
 from shared.redis_client import make_redis
 from shared.settings import RedisSettings, Settings
 from shared.state.keys import Keys
-from tests.pipeline import differences, state
 from tests.tools_helpers import CUTOFF, bootstrap_simulated, replay_simulated
 from worker.stream.loop import Worker
 from worker.stream.settings import WorkerSettings

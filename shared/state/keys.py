@@ -16,7 +16,8 @@ key                                    type    holds
                                                (event time reached, ISO), ``epoch`` (owner
                                                fencing token), ``generation`` (sequence
                                                generation, bumped when Redis went back),
-                                               ``topic``
+                                               ``topic``, ``swept`` and ``pass`` (the last
+                                               sweep's midnight and pass), ``reset``
 ``{pn}:customers``                     set     the partition's customer ids (its index)
 ``{pn}:customer:{id}``                 hash    the customer record (bounded size):
                                                ``agg`` (aggregates JSON), ``features`` and
@@ -35,11 +36,13 @@ key                                    type    holds
 ``{pn}:guest-invoices:{day}``          set     guest invoice numbers of one event day
 ``{pn}:stats``                         hash    the model statistics of the partition's
                                                customers (``count:{id}``, ``sum:{id}:{dim}``
-                                               in fixed point), ``as_of`` (last daily sweep),
+                                               in fixed point) after the last sweep's last
+                                               pass, ``as_of`` (that midnight),
                                                ``version`` (model version)
-``{pn}:stats:{day}``                   hash    the same at the midnight ``day``, for the
-                                               last three midnights (the centroids of a
-                                               day are every partition's at its midnight)
+``{pn}:stats:{day}:{pass}``            hash    the same after each pass of the sweep at
+                                               midnight ``day``, for the last three days
+                                               (the centroids of a pass are every
+                                               partition's after the pass before)
 ``{pn}:products:{segment}``            zset    stock code -> net units of the partition's
                                                customers whose published segment it is
 ``{pn}:counters``                      hash    worker counters (lines by kind, sweeps, …)
@@ -64,6 +67,8 @@ statistics, clocks) sum or combine them over partitions ``0 … partitions - 1``
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from shared.features.clock import day_start, from_micros
 
 
 @dataclass(frozen=True)
@@ -100,9 +105,10 @@ class Keys:
     def stats(self, partition: int) -> str:
         return f"{self.tag(partition)}:stats"
 
-    def day_stats(self, partition: int, day: str) -> str:
-        """The partition's statistics at midnight ``day`` (``YYYY-MM-DD``), kept for the last few midnights."""
-        return f"{self.tag(partition)}:stats:{day}"
+    def sweep_stats(self, partition: int, tick: int) -> str:
+        """The partition's statistics after one pass of a daily sweep; ``tick``: its midnight (µs) + the pass number."""
+        midnight = day_start(tick)
+        return f"{self.tag(partition)}:stats:{from_micros(midnight).date().isoformat()}:{tick - midnight}"
 
     def products(self, partition: int, segment: int) -> str:
         return f"{self.tag(partition)}:products:{segment}"

@@ -1,14 +1,16 @@
-"""Incremental k-means over moving customers: one Lloyd step per event day, whoever owns the partitions.
+"""Incremental k-means over moving customers: a few Lloyd steps per event day, whoever owns the partitions.
 
 Customers move in feature space even without events (recency and tenure grow
 every day), so at each event-day boundary every customer is moved to its vector
-at that midnight and assigned to the nearest of the centroids in force during the
-day before. Each partition's statistics (member counts and fixed-point vector
-sums) then follow from its own customers alone, and the centroids in force during
-the new day are the mean over *all* partitions' statistics at that boundary: one
-Lloyd iteration per event day. Nothing in it depends on which worker owns which
-partition, so one worker and three workers compute the same centroids, and the
-same published segments (README, "Event time").
+at that midnight and assigned to the nearest centroids of the pass before (the
+first pass: the centroids in force during the day before). Each partition's
+statistics (member counts and fixed-point vector sums) then follow from its own
+customers alone, and the next centroids are the mean over *all* partitions'
+statistics: :func:`day_step` is one Lloyd iteration, and the worker runs
+``SEG_WORKER_SWEEP_PASSES`` of them per midnight
+(:mod:`worker.segmentation.sweep_ticks`). Nothing in it depends on which worker
+owns which partition, so one worker and three workers compute the same
+centroids, and the same published segments (README, "Event time").
 
 >>> import numpy as np
 >>> vectors = np.array([[0.0], [0.2], [5.0], [5.2]])

@@ -26,7 +26,7 @@ import orjson
 import redis
 
 from shared.exceptions import ConfigError, FencedError
-from shared.features.clock import NO_TIME, iso
+from shared.features.clock import NO_TIME, day_start, iso
 from shared.state.keys import Keys
 
 _CHUNK = 500  # values per command inside the script (Lua's unpack takes ~8,000 at most)
@@ -126,17 +126,17 @@ for i, box in ipairs(p.outbox) do
   if #box[2] > 0 then chunked('RPUSH', key, box[2], 1) end
 end
 redis.call('HSET', checkpoint, 'offset', p.offset, 'clock', p.clock)
-if p.swept ~= '' then redis.call('HSET', checkpoint, 'swept', p.swept) end
+if p.swept ~= '' then redis.call('HSET', checkpoint, 'swept', p.swept, 'pass', p.pass) end
 return {1, '', 0}
 """
 
 _CLAIM = """
 local epoch = redis.call('HINCRBY', KEYS[1], 'epoch', 1)
-local v = redis.call('HMGET', KEYS[1], 'offset', 'clock', 'generation', 'topic', 'swept', 'reset')
+local v = redis.call('HMGET', KEYS[1], 'offset', 'clock', 'generation', 'topic', 'swept', 'reset', 'pass')
 if v[4] and v[4] ~= ARGV[1] then return {-1, v[4]} end
 if not v[4] then redis.call('HSET', KEYS[1], 'topic', ARGV[1]) end
 if v[6] then redis.call('HDEL', KEYS[1], 'reset') end
-return {epoch, v[1] or '', v[2] or '', v[3] or '0', v[5] or '', v[6] or ''}
+return {epoch, v[1] or '', v[2] or '', v[3] or '0', v[5] or '', v[6] or '', v[7] or ''}
 """
 
 _GENERATION = """
@@ -156,7 +156,7 @@ class PartitionCommit:
     partition: int
     offset: int = 0
     clock: int = NO_TIME  # event time the partition has reached at ``offset`` (µs)
-    swept: int = NO_TIME  # midnight of the partition's last daily sweep, if this batch swept
+    swept: int = NO_TIME  # tick of the partition's last sweep pass (sweep_ticks), if this batch swept
     records: dict[str, dict[str, str | bytes]] = field(default_factory=dict)  # customer -> record fields
     index_add: list[str] = field(default_factory=list)
     members: dict[str, dict[str, int]] = field(default_factory=dict)  # customer -> field -> increment
@@ -169,8 +169,8 @@ class PartitionCommit:
     guest_invoices: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))  # day -> invoices
     guest_drop: list[str] = field(default_factory=list)
     stats: dict[str, str] = field(default_factory=dict)  # the latest sweep's statistics
-    day_stats: dict[str, dict[str, str]] = field(default_factory=dict)  # day -> statistics at its midnight
-    day_stats_drop: list[str] = field(default_factory=list)  # days whose statistics are no longer needed
+    day_stats: dict[int, dict[str, str]] = field(default_factory=dict)  # tick -> statistics after that pass
+    day_stats_drop: list[int] = field(default_factory=list)  # ticks whose statistics are no longer needed
     counters: dict[str, int] = field(default_factory=dict)
     changes: list[str] = field(default_factory=list)  # segment-change JSON, in order
     observations: list[str] = field(default_factory=list)
@@ -194,6 +194,7 @@ class Claim:
     generation: int
     swept: str  # ISO midnight of the last daily sweep, "" before any
     reset: bool  # the stream position was set on purpose since the last owner (a bootstrap, reset-offsets)
+    sweep_pass: int  # the last pass done of that sweep (0: unknown, taken as the last)
 
 
 class Checkpoint:
@@ -215,8 +216,10 @@ class Checkpoint:
                 f"partition {partition}: the state under Redis prefix {self.keys.prefix!r} belongs to topic "
                 f"{reply[1]!r}, not {self.topic!r}; use another SEG_REDIS__KEY_PREFIX or the right SEG_TOPICS__INVOICES"
             )
-        epoch, offset, clock, generation, swept, reset = reply
-        return Claim(int(epoch), int(offset) if offset else -1, clock, int(generation), swept, bool(reset))
+        epoch, offset, clock, generation, swept, reset, sweep_pass = reply
+        return Claim(
+            int(epoch), int(offset) if offset else -1, clock, int(generation), swept, bool(reset), int(sweep_pass or 0)
+        )
 
     def set_generation(self, partition: int, epoch: int, generation: int) -> None:
         if not self._generation(keys=[self.keys.checkpoint(partition)], args=[epoch, generation]):
@@ -244,7 +247,8 @@ class Checkpoint:
             "expect": expect,
             "offset": commit.offset,
             "clock": iso(commit.clock),
-            "swept": iso(commit.swept),
+            "swept": iso(day_start(commit.swept)) if commit.swept != NO_TIME else "",
+            "pass": commit.swept - day_start(commit.swept) if commit.swept != NO_TIME else 0,
             "moves": [
                 [
                     key(keys.members(p, cid)),
@@ -276,11 +280,11 @@ class Checkpoint:
             ],
             "stats": [x for kv in commit.stats.items() for x in kv],
             "day_stats": [
-                [key(keys.day_stats(p, day)), [x for kv in mapping.items() for x in kv]]
-                for day, mapping in commit.day_stats.items()
+                [key(keys.sweep_stats(p, tick)), [x for kv in mapping.items() for x in kv]]
+                for tick, mapping in commit.day_stats.items()
             ],
             "day_stats_drop": [
-                key(keys.day_stats(p, day)) for day in commit.day_stats_drop if day not in commit.day_stats
+                key(keys.sweep_stats(p, tick)) for tick in commit.day_stats_drop if tick not in commit.day_stats
             ],
             "counters": commit.counters,
             "outbox": [[trims.get(kind, 0), commit.outbox(kind)] for kind in OUTBOXES],

@@ -56,6 +56,7 @@ from shared.state.model_store import load_version, require_current
 from worker.observability.observer import Observer
 from worker.segmentation.model import SegmentModel
 from worker.segmentation.publish_policy import PublishPolicy
+from worker.segmentation.sweep_ticks import SweepTicks
 from worker.stream.alignment import NEVER, EventAligner
 from worker.stream.book import CustomerBook
 from worker.stream.checkpoint import Checkpoint, PartitionCommit
@@ -66,7 +67,7 @@ from worker.stream.inflight import InflightCommit
 from worker.stream.outbox import Outbox
 from worker.stream.ownership import Owned, claim, load_partition, metadata
 from worker.stream.processor import Processor
-from worker.stream.reads import Landing, StepReader, event_day
+from worker.stream.reads import Landing, StepReader
 from worker.stream.settings import WorkerSettings
 
 log = logging.getLogger("worker")
@@ -209,6 +210,7 @@ class Worker:
                 dwell_us=int(self.options.inactivity_dwell_days * MICROS_PER_DAY),
             ),
             dedup_retention_days=self.options.dedup_retention_days,
+            ticks=SweepTicks(self.options.sweep_passes),
             base=day_start(self.cutoff) if self.cutoff != NO_TIME else NO_TIME,
             partition_count=partitions,
         )
@@ -244,13 +246,13 @@ class Worker:
         parts.consumer.pause(*[TopicPartition(self.topic, p) for p in partitions if p in self._assignment()])
         loaded = 0
         for partition in sorted(partitions):
-            owned = claim(parts.checkpoint, parts.consumer, self.topic, partition)
+            owned = claim(parts.checkpoint, parts.consumer, self.topic, partition, processor.ticks)
             self.owned[partition] = owned
             self.expected[partition] = owned.offset
             processor.generations[partition] = owned.generation
             parts.outbox.drain(partition)
             loaded += load_partition(parts.redis, self.keys, partition, processor.book)
-            clock = max(owned.clock if owned.clock != NO_TIME else self.cutoff, owned.swept)
+            clock = max(owned.clock if owned.clock != NO_TIME else self.cutoff, day_start(owned.swept))
             owned = Owned(owned.epoch, owned.generation, owned.offset, clock, owned.swept)
             self.owned[partition] = owned
             self.aligner.own(partition, max(owned.offset, 0), clock)
@@ -281,19 +283,24 @@ class Worker:
         return {tp.partition for tp in self.parts.consumer.assignment()}
 
     def _stored_statistics(self, partition: int, swept: int) -> dict[int, DayStatistics]:
-        """A partition's statistics at its last two midnights, as its previous owner stored them."""
-        parts, processor = self.parts, self.processor
-        assert parts is not None and processor is not None
+        """A partition's statistics after its last sweep passes, as its previous owner stored them."""
+        processor = self.processor
+        assert processor is not None
         if swept == NO_TIME:
             return {}
-        days = [swept - MICROS_PER_DAY, swept]
+        ticks = [processor.ticks.previous(processor.ticks.previous(swept)), processor.ticks.previous(swept), swept]
+        return self._statistics_at([(partition, tick) for tick in ticks])
+
+    def _statistics_at(self, wanted: list[tuple[int, int]]) -> dict[int, DayStatistics]:
+        parts, processor = self.parts, self.processor
+        assert parts is not None and processor is not None
         pipe = parts.redis.pipeline(transaction=False)
-        for day in days:
-            pipe.hgetall(self.keys.day_stats(partition, event_day(day)))
+        for partition, tick in wanted:
+            pipe.hgetall(self.keys.sweep_stats(partition, tick))
         model = processor.model
         return {
-            day: DayStatistics.parse(raw, model.segment_ids.tolist(), model.dimensions, model.version)
-            for day, raw in zip(days, pipe.execute(), strict=True)
+            tick: DayStatistics.parse(raw, model.segment_ids.tolist(), model.dimensions, model.version)
+            for (_, tick), raw in zip(wanted, pipe.execute(), strict=True)
             if raw
         }
 
@@ -434,12 +441,13 @@ class Worker:
             consumed += len(fetched.offsets)
             self._take(partition, fetched, commits[partition])
         remote = self._remote_progress()
-        limit = _next_midnight(min(remote.values())) if remote else NEVER
+        limit = self._records_limit(remote)
         released = self.aligner.release(flush, limit)
         self.waiting = limit != NEVER and self.aligner.held()
-        sweep_until = self._sweep_until(flush, limit, remote)
+        sweep_until = self._sweep_until(flush, remote)
         first = min(processor.swept_at(p) for p in self.owned)
-        wanted = [(q, day) for q in remote for day in range(first, min(sweep_until, limit) + 1, MICROS_PER_DAY)]
+        needed = [first, *processor.ticks.between(first, sweep_until)] if first != NO_TIME else []
+        wanted = [(q, tick) for q in remote for tick in needed]
         landing = self.inflight.landing.landing if self.inflight.landing is not None else Landing()
         reads = parts.reader.read(released.records, wanted, landing)
         if reads.model_version is not None and reads.model_version != processor.model.version:
@@ -472,29 +480,50 @@ class Worker:
         return bool(remote) and min(processor.swept_at(p) for p in self.owned) < max(remote.values())
 
     def _remote_progress(self) -> dict[int, int]:
-        """Per partition this worker does not own: the midnight of its last sweep (the bootstrap's before any)."""
+        """Per partition this worker does not own: the tick of its last sweep pass (the bootstrap's before any)."""
         parts, processor = self.parts, self.processor
         assert parts is not None and processor is not None
         remote = [p for p in range(processor.partition_count) if p not in self.owned]
         if not remote:
             return {}
-        return {p: swept if swept != NO_TIME else processor.base for p, swept in parts.reader.progress(remote).items()}
+        progress = {}
+        for partition, (midnight, sweep_pass) in parts.reader.progress(remote).items():
+            if midnight == NO_TIME:
+                progress[partition] = processor.base_tick
+            else:
+                progress[partition] = midnight + sweep_pass if sweep_pass else processor.ticks.final(midnight)
+        return progress
 
-    def _sweep_until(self, flush: bool, limit: int, remote: dict[int, int]) -> int:
-        """The last midnight the owned partitions may be swept at now.
+    def _records_limit(self, remote: dict[int, int]) -> int:
+        """Records before this time may be applied: every other partition has the centroids of their day."""
+        processor = self.processor
+        assert processor is not None
+        if not remote:
+            return NEVER
+        slowest = min(remote.values())
+        midnight = day_start(slowest)
+        return midnight + MICROS_PER_DAY if processor.ticks.is_final(slowest) else midnight
 
-        Every record before it must be applied (the low watermark is past it), and
-        the centroids of the day before it must be known (``limit``: every other
-        partition swept there). A worker whose partitions are all quiet, or
-        fetched to their end at the end of a catch-up, follows the others' sweeps,
-        so they are not held back by partitions that have nothing more to say.
+    def _sweep_until(self, flush: bool, remote: dict[int, int]) -> int:
+        """The last sweep pass the owned partitions may run now (a tick).
+
+        Every record before its midnight must be applied (the low watermark is
+        past it), and every other partition must have run the pass before it. A
+        worker whose partitions are all quiet, or fetched to their end at the end
+        of a catch-up, follows the others' sweeps, so they are not held back by
+        partitions that have nothing more to say.
         """
+        processor = self.processor
+        assert processor is not None
         watermark = self.aligner.low_watermark(flush)
         reached = self.aligner.reached()
         until = min(watermark, reached) if reached != NO_TIME else NO_TIME
-        if watermark == NEVER and remote:
-            until = max(until, max(remote.values()))
-        return NO_TIME if until == NO_TIME else min(day_start(until), limit)
+        target = processor.ticks.final(day_start(until)) if until != NO_TIME else NO_TIME
+        if not remote:
+            return target
+        if watermark == NEVER:
+            target = max(target, max(remote.values()))
+        return min(target, processor.ticks.following(min(remote.values())))
 
     def _take(self, partition: int, fetched: FetchedBatch, commit: PartitionCommit) -> None:
         """Decode a partition's fetched records and hand them to the aligner; refused ones are dead-lettered."""
@@ -557,7 +586,7 @@ class Worker:
         assert processor is not None
         for partition in self.owned:
             # A partition swept while it was quiet: its time is that midnight, later records count from there.
-            self.aligner.advance(partition, processor.swept_at(partition))
+            self.aligner.advance(partition, day_start(processor.swept_at(partition)))
         for partition, (offset, clock) in self.aligner.positions().items():
             commit = commits[partition]
             before = self.owned[partition].clock
@@ -818,6 +847,7 @@ def _has_content(commit: PartitionCommit) -> bool:
         or commit.seen
         or commit.guest_lines
         or commit.stats
+        or commit.day_stats
         or commit.changes
         or commit.observations
         or commit.dead_letters
@@ -831,8 +861,3 @@ def _summed(commits: dict[int, PartitionCommit]) -> dict[str, int]:
         for name, n in commit.counters.items():
             total[name] = total.get(name, 0) + n
     return total
-
-
-def _next_midnight(micros: int) -> int:
-    """The first midnight after ``micros`` (records before it may be applied once every partition swept ``micros``)."""
-    return day_start(micros) + MICROS_PER_DAY

@@ -30,6 +30,7 @@ from kafka.structs import OffsetAndMetadata
 from shared.features.clock import NO_TIME, from_iso
 from shared.state.customer_record import LoadedRecord, load_records
 from shared.state.keys import Keys
+from worker.segmentation.sweep_ticks import SweepTicks
 from worker.stream.book import CustomerBook
 from worker.stream.checkpoint import Checkpoint
 
@@ -46,7 +47,7 @@ class Owned:
     generation: int
     offset: int  # next offset to apply (-1: from the beginning)
     clock: int  # event time reached (µs), NO_TIME before any
-    swept: int  # midnight of its last daily sweep (µs), NO_TIME before any
+    swept: int  # tick of its last sweep pass (worker.segmentation.sweep_ticks), NO_TIME before any
 
 
 def metadata(generation: int) -> str:
@@ -63,7 +64,7 @@ def committed_generation(committed: OffsetAndMetadata | None) -> int:
         return 0
 
 
-def claim(checkpoint: Checkpoint, consumer: KafkaConsumer, topic: str, partition: int) -> Owned:
+def claim(checkpoint: Checkpoint, consumer: KafkaConsumer, topic: str, partition: int, ticks: SweepTicks) -> Owned:
     """Steps 1 and 2 above."""
     claimed = checkpoint.claim(partition)
     tp = TopicPartition(topic, partition)
@@ -85,7 +86,12 @@ def claim(checkpoint: Checkpoint, consumer: KafkaConsumer, topic: str, partition
         consumer.commit({tp: OffsetAndMetadata(committed.offset, metadata(generation), -1)})
     elif generation != claimed.generation:
         checkpoint.set_generation(partition, claimed.epoch, generation)
-    return Owned(claimed.epoch, generation, claimed.offset, from_iso(claimed.clock), from_iso(claimed.swept))
+    midnight = from_iso(claimed.swept)
+    if midnight == NO_TIME:
+        swept = NO_TIME
+    else:  # a sweep stored before passes were recorded was a whole one
+        swept = midnight + claimed.sweep_pass if claimed.sweep_pass else ticks.final(midnight)
+    return Owned(claimed.epoch, generation, claimed.offset, from_iso(claimed.clock), swept)
 
 
 def customer_ids(client: redis.Redis, keys: Keys, partition: int) -> Iterator[list[str]]:

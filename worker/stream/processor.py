@@ -10,8 +10,11 @@ and what Redis said about them (:mod:`worker.stream.reads`), and fills one
    scored **as of its own event**: all its lines at one effective time are one
    decision, against the centroids of the last daily sweep;
 4. at every event-day boundary the records cross, every owned customer is moved
-   to that midnight and the model is re-fitted (:func:`worker.segmentation.kmeans.sweep`);
-   inactivity switches are confirmed there (:mod:`worker.segmentation.publish_policy`).
+   to that midnight and re-assigned in ``passes`` Lloyd steps, each against the
+   centroids of all partitions after the pass before
+   (:func:`worker.segmentation.kmeans.day_step`); the last pass sets the stored
+   segments, and inactivity switches are confirmed there
+   (:mod:`worker.segmentation.publish_policy`).
 
 Nothing here depends on how the records were batched: decisions within a day use
 frozen centroids, sums are per customer in event order, and the sweep's are in
@@ -39,6 +42,7 @@ from worker.segmentation.assignment import distance_to, nearest_centroid
 from worker.segmentation.kmeans import day_step
 from worker.segmentation.model import SegmentModel
 from worker.segmentation.publish_policy import Pending, PublishPolicy
+from worker.segmentation.sweep_ticks import SweepTicks
 from worker.stream.alignment import Released
 from worker.stream.book import AGG, DECISION, NO_SEGMENT, PENDING, CustomerBook
 from worker.stream.checkpoint import PartitionCommit
@@ -47,7 +51,7 @@ from worker.stream.grouping import groups
 from worker.stream.reads import StepReads, day_key, event_day
 
 GENERATION_SPAN = 1_000_000_000  # sequence numbers of one generation (README: Redis rollback)
-KEPT_DAYS = 3  # a partition's statistics are kept this many midnights back (workers are at most a day apart)
+KEPT_DAYS = 3  # a partition's statistics are kept this many days of passes back (workers are a pass apart at most)
 
 
 def _kind_codes(records: Records) -> np.ndarray:
@@ -91,15 +95,16 @@ class Processor:
     model: SegmentModel
     policy: PublishPolicy
     dedup_retention_days: int
+    ticks: SweepTicks
     base: int  # midnight at or before the bootstrap cutoff: every partition counts as swept there at first
     owned: set[int] = field(default_factory=set)
     partition_count: int = 0
     generations: dict[int, int] = field(default_factory=dict)
-    swept: dict[int, int] = field(default_factory=dict)  # per owned partition: midnight of its last sweep (µs)
-    own_stats: dict[int, dict[int, Statistics]] = field(default_factory=dict)  # partition -> midnight -> stats
-    remote_stats: dict[tuple[int, int], DayStatistics] = field(default_factory=dict)  # (partition, midnight)
+    swept: dict[int, int] = field(default_factory=dict)  # per owned partition: tick of its last sweep pass
+    own_stats: dict[int, dict[int, Statistics]] = field(default_factory=dict)  # partition -> tick -> stats
+    remote_stats: dict[tuple[int, int], DayStatistics] = field(default_factory=dict)  # (partition, tick)
     fallback: Statistics | None = None  # the model's own statistics (bootstrap or refit)
-    centroids_day: int = NO_TIME  # the midnight whose centroids are in force in ``model``
+    centroids_tick: int = NO_TIME  # the tick whose centroids are in force in ``model``
     previous_names: dict[int, str] = field(default_factory=dict)  # names of ids a refresh retired
     _published_before: dict[int, int] = field(default_factory=dict)
     _units: dict[tuple[int, str], int] = field(default_factory=dict)
@@ -113,52 +118,56 @@ class Processor:
             self.fallback = Statistics.from_mapping(model_stats, self.model.segment_ids.tolist(), self.model.dimensions)
 
     def use_remote(self, stats: dict[tuple[int, int], DayStatistics]) -> None:
-        """Other partitions' statistics at the midnights this step needs (read from Redis)."""
+        """Other partitions' statistics at the ticks this step needs (read from Redis)."""
         self.remote_stats = stats
-        self.centroids_day = NO_TIME
+        self.centroids_tick = NO_TIME
 
-    def _use_centroids(self, day: int) -> None:
-        """Set the centroids in force during the event day starting at midnight ``day``.
+    def _use_centroids(self, tick: int) -> None:
+        """Set the centroids of sweep pass ``tick``: the mean of every partition's statistics there.
 
-        They are the mean of every partition's statistics at ``day``; up to the
-        bootstrap's day, or while some partition has none under this model version
-        (just after a refresh), the model's own.
+        Up to the bootstrap's day, or while some partition has none under this
+        model version (just after a refresh), the model's own.
         """
-        if day == self.centroids_day:
+        if tick == self.centroids_tick:
             return
-        total = self._total(day) if day > self.base else None
+        total = self._total(tick) if tick > self.base_tick else None
         if total is None:
             total = self.fallback
         if total is None:
             self.model.centroids = self.model.initial.copy()
         else:
             self.model.set_statistics(total)
-        self.centroids_day = day
+        self.centroids_tick = tick
 
-    def _total(self, day: int) -> Statistics | None:
+    def _total(self, tick: int) -> Statistics | None:
         version = self.model.version
         total = self.model.empty_statistics()
         for partition in range(self.partition_count):
             if partition in self.owned:
-                stats = self.own_stats.get(partition, {}).get(day)
+                stats = self.own_stats.get(partition, {}).get(tick)
             else:
-                remote = self.remote_stats.get((partition, day))
+                remote = self.remote_stats.get((partition, tick))
                 stats = remote.stats if remote is not None and remote.version == version else None
             if stats is None:
                 return None
             total = total + stats
         return total
 
+    @property
+    def base_tick(self) -> int:
+        return self.ticks.final(self.base) if self.base != NO_TIME else NO_TIME
+
     def swept_at(self, partition: int) -> int:
-        return self.swept.get(partition, self.base)
+        """The tick of the partition's last sweep pass (the bootstrap's day before any)."""
+        return self.swept.get(partition, self.base_tick)
 
     def own_loaded(self, partition: int, swept: int, stats: dict[int, DayStatistics]) -> None:
-        """A partition taken over: where it was swept, and its stored statistics of the last midnights."""
-        self.swept[partition] = swept if swept != NO_TIME else self.base
+        """A partition taken over: its last sweep pass, and its stored statistics of the last passes."""
+        self.swept[partition] = swept if swept != NO_TIME else self.base_tick
         self.own_stats[partition] = {
-            day: entry.stats for day, entry in stats.items() if entry.version == self.model.version
+            tick: entry.stats for tick, entry in stats.items() if entry.version == self.model.version
         }
-        self.centroids_day = NO_TIME
+        self.centroids_tick = NO_TIME
 
     # -- a step ---------------------------------------------------------------------------------
     def step(self, released: Released, reads: StepReads, commits: dict[int, PartitionCommit], sweep_until: int) -> None:
@@ -177,25 +186,30 @@ class Processor:
             records.take(np.flatnonzero(priced & ~guest)), effective[priced & ~guest], reads, commits
         )
         position = 0
-        for boundary in self._boundaries(lines.effective, sweep_until):
-            end = int(np.searchsorted(lines.effective, boundary, side="left"))
-            self._day(lines.take(np.arange(position, end)), commits)
-            self._sweep(boundary, commits)
-            position = end
+        for tick in self._ticks(lines.effective, sweep_until):
+            if self.ticks.pass_of(tick) == 1:  # the day before is complete: apply what is left of it
+                end = int(np.searchsorted(lines.effective, day_start(tick), side="left"))
+                self._day(lines.take(np.arange(position, end)), commits)
+                position = end
+            self._sweep(tick, commits)
         self._day(lines.take(np.arange(position, len(lines.slots))), commits)
 
-    def _boundaries(self, effective: np.ndarray, until: int) -> list[int]:
-        """The midnights to sweep at: from the owned partitions' earliest sweep to ``until``."""
+    def _ticks(self, effective: np.ndarray, until: int) -> list[int]:
+        """The sweep passes to run: from the owned partitions' earliest to ``until``.
+
+        ``until`` covers every midnight the released records cross (the caller
+        releases records only up to where every pass before them can be run).
+        """
         if not self.owned:
             return []
         start = min(self.swept_at(p) for p in self.owned)
         if start == NO_TIME:  # no bootstrap cutoff to start from: the first records' day
             if not len(effective):
                 return []
-            start = day_start(int(effective[0]))
+            start = self.ticks.final(day_start(int(effective[0])))
         if len(effective):
-            until = max(until, day_start(int(effective[-1])))
-        return list(range(start + MICROS_PER_DAY, until + 1, MICROS_PER_DAY)) if until != NO_TIME else []
+            until = max(until, self.ticks.final(day_start(int(effective[-1]))))
+        return self.ticks.between(start, until) if until != NO_TIME else []
 
     def _drop_repeats(self, records: Records, seen: set[str], commits: dict[int, PartitionCommit]) -> np.ndarray:
         """The lines to apply: an event id already applied, or earlier in the step, is a repeat (dropped).
@@ -287,7 +301,7 @@ class Processor:
     def _day(self, lines: StepLines, commits: dict[int, PartitionCommit]) -> None:
         if not len(lines.slots):
             return
-        self._use_centroids(day_start(int(lines.effective[0])))
+        self._use_centroids(self.ticks.final(day_start(int(lines.effective[0]))))
         order = np.lexsort((np.arange(len(lines.slots)), lines.effective, lines.slots))
         sorted_slots, sorted_times = lines.slots[order], lines.effective[order]
         new_moment = np.r_[True, (sorted_slots[1:] != sorted_slots[:-1]) | (sorted_times[1:] != sorted_times[:-1])]
@@ -443,29 +457,55 @@ class Processor:
         commits[partition].count(f"changes_{reason}")
 
     # -- the daily sweep --------------------------------------------------------------------------
-    def _sweep(self, boundary: int, commits: dict[int, PartitionCommit]) -> None:
-        """Move the customers of every owned partition not swept yet to ``boundary`` (a midnight), assign them to
-        the centroids of the day before, count them, and publish confirmed inactivity switches."""
+    def _sweep(self, tick: int, commits: dict[int, PartitionCommit]) -> None:
+        """One pass of a midnight's sweep over the owned partitions not past it yet.
+
+        Every customer is moved to the midnight and assigned to the centroids of the
+        pass before; its partition's statistics are counted from that. Only the last
+        pass decides: it stores the segments, and publishes confirmed inactivity
+        switches.
+        """
         started = time.perf_counter()
-        scope = sorted(p for p in self.owned if self.swept_at(p) < boundary)
+        scope = sorted(p for p in self.owned if self.swept_at(p) < tick)
         if not scope:
             return
-        self._use_centroids(boundary - MICROS_PER_DAY)
+        midnight = day_start(tick)
+        self._use_centroids(self.ticks.previous(tick))
         centroids = self.model.centroids
         book = self.book
         rows = np.flatnonzero(np.isin(book.partition[: len(book)], scope))
         rows = rows[scoreable(book.aggregates, rows)]
-        features = features_matrix(book.aggregates, rows, np.full(len(rows), boundary))
+        features = features_matrix(book.aggregates, rows, np.full(len(rows), midnight))
         vectors = self.model.vectors(features)
-        before = self.model.rows(book.segment[rows])
         step = day_step(vectors, book.partition[rows].astype(np.int64), scope, centroids)
-        moved = np.flatnonzero(step.rows != before)
-        book.segment[rows[moved]] = self.model.ids(step.rows[moved])
-        book.as_of[rows[moved]] = boundary
+        for partition, stats in step.own.items():
+            self._keep_statistics(partition, tick, stats, commits[partition])
+        if self.ticks.is_final(tick):
+            self._decide_at_midnight(midnight, rows, features, vectors, step.rows, centroids, commits)
+            for partition in scope:
+                commits[partition].count("sweeps")
+        self.sweep_seconds.append(time.perf_counter() - started)
+
+    def _decide_at_midnight(
+        self,
+        midnight: int,
+        rows: np.ndarray,
+        features: np.ndarray,
+        vectors: np.ndarray,
+        assigned: np.ndarray,
+        centroids: np.ndarray,
+        commits: dict[int, PartitionCommit],
+    ) -> None:
+        """The last pass's assignment becomes the customers' segments; inactivity switches are confirmed."""
+        book = self.book
+        before = self.model.rows(book.segment[rows])
+        moved = np.flatnonzero(assigned != before)
+        book.segment[rows[moved]] = self.model.ids(assigned[moved])
+        book.as_of[rows[moved]] = midnight
         book.mark(rows[moved], DECISION)
         published = book.published[rows]
         published_rows = self.model.rows(published)
-        distance = distance_to(vectors, centroids, np.maximum(step.rows, 0))
+        distance = distance_to(vectors, centroids, np.maximum(assigned, 0))
         to_published = distance_to(vectors, centroids, np.maximum(published_rows, 0))
         margin = np.where(published_rows >= 0, to_published - distance, np.inf)
         pending_before = Pending(book.pending_segment[rows], book.pending_count[rows])
@@ -475,7 +515,7 @@ class Processor:
             margin,
             pending_before,
             book.published_at[rows],
-            boundary,
+            midnight,
         )
         changed = (pending.segment != pending_before.segment) | (pending.count != pending_before.count)
         book.pending_segment[rows] = pending.segment
@@ -483,32 +523,31 @@ class Processor:
         book.mark(rows[changed], PENDING)
         for i in np.flatnonzero(publish).tolist():
             row = int(rows[i])
-            book.as_of[row] = boundary
-            self._publish(row, "inactivity", boundary, features[i], float(margin[i]), commits)
-        for partition, stats in step.own.items():
-            self._keep_statistics(partition, boundary, stats, commits[partition])
-            commits[partition].count("sweeps")
+            book.as_of[row] = midnight
+            self._publish(row, "inactivity", midnight, features[i], float(margin[i]), commits)
         for partition, n_moved in zip(*np.unique(book.partition[rows[moved]], return_counts=True), strict=True):
             commits[int(partition)].count("sweep_moves", int(n_moved))
-        self.sweep_seconds.append(time.perf_counter() - started)
 
-    def _keep_statistics(self, partition: int, boundary: int, stats: Statistics, commit: PartitionCommit) -> None:
-        """A partition's statistics at ``boundary``: in memory for the next days, into Redis with the commit."""
+    def _keep_statistics(self, partition: int, tick: int, stats: Statistics, commit: PartitionCommit) -> None:
+        """A partition's statistics after sweep pass ``tick``: kept for the next passes, and written with the commit."""
         kept = self.own_stats.setdefault(partition, {})
-        kept[boundary] = stats
-        for day in [day for day in kept if day < boundary - KEPT_DAYS * MICROS_PER_DAY]:
-            del kept[day]
+        kept[tick] = stats
+        oldest = tick - KEPT_DAYS * MICROS_PER_DAY
+        for old in [old for old in kept if old < oldest]:
+            del kept[old]
         mapping = stats.to_mapping(self.model.segment_ids.tolist()) | {
-            AS_OF_FIELD: iso(boundary),
+            AS_OF_FIELD: iso(day_start(tick)),
             VERSION_FIELD: str(self.model.version),
         }
-        commit.stats = mapping
-        commit.day_stats[event_day(boundary)] = mapping
-        commit.day_stats_drop.append(event_day(boundary - KEPT_DAYS * MICROS_PER_DAY))
-        commit.swept = boundary
-        self.swept[partition] = boundary
-        if boundary == self.centroids_day:
-            self.centroids_day = NO_TIME
+        if self.ticks.is_final(tick):
+            commit.stats = mapping
+        commit.day_stats[tick] = mapping
+        forgotten = day_start(oldest)
+        commit.day_stats_drop.extend(forgotten + n for n in range(1, self.ticks.passes + 1))
+        commit.swept = tick
+        self.swept[partition] = tick
+        if tick == self.centroids_tick:
+            self.centroids_tick = NO_TIME
 
     # -- writing ---------------------------------------------------------------------------------
     def finish(self, commits: dict[int, PartitionCommit]) -> None:
@@ -612,7 +651,7 @@ class Processor:
             self.model = model
             self.fallback = None
             self.own_stats = {}
-            self.centroids_day = NO_TIME
+            self.centroids_tick = NO_TIME
             self.model.centroids = model.initial.copy()
         scope = sorted(self.owned if partitions is None else set(partitions))
         book = self.book
@@ -639,8 +678,9 @@ class Processor:
         for partition in scope:
             # The new version's statistics where the partition stands: its customers at its last midnight.
             swept = self.swept_at(partition)
-            members = rows[(book.partition[rows] == partition) & (book.aggregates.first_purchase[rows] <= swept)]
-            at_midnight = self.model.vectors(features_matrix(book.aggregates, members, np.full(len(members), swept)))
+            midnight = day_start(swept)
+            members = rows[(book.partition[rows] == partition) & (book.aggregates.first_purchase[rows] <= midnight)]
+            at_midnight = self.model.vectors(features_matrix(book.aggregates, members, np.full(len(members), midnight)))
             step = day_step(at_midnight, np.full(len(members), partition, dtype=np.int64), [partition], centroids)
             self._keep_statistics(partition, swept, step.own[partition], commits[partition])
             commits[partition].count("model_switch_rescored", len(members))
@@ -655,4 +695,4 @@ class Processor:
             self.generations.pop(partition, None)
             self.swept.pop(partition, None)
             self.own_stats.pop(partition, None)
-        self.centroids_day = NO_TIME
+        self.centroids_tick = NO_TIME

@@ -100,7 +100,7 @@ class StepReads:
     invoices: set[tuple[str, str]]
     bought: set[tuple[str, str]]
     model_version: int | None
-    day_stats: dict[tuple[int, int], dict[str, str]]  # (partition, midnight) -> its statistics there
+    day_stats: dict[tuple[int, int], dict[str, str]]  # (partition, sweep tick) -> its statistics after it
     model_stats: dict[str, str]
 
 
@@ -160,25 +160,27 @@ class StepReader:
         self.keys = keys
         self._ask = client.register_script(_ASK)
 
-    def progress(self, partitions: Iterable[int]) -> dict[int, int]:
-        """Midnight of each partition's last daily sweep (NO_TIME before any): how far other workers are."""
+    def progress(self, partitions: Iterable[int]) -> dict[int, tuple[int, int]]:
+        """Each partition's last sweep: its midnight (NO_TIME before any) and pass (0 if not recorded)."""
         numbers = sorted(partitions)
         pipe = self.client.pipeline(transaction=False)
         for partition in numbers:
-            pipe.hget(self.keys.checkpoint(partition), "swept")
-        swept = pipe.execute()
-        return {p: to_micros(datetime.fromisoformat(v)) if v else NO_TIME for p, v in zip(numbers, swept, strict=True)}
+            pipe.hmget(self.keys.checkpoint(partition), "swept", "pass")
+        out = {}
+        for partition, (swept, sweep_pass) in zip(numbers, pipe.execute(), strict=True):
+            out[partition] = (to_micros(datetime.fromisoformat(swept)) if swept else NO_TIME, int(sweep_pass or 0))
+        return out
 
     def read(self, records: Records, day_stats: Iterable[tuple[int, int]], landing: Landing) -> StepReads:
-        """One round trip for everything the step needs to know; ``day_stats``: (partition, midnight) wanted."""
+        """One round trip for everything the step needs to know; ``day_stats``: (partition, sweep tick) wanted."""
         keys = self.keys
         questions = _questions(keys, records)
         pipe = self.client.pipeline(transaction=False)
         pipe.get(keys.model_current)
         pipe.hgetall(keys.model_stats)
         wanted = sorted(day_stats)
-        for partition, day in wanted:
-            pipe.hgetall(keys.day_stats(partition, event_day(day)))
+        for partition, tick in wanted:
+            pipe.hgetall(keys.sweep_stats(partition, tick))
         asked = sorted(questions.items())
         for _, question in asked:
             self._ask(keys=question.keys, args=[question.payload()], client=pipe)

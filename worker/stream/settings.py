@@ -37,6 +37,13 @@ class WorkerSettings(BaseSettings):
         description="an inactivity-driven switch also waits until the published segment is more than this many "
         "event-days old (purchases and cancellations switch at once)",
     )
+    sweep_passes: int = Field(
+        2,
+        ge=1,
+        le=10,
+        description="Lloyd passes of each daily sweep over all customers; every partition finishes a pass before "
+        "any worker starts the next, so more passes mean more waiting between workers (README, Event time)",
+    )
     dedup_retention_days: int = Field(
         7,
         ge=1,
