@@ -542,7 +542,11 @@ class Processor:
         if self.ticks.is_final(tick):
             commit.stats = mapping
         commit.day_stats[tick] = mapping
+        # Redis keeps the passes of the last KEPT_DAYS days only, whatever the batching: a
+        # commit that sweeps many days writes only those, and drops the day that fell out.
         forgotten = day_start(oldest)
+        for old in [old for old in commit.day_stats if day_start(old) <= forgotten]:
+            del commit.day_stats[old]
         commit.day_stats_drop.extend(forgotten + n for n in range(1, self.ticks.passes + 1))
         commit.swept = tick
         self.swept[partition] = tick

@@ -182,9 +182,13 @@ class StepReader:
         for partition, tick in wanted:
             pipe.hgetall(keys.sweep_stats(partition, tick))
         asked = sorted(questions.items())
-        for _, question in asked:
+        # A cluster pipeline refuses scripts (redis-py): there each partition's script is its own call.
+        clustered = isinstance(self.client, redis.RedisCluster)
+        for _, question in [] if clustered else asked:
             self._ask(keys=question.keys, args=[question.payload()], client=pipe)
         replies = pipe.execute()
+        if clustered:
+            replies += [self._ask(keys=question.keys, args=[question.payload()]) for _, question in asked]
         version, model_stats = replies[0], replies[1]
         stats = {entry: raw for entry, raw in zip(wanted, replies[2 : 2 + len(wanted)], strict=True) if raw}
         seen, invoices, bought = set(landing.event_ids), set(landing.invoices), set(landing.bought)
