@@ -89,11 +89,16 @@ def _rerun(settings: Settings, dataset: Path, workdir: Path, label: str, workers
     _bootstrap(fresh, dataset, workdir / label)
     env = os.environ | as_environment(fresh) | {"SEG_WORKER_BATCH_MAX_RECORDS": str(batch)}
     group = f"bench-{uuid.uuid4().hex}"
-    children = [
-        subprocess.Popen([*WORKER, group], env=env, cwd=ROOT, stdout=subprocess.DEVNULL) for _ in range(workers)
-    ]
-    if any(child.wait() != 0 for child in children):
-        raise RuntimeError(f"a worker of the {label} run failed")
+    logs = [workdir / label / f"worker{n}.log" for n in range(workers)]
+    children = []
+    for log in logs:
+        with log.open("wb") as sink:
+            children.append(subprocess.Popen([*WORKER, group], env=env, cwd=ROOT, stdout=sink, stderr=sink))
+    codes = [child.wait() for child in children]
+    for code, log in zip(codes, logs, strict=True):
+        if code != 0:
+            tail = "\n".join(log.read_text().splitlines()[-15:])
+            raise RuntimeError(f"a worker of the {label} run exited with {code}:\n{tail}")
     return fresh
 
 
