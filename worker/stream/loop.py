@@ -252,10 +252,12 @@ class Worker:
             processor.generations[partition] = owned.generation
             parts.outbox.drain(partition)
             loaded += load_partition(parts.redis, self.keys, partition, processor.book)
-            clock = max(owned.clock if owned.clock != NO_TIME else self.cutoff, day_start(owned.swept))
-            owned = Owned(owned.epoch, owned.generation, owned.offset, clock, owned.swept)
+            stored = owned.clock if owned.clock != NO_TIME else self.cutoff
+            owned = Owned(owned.epoch, owned.generation, owned.offset, stored, owned.swept)
             self.owned[partition] = owned
-            self.aligner.own(partition, max(owned.offset, 0), clock)
+            # Records before its last sweep's midnight are all applied: the partition's time is there at
+            # least. The stored clock stays the start of the next expiry (day sets between the two too).
+            self.aligner.own(partition, max(owned.offset, 0), max(stored, day_start(owned.swept)))
             processor.own_loaded(partition, owned.swept, self._stored_statistics(partition, owned.swept))
         processor.owned |= partitions
         processor.use_fallback(parts.redis.hgetall(self.keys.model_stats))
