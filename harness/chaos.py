@@ -343,6 +343,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{name}: FAILED: {exc}", flush=True)
                 continue
             row = compare(name, expected, observe(run.settings, run.client), time.monotonic() - started, **options)
+            (run.logs / "differences.txt").write_text("".join(f"{line}\n" for line in row.details))
             rows.append(row)
             print(table([row]).splitlines()[1], flush=True)
     print()

@@ -23,7 +23,7 @@ the order a consumer reads it, and the worker's dead letters. Against the calm r
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import orjson
 import redis
@@ -63,6 +63,7 @@ class Row:
     dead_letters: int
     expected_dead_letters: int
     seconds: float
+    details: list[str] = field(default_factory=list, compare=False)  # what differs, for the scenario's log
 
     @property
     def clean(self) -> bool:
@@ -128,7 +129,8 @@ def compare(
         mine, theirs = _without(mine, "offset", "checkpoint"), _without(theirs, "offset", "checkpoint")
     if generations_differ:
         mine, theirs = _without(mine, "seq", "customer:"), _without(theirs, "seq", "customer:")
-    mismatched = sum(1 for key in mine.keys() | theirs.keys() if mine.get(key) != theirs.get(key))
+    differing = sorted(key for key in mine.keys() | theirs.keys() if mine.get(key) != theirs.get(key))
+    details = [f"key {key}: calm {mine.get(key)!r} | run {theirs.get(key)!r}" for key in differing]
     customers = {key.rpartition(":")[2] for key in mine.keys() | theirs.keys() if ":customer:" in key}
 
     seen: dict[tuple[str, int], bytes] = {}
@@ -161,6 +163,8 @@ def compare(
         wanted, have = Counter(expected.get(customer, [])), Counter(first_time)
         missing += sum((wanted - have).values())
         extra += sum((have - wanted).values())
+        details += [f"missing {payload.decode()}" for payload in wanted - have]
+        details += [f"extra {payload.decode()}" for payload in have - wanted]
         if not (wanted - have) and not (have - wanted) and first_time != expected.get(customer, []):
             out_of_sequence += 1  # the same changes, in another order
 
@@ -172,7 +176,7 @@ def compare(
     return Row(
         scenario,
         len(customers),
-        mismatched,
+        len(differing),
         missing,
         extra,
         duplicated,
@@ -183,4 +187,5 @@ def compare(
         len(run.dead_letters),
         expected_dead_letters,
         seconds,
+        details,
     )
