@@ -139,9 +139,16 @@ def test_a_broker_restart_mid_stream_loses_no_change(
         own = isolated_settings(broker.bootstrap_servers, redis_url, "restart")
         prepare_simulated(own, redis_client, tmp_path, STREAM_DAYS)
         worker = Worker(own, WorkerSettings(group_id=f"g-{own.redis.key_prefix}", publish_timeout_s=2.0, **FAST))
-        thread = _while_running(worker, 3, lambda: broker.restart(down_s=3.0))
+        restarted_at: list[int] = []
+
+        def restart() -> None:
+            restarted_at.append(worker.batches)
+            broker.restart(down_s=3.0)
+
+        thread = _while_running(worker, 3, restart)
         worker.run(until_caught_up=True)
         thread.join()
+        assert restarted_at[0] < worker.batches, "the restart fell in the middle of the stream"
         got_state = state(redis_client, Keys(own.redis.key_prefix), own.topics.partitions)
         assert differences(expected_state, got_state, settings.redis.key_prefix, own.redis.key_prefix) == []
         assert unique_changes(own) == expected_changes
