@@ -6,6 +6,7 @@ run``), against a real Tansu broker and real ``redis-server`` processes started 
 The calm run streams them once with nothing happening; then each scenario streams
 the same lines again into a fresh state and topics of its own, under its fault:
 
+* none: the calm run again, the control;
 * 10 SIGKILLs of the worker at random moments (a new worker each time);
 * three workers, one SIGKILLed and, once its partitions moved, one SIGTERMed;
 * a Redis restart (AOF ``everysec``, clean shutdown) mid-stream;
@@ -148,6 +149,13 @@ def _alone(run: Run, fault: Callable[[Run], None]) -> None:
 def calm(services: Services) -> Run:
     run = _prepare(services, "calm")
     services.invoices, services.sent = run.settings.topics.invoices, run.sent
+    _alone(run, lambda run: None)
+    return run
+
+
+def control(services: Services) -> Run:
+    """The calm run again: what any difference in the other rows is measured against."""
+    run = _prepare(services, "control")
     _alone(run, lambda run: None)
     return run
 
@@ -306,6 +314,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="*", help="scenario names to run (default: all)")
     args = parser.parse_args(argv)
     scenarios: list[tuple[str, Callable[[Services], Run], Allowed]] = [
+        ("calm again (control)", control, {}),
         (f"{KILLS} SIGKILLs (seed {args.seed})", lambda s: sigkills(s, args.seed), {}),
         ("3 workers: KILL + TERM", three_workers, {}),
         ("Redis restart (AOF)", redis_restart, {}),
