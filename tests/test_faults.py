@@ -37,7 +37,7 @@ from shared.redis_client import make_redis
 from shared.settings import RedisSettings, Settings, as_environment, isolated_settings
 from shared.state.keys import Keys
 from shared.state.layout import partition_count
-from tests.faults import one_killed_one_stopped, power_loss, zombie
+from tests.faults import Landed, one_killed_one_stopped, power_loss, zombie
 from tests.pipeline import (
     ROOT,
     applied,
@@ -60,6 +60,16 @@ def _calm(settings: Settings, client: redis.Redis, tmp_path: Path) -> tuple[dict
     prepare_simulated(settings, client, tmp_path / "calm", STREAM_DAYS)
     run_worker(settings, **FAST)
     return state(client, Keys(settings.redis.key_prefix), settings.topics.partitions), unique_changes(settings)
+
+
+def _second_stream(
+    settings: Settings, client: redis.Redis, tmp_path: Path, label: str
+) -> tuple[Settings, Keys, int, Landed]:
+    """The calm run's stream again, for worker processes: its settings, keys, records sent, and a progress probe."""
+    own = isolated_settings(settings.kafka.bootstrap_servers, settings.redis.url, label)
+    keys = Keys(own.redis.key_prefix)
+    sent = prepare_simulated(own, client, tmp_path, STREAM_DAYS)
+    return own, keys, sent, lambda: applied(client, keys, own.topics.partitions)
 
 
 def _while_running(worker: Worker, after_batches: int, action: Callable[[], None]) -> threading.Thread:
@@ -104,10 +114,7 @@ def test_a_zombie_worker_writes_nothing_once_another_took_over(
     settings: Settings, redis_client: redis.Redis, tmp_path: Path
 ) -> None:
     expected_state, expected_changes = _calm(settings, redis_client, tmp_path)
-    own = isolated_settings(settings.kafka.bootstrap_servers, settings.redis.url, "zombie")
-    keys = Keys(own.redis.key_prefix)
-    sent = prepare_simulated(own, redis_client, tmp_path, STREAM_DAYS)
-    landed = lambda: applied(redis_client, keys, own.topics.partitions)  # noqa: E731
+    own, keys, sent, landed = _second_stream(settings, redis_client, tmp_path, "zombie")
     processes = zombie(own, f"g-{keys.prefix}", tmp_path, landed, sent, **WORKER)
     _exited_cleanly(processes, ["first.log", "second.log"], tmp_path)
     assert "rejoining" in (tmp_path / "first.log").read_text(), "the first worker was never fenced"
@@ -120,10 +127,7 @@ def test_three_workers_one_killed_one_stopped_end_as_a_calm_run(
     settings: Settings, redis_client: redis.Redis, tmp_path: Path
 ) -> None:
     expected_state, expected_changes = _calm(settings, redis_client, tmp_path)
-    own = isolated_settings(settings.kafka.bootstrap_servers, settings.redis.url, "three")
-    keys = Keys(own.redis.key_prefix)
-    sent = prepare_simulated(own, redis_client, tmp_path, STREAM_DAYS)
-    landed = lambda: applied(redis_client, keys, own.topics.partitions)  # noqa: E731
+    own, keys, sent, landed = _second_stream(settings, redis_client, tmp_path, "three")
     workers = one_killed_one_stopped(own, f"g-{keys.prefix}", tmp_path, landed, sent, **WORKER)
     assert workers[0].returncode == -signal.SIGKILL
     _exited_cleanly(workers[1:], ["worker-1.log", "worker-2.log"], tmp_path)
