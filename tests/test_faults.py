@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-import pytest
 import redis
 
 from harness.compare import differences, state, unique_changes
@@ -126,13 +125,8 @@ def test_three_workers_one_killed_one_stopped_end_as_a_calm_run(
     _exited_cleanly(workers[1:], ["worker-1.log", "worker-2.log"], tmp_path)
     got = state(redis_client, keys, own.topics.partitions)
     differ = differences(expected_state, got, settings.redis.key_prefix, keys.prefix)
-    stale = [key for key in differ if ":seen:" in key or ":guest-invoices:" in key]
-    assert [key for key in differ if key not in stale] == []
+    assert differ == []
     assert unique_changes(own) == expected_changes
-    if stale:
-        # Every decision, aggregate and change equals the calm run's; what is left are day sets
-        # the calm run expired and the moved partitions' new owners never did (see the chaos table).
-        pytest.xfail(f"known worker bug: {len(stale)} expired dedup/guest day sets left, e.g. {stale[0]}")
 
 
 def test_a_broker_restart_mid_stream_loses_no_change(

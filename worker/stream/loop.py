@@ -850,6 +850,8 @@ def _has_content(commit: PartitionCommit) -> bool:
         or commit.guest_lines
         or commit.stats
         or commit.day_stats
+        or commit.seen_drop
+        or commit.guest_drop
         or commit.changes
         or commit.observations
         or commit.dead_letters
