@@ -290,8 +290,7 @@ class Worker:
         assert processor is not None
         if swept == NO_TIME:
             return {}
-        ticks = [processor.ticks.previous(processor.ticks.previous(swept)), processor.ticks.previous(swept), swept]
-        return self._statistics_at([(partition, tick) for tick in ticks])
+        return self._statistics_at([(partition, tick) for tick in processor.kept_ticks(swept)])
 
     def _statistics_at(self, wanted: list[tuple[int, int]]) -> dict[int, DayStatistics]:
         parts, processor = self.parts, self.processor
@@ -444,9 +443,14 @@ class Worker:
             self._take(partition, fetched, commits[partition])
         remote = self._remote_progress()
         limit = self._records_limit(remote)
+        cap = processor.sweep_cap()
+        if cap is not None:  # records after the last midnight this step may sweep wait for the next step
+            limit = min(limit, day_start(cap) + MICROS_PER_DAY)
         released = self.aligner.release(flush, limit)
         self.waiting = limit != NEVER and self.aligner.held()
         sweep_until = self._sweep_until(flush, remote)
+        if cap is not None:
+            sweep_until = min(sweep_until, cap)
         first = min(processor.swept_at(p) for p in self.owned)
         needed = [first, *processor.ticks.between(first, sweep_until)] if first != NO_TIME else []
         wanted = [(q, tick) for q in remote for tick in needed]

@@ -51,7 +51,12 @@ from worker.stream.grouping import groups
 from worker.stream.reads import StepReads, day_key, event_day
 
 GENERATION_SPAN = 1_000_000_000  # sequence numbers of one generation (README: Redis rollback)
-KEPT_DAYS = 3  # a partition's statistics are kept this many days of passes back (workers are a pass apart at most)
+# A step's partitions land one after another, so a worker killed in between leaves some of them
+# up to the days that step swept behind the others; to catch up they need the others' statistics
+# of those days. So a step sweeps at most STEP_DAYS midnights, and each partition's statistics
+# after every pass are kept KEPT_DAYS days back (in memory and in Redis).
+KEPT_DAYS = 8
+STEP_DAYS = KEPT_DAYS - 1
 
 
 def _kind_codes(records: Records) -> np.ndarray:
@@ -156,6 +161,17 @@ class Processor:
     @property
     def base_tick(self) -> int:
         return self.ticks.final(self.base) if self.base != NO_TIME else NO_TIME
+
+    def sweep_cap(self) -> int | None:
+        """The last sweep pass this step may run (see STEP_DAYS); None before any time is known."""
+        if not self.owned:
+            return None
+        first = min(self.swept_at(p) for p in self.owned)
+        return None if first == NO_TIME else self.ticks.final(day_start(first) + STEP_DAYS * MICROS_PER_DAY)
+
+    def kept_ticks(self, swept: int) -> list[int]:
+        """The passes whose statistics a partition swept up to ``swept`` keeps (oldest first)."""
+        return [*self.ticks.between(self.ticks.final(day_start(swept) - KEPT_DAYS * MICROS_PER_DAY), swept)]
 
     def swept_at(self, partition: int) -> int:
         """The tick of the partition's last sweep pass (the bootstrap's day before any)."""
