@@ -3,7 +3,7 @@
 A family's :class:`IncidentMachine` decides when that family is in alarm:
 
 * **open** after ``open_after`` consecutive evaluations above the threshold (ratio > 1);
-* **update** while open and above its own threshold, when its severity changed or
+* **update** while open and above its own threshold, when its severity rose or
   ``update_interval_days`` event days passed since its last alert;
 * **closed** after ``close_after`` consecutive evaluations below
   ``close_ratio``·threshold: hysteresis, so a value hovering at the threshold
@@ -85,9 +85,10 @@ class IncidentMachine:
     """The incident state of one monitor; JSON-able through :meth:`state_dict`.
 
     An ``update`` is sent only while the family is above its own threshold, and only
-    when its severity changed (once ``severity_hold_days`` passed since its last alert)
-    or ``update_interval_days`` passed: a family hovering below its level stays quiet
-    until it closes.
+    when its severity rose (once ``severity_hold_days`` passed since its last alert)
+    or ``update_interval_days`` passed (then with the severity of the moment): a
+    family hovering below its level stays quiet until it closes, and one flickering
+    between warning and critical sends one update, not one per flicker.
     """
 
     monitor: str
@@ -122,8 +123,9 @@ class IncidentMachine:
         if ratio <= 1.0:
             return None
         since = (at - datetime.fromisoformat(self.last_alert)).total_seconds() / 86_400.0 if self.last_alert else 1e9
-        moved = severity != self.severity and since >= self.settings.severity_hold_days
-        if moved or since >= self.settings.update_interval_days:
+        # Severity rising is news; falling back (still above the threshold) waits for the interval.
+        rose = LEVELS.index(severity) > LEVELS.index(self.severity) and since >= self.settings.severity_hold_days
+        if rose or since >= self.settings.update_interval_days:
             self.severity = severity
             return self._sent("update", at)
         return None
