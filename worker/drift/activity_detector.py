@@ -10,11 +10,7 @@ monitor watches the customers themselves, per completed event day:
 * **expected** = their invoices in that history × ``activity_window_days`` / history days,
   **observed** = their invoices in the last ``activity_window_days``;
 * statistic = log(expected / observed) (with +1 on both sides, so a silent window
-  stays finite): 0 when loyal customers keep their pace, positive when they stop;
-* a second statistic counts customers, not invoices: the share of loyal customers
-  without any invoice in the recent window, minus the share expected at each one's
-  own pace (Poisson). A wholesaler's busy fortnight moves the first, not this one,
-  so it sees many ordinary customers leaving sooner.
+  stays finite): 0 when loyal customers keep their pace, positive when they stop.
 
 The statistic is compared with its null distribution, calibrated by
 :func:`~worker.drift.calibration.activity_from_invoices` on the reference invoices:
@@ -44,18 +40,14 @@ from worker.drift.statistics import Threshold
 
 MONITOR = "customer_activity"
 STATISTIC = "loyal_invoice_rate"
-SILENT = "loyal_customers_silent"
 
 
 class ActivityReference(BaseModel):
-    """Null mean and σ of both statistics, their alert levels, and the reference's last days of purchases."""
+    """Null mean and σ of the statistic, its alert level, and the reference's last days of purchases."""
 
     mean: float
     scale: float
     threshold: Threshold
-    silent_mean: float
-    silent_scale: float
-    silent_threshold: Threshold
     history: dict[str, list[list[int]]]  # customer -> [[day ordinal, invoices], ...], the last days of the reference
 
 
@@ -177,14 +169,7 @@ class ActivityMonitor:
             events=sum(n for d, n in self.day_totals.items() if d >= window_start),
             customers=loyal,
         )
-        reference = self.reference
-        excess = (silent - silent_expected) / loyal
-        silent_z = (excess - reference.silent_mean) / reference.silent_scale
-        checks = [
-            Check("z-score", STATISTIC, z, threshold.value, threshold.source),
-            Check("z-score", SILENT, silent_z, reference.silent_threshold.value, reference.silent_threshold.source),
-        ]
-        check = max(checks, key=lambda item: item.ratio)
+        check = Check("z-score", STATISTIC, z, threshold.value, threshold.source)
         return Evaluation(
             MONITOR, check, window, _contributions(loyal, expected, recent_total, silent, silent_expected, settings)
         )

@@ -146,7 +146,7 @@ def from_snapshot(snapshot: ModelSnapshot, settings: DriftSettings) -> InvoiceRe
 
 
 def _null_series(counts: np.ndarray, settings: DriftSettings) -> np.ndarray:
-    """Both statistics at every day of a customers × days count matrix with a full history (days × 2)."""
+    """The statistic at every day of a customers × days count matrix that has a full history."""
     history, window = settings.activity_history_days, settings.activity_window_days
     cumulative = np.concatenate([np.zeros((counts.shape[0], 1)), np.cumsum(counts, axis=1)], axis=1)
     values = []
@@ -154,12 +154,10 @@ def _null_series(counts: np.ndarray, settings: DriftSettings) -> np.ndarray:
         past = cumulative[:, end - window] - cumulative[:, end - window - history]
         loyal = past >= settings.activity_min_invoices
         if loyal.sum() < settings.activity_min_customers:
-            values.append((np.nan, np.nan))
+            values.append(np.nan)
             continue
         recent = cumulative[:, end] - cumulative[:, end - window]
-        expected_silent = np.exp(-past[loyal] * window / history).sum()
-        silent_excess = ((recent[loyal] == 0).sum() - expected_silent) / loyal.sum()
-        values.append((shortfall(recent[loyal].sum(), past[loyal].sum() * window / history), silent_excess))
+        values.append(shortfall(recent[loyal].sum(), past[loyal].sum() * window / history))
     return np.asarray(values)
 
 
@@ -182,15 +180,16 @@ def activity_from_invoices(reference: pd.DataFrame, settings: DriftSettings) -> 
         for _ in range(settings.null_replays)
     ]
     pooled = np.concatenate(series)
-    means, scales = np.nanmean(pooled, axis=0), np.nanstd(pooled, axis=0, ddof=1)
-    scales = np.where(scales > 0, scales, 1.0)
+    mean, scale = float(np.nanmean(pooled)), float(np.nanstd(pooled, ddof=1)) or 1.0
     null = [
-        NullSeries(np.nan_to_num((values - means) / scales, nan=-np.inf), np.arange(1.0, len(values) + 1), len(values))
+        NullSeries(
+            np.nan_to_num((values - mean) / scale, nan=-np.inf)[:, None],
+            np.arange(1.0, len(values) + 1),
+            float(len(values)),
+        )
         for values in series
     ]
     result = calibrate(null, settings.activity_open_after, settings.expected_run_days, settings.null_quantile)
-    thresholds = result.thresholds()
-    source = _source("the reference's trading days", result, settings)
     last = days.max().date()
     first = last - timedelta(days=settings.activity_history_days + settings.activity_window_days - 1)
     recent = reference[days.dt.date >= first]
@@ -199,12 +198,11 @@ def activity_from_invoices(reference: pd.DataFrame, settings: DriftSettings) -> 
     for (customer, day), count in Counter(pairs).items():
         history[str(customer)].append([day.toordinal(), count])
     return ActivityReference(
-        mean=float(means[0]),
-        scale=float(scales[0]),
-        threshold=Threshold(value=thresholds[0], source=source),
-        silent_mean=float(means[1]),
-        silent_scale=float(scales[1]),
-        silent_threshold=Threshold(value=thresholds[1], source=source),
+        mean=mean,
+        scale=scale,
+        threshold=Threshold(
+            value=result.thresholds()[0], source=_source("the reference's trading days", result, settings)
+        ),
         history={customer: sorted(rows) for customer, rows in history.items()},
     )
 
