@@ -110,7 +110,8 @@ def scored(snapshot: ModelSnapshot, lines: pd.DataFrame) -> pd.DataFrame:
         for line in group.itertuples(index=False):
             invoice_line = InvoiceLine(
                 event_id=invoice_no, invoice_no=invoice_no, customer_id=customer, stock_code=line.stock_code,
-                quantity=line.quantity, country=line.country, invoice_date=line.invoice_date, unit_price=line.unit_price,
+                quantity=line.quantity, country=line.country, invoice_date=line.invoice_date,
+                unit_price=line.unit_price,
             )  # fmt: skip
             apply_line(aggregate, invoice_line, membership)
         moment = group["invoice_date"].iloc[0]
@@ -301,7 +302,9 @@ def score(alerts: list[DriftAlert], invoices: pd.DataFrame, start: datetime, end
 
 def _row(name: str, outcomes: list[Outcome], drifted: bool) -> dict[str, object]:
     days = sum(o.no_drift_days for o in outcomes)
-    delays = [(o.delay_days, o.delay_invoices) for o in outcomes if o.delay_days is not None]
+    delays = [
+        (o.delay_days, o.delay_invoices) for o in outcomes if o.delay_days is not None and o.delay_invoices is not None
+    ]
     row: dict[str, object] = {"scenario": name}
     for family in FAMILIES:
         row[f"false/90d {SHORT[family]}"] = round(90 * sum(o.false_incidents[family] for o in outcomes) / days, 2)
@@ -462,12 +465,14 @@ def run(dataset: Path, seeds: tuple[int, ...] = SEEDS) -> dict[str, object]:
     print(_table(lengths))
     seeds_table = seed_rows(data, settings, seeds)
     print(
-        f"\nHeld-out seeds {', '.join(map(str, seeds))}: {STREAM_DAYS}-day replays, episode days {ONSET_DAY}–{REVERT_DAY}"
+        f"\nHeld-out seeds {', '.join(map(str, seeds))}: {STREAM_DAYS}-day replays, "
+        f"episode days {ONSET_DAY}–{REVERT_DAY}"
     )
     print(_table(seeds_table))
     real, year = real_rows(data, settings, seeds)
     print(
-        f"\nReal data: reference < {CUTOFF:%Y-%m-%d}; summer to {SUMMER_END:%Y-%m-%d}; drifts from {REAL_ONSET:%Y-%m-%d}"
+        f"\nReal data: reference < {CUTOFF:%Y-%m-%d}; summer to {SUMMER_END:%Y-%m-%d}; "
+        f"drifts from {REAL_ONSET:%Y-%m-%d}"
     )
     print(_table(real))
     print("\nReal full year, every alert:")
@@ -475,8 +480,8 @@ def run(dataset: Path, seeds: tuple[int, ...] = SEEDS) -> dict[str, object]:
         print(_alert_line(alert))
     elapsed = time.perf_counter() - started
     print(f"\n{elapsed:.0f} s")
-    return {"run_lengths": lengths, "seeds": seeds_table, "real": real, "year": [a.model_dump(mode="json") for a in year],
-            "seconds": elapsed}  # fmt: skip
+    year_json = [alert.model_dump(mode="json") for alert in year]
+    return {"run_lengths": lengths, "seeds": seeds_table, "real": real, "year": year_json, "seconds": elapsed}
 
 
 if __name__ == "__main__":

@@ -21,12 +21,12 @@ Pure Python/numpy, no I/O, deterministic. A new model version means a new engine
 
 from __future__ import annotations
 
+import math
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from shared.contracts.drift_alert import Contribution, DriftAlert
 from shared.contracts.model_snapshot import ModelSnapshot
-from shared.features.scaling import signed_log1p
 from worker.drift import calibration
 from worker.drift.activity_detector import MONITOR as ACTIVITY_MONITOR
 from worker.drift.activity_detector import ActivityMonitor, ActivityReference
@@ -121,7 +121,7 @@ class DriftEngine:
             return [*alerts, *self._incident(self.segments.add(event_time, customer_id, payload))]
         if self.activity is not None:
             self.activity.add(event_time, customer_id)
-        if self.tier.update(float(signed_log1p(payload[0]))):
+        if self.tier.update(math.copysign(math.log1p(abs(payload[0])), payload[0])):  # signed log1p
             self.machines[INVOICE_MONITOR].bump()
         alerts.extend(self._incident(self.invoices.add(event_time, customer_id, payload[0], payload[1])))
         return alerts

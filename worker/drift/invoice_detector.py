@@ -206,7 +206,8 @@ def evaluate_series(reference: InvoiceReference, logged: np.ndarray, lines: np.n
     blocks = []
     for size in reference.windows:
         starts = np.maximum(ends - size, 0)
-        block = window_checks(reference, *(c[ends] - c[starts] for c in cumulative), size)
+        value_counts, line_counts, value_sums, line_sums = (c[ends] - c[starts] for c in cumulative)
+        block = window_checks(reference, value_counts, line_counts, value_sums, line_sums, size)
         block[ends < size] = 0.0
         blocks.append(block)
     return np.hstack(blocks)

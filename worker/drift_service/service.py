@@ -248,7 +248,7 @@ class DriftMonitor:
             )
         if share.model_version == self.engine.context.model_version:
             for row in share.assignments:
-                self.engine.observe_assignment(row.event_time, row.customer_id, row.before, row.after, row.distance)
+                self.engine.observe_assignment(row.event_time, row.customer_id, row.vector)
 
     def _new_engine(self, version: int) -> None:
         """A new model version: its references replace the old (the caller closes the old engine's incidents)."""
