@@ -219,16 +219,22 @@ def segments_from_assignments(
         ids=[segment.id for segment in snapshot.segments],
         names=[segment.name for segment in snapshot.segments],
         centroids=[list(segment.centroid) for segment in snapshot.segments],
+        features=[snapshot.feature_names.index(name) for name in settings.segment_features],
+        feature_names=list(settings.segment_features),
         shares=[],
         threshold=0.0,
         source="",
     )
-    labelled = label_frame(draft, assignments)
+    since = assignments["event_time"].max().normalize() - pd.Timedelta(days=settings.segment_reference_days - 1)
+    labelled = label_frame(draft, assignments[assignments["event_time"] >= since])
     counts = np.bincount(labelled["label"].to_numpy(), minlength=len(draft.ids))
     draft = draft.model_copy(update={"shares": (counts / counts.sum()).tolist()})
     rng = np.random.default_rng(settings.seed)
     checks = segment_checks(draft, settings)
     null = null_series(DayBlocks(labelled), settings, rng, settings.null_replays, settings.segment_step, checks)
     result = calibrate(null, settings.open_after, settings.expected_run_days, settings.null_quantile)
-    what = f"{len(labelled):,} customers scored in the reference window over the v{snapshot.version} centroids"
+    what = (
+        f"{len(labelled):,} customers scored in the last {settings.segment_reference_days} days of the reference "
+        f"window over the v{snapshot.version} centroids by {', '.join(settings.segment_features)}"
+    )
     return draft.model_copy(update={"threshold": result.thresholds()[0], "source": _source(what, result, settings)})

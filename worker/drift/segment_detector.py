@@ -1,12 +1,14 @@
 """Segment-structure monitor: how the scored customers' feature vectors spread over the bootstrap model's centroids.
 
 The live model's centroids move with the stream (incremental k-means), and each
-customer matures (tenure, frequency and spend grow), so the live assignments
-drift on a stationary stream: the earlier monitor fired on every control. This
-one places every scored customer's vector on the **fixed** centroids of the model
-version it watches (the snapshot), and compares the window's shares over them with
-the reference window's, where the reference is the same measure on the customers
-scored in the reference window (what a worker computed there, replayed), by PSI.
+customer matures (tenure, frequency and lifetime spend grow), so the live
+assignments drift on a stationary stream: the earlier monitor fired on every
+control. This one places every scored customer's vector on the **fixed** centroids
+of the model version it watches (the snapshot), by the features that do not mature
+(``segment_features``: average order value, lines per invoice, mean monthly spend),
+and compares the window's shares over them, by PSI, with the same measure on the
+customers scored in the last ``segment_reference_days`` of the reference window
+(what a worker computed there, replayed). Why not all features: see the settings.
 Its level is set by expected run length on day-bootstrap replays of those
 reference assignments (:mod:`worker.drift.run_length`), like every family's.
 """
@@ -29,19 +31,21 @@ STATISTIC = "shares_over_fixed_centroids"
 
 
 class SegmentReference(BaseModel):
-    """Fixed centroids (the snapshot's), their names, the reference shares over them and the calibrated level."""
+    """Fixed centroids (the snapshot's), their names, the features used, the reference shares and the level."""
 
     ids: list[int]
     names: list[str]
     centroids: list[list[float]]
+    features: list[int]  # vector positions by which customers are placed (features that do not mature)
+    feature_names: list[str]
     shares: list[float]
     threshold: float
     source: str
 
     def labels(self, vectors: np.ndarray) -> np.ndarray:
-        """Index of the nearest fixed centroid per vector (rows)."""
-        centroids = np.asarray(self.centroids)
-        distances = ((vectors[:, None, :] - centroids[None, :, :]) ** 2).sum(axis=2)
+        """Index of the nearest fixed centroid per vector (rows), on :attr:`features` only."""
+        centroids = np.asarray(self.centroids)[:, self.features]
+        distances = ((vectors[:, None, self.features] - centroids[None, :, :]) ** 2).sum(axis=2)
         return distances.argmin(axis=1)
 
 
