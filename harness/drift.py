@@ -56,7 +56,7 @@ from worker.drift.activity_detector import ActivityReference
 from worker.drift.invoice_detector import InvoiceReference
 from worker.drift.invoice_table import invoice_table
 from worker.drift.replays import DayBlocks
-from worker.drift.run_length import NullSeries, run_lengths
+from worker.drift.run_length import run_lengths
 from worker.drift.segment_detector import SegmentReference, label_frame
 from worker.segmentation.naming import name_segments
 
@@ -149,7 +149,7 @@ def prepare(dataset: Path, settings: DriftSettings) -> Data:
         invoices=calibration.from_invoices(reference, settings),
         activity=calibration.activity_from_invoices(reference, settings),
         segments=segments,
-        reference_labels=label_frame(segments, reference_assignments),
+        reference_labels=label_frame(segments, calibration.segment_reference_rows(reference_assignments, settings)),
     )
 
 
@@ -393,44 +393,43 @@ def run_length_rows(data: Data, settings: DriftSettings) -> list[dict[str, objec
     """Held-out long replays of the reference: run lengths between openings against the geometric law."""
     long = settings.model_copy(update={"null_days": RUN_LENGTH_DAYS})
     rng = np.random.default_rng(1000)
-    families: dict[str, tuple[list[NullSeries], object, int]] = {}
     checks = calibration.invoice_checks(data.invoices, settings)
-    null = calibration.null_series(
+    invoice = calibration.null_series(
         DayBlocks(data.reference), long, rng, RUN_LENGTH_SEEDS, settings.invoice_step, checks
     )
-    families["invoice"] = (null, _levels(data.invoices.thresholds, settings), settings.open_after)
     checks = calibration.segment_checks(data.segments, settings)
-    null = calibration.null_series(
+    segment = calibration.null_series(
         DayBlocks(data.reference_labels), long, rng, RUN_LENGTH_SEEDS, settings.segment_step, checks
     )
-    families["segment"] = (null, _levels([data.segments.threshold], settings), settings.open_after)
+    raw = calibration.activity_null(data.reference, settings, rng, RUN_LENGTH_SEEDS, RUN_LENGTH_DAYS)
+    activity = [calibration.activity_series(values, data.activity.mean, data.activity.scale) for values in raw]
+    families = {
+        "invoice": (invoice, data.invoices.thresholds, settings.open_after),
+        "activity": (activity, [data.activity.threshold.value], settings.activity_open_after),
+        "segment": (segment, [data.segments.threshold], settings.open_after),
+    }
     rows = []
     expected = settings.expected_run_days
-    for name, (series, level, open_after) in families.items():
-        lengths, censored = run_lengths(series, level, open_after)  # type: ignore[arg-type]
+    quantiles = [0.25, 0.5, 0.75, 0.9]
+    for name, (series, thresholds, open_after) in families.items():
+        lengths, never = run_lengths(series, thresholds, open_after)
         total = RUN_LENGTH_SEEDS * RUN_LENGTH_DAYS
-        quantiles = [0.25, 0.5, 0.75, 0.9]
-        observed = np.quantile(lengths, quantiles) if lengths else [np.nan] * 4
+        observed = np.quantile(lengths, quantiles) if lengths else [np.nan] * len(quantiles)
+        ks = stats.kstest(lengths, "expon", args=(0, expected)).pvalue if lengths else float("nan")
         rows.append(
             {
                 "family": name,
                 "null days": total,
                 "openings": len(lengths),
-                "mean run (days)": round(total / max(1, len(lengths)), 0),
+                "replays never opened": never,
+                "mean run (days)": round(total / max(1, len(lengths))),
                 "target": expected,
                 "Q-Q 25/50/75/90% observed": "/".join(f"{q:.0f}" for q in observed),
                 "geometric": "/".join(f"{-expected * np.log(1 - q):.0f}" for q in quantiles),
-                "KS p": round(float(stats.kstest(lengths, "expon", args=(0, expected)).pvalue), 3) if lengths else "-",
+                "KS p": round(float(ks), 3),
             }
         )
     return rows
-
-
-def _levels(thresholds: list[float], settings: DriftSettings) -> object:
-    """A calibration whose scaled checks are value / threshold, opening above 1."""
-    from worker.drift.run_length import Calibration
-
-    return Calibration(scales=thresholds, level=1.0, run_days=settings.expected_run_days, openings=0, null_days=0.0)
 
 
 def _table(rows: list[dict[str, object]]) -> str:

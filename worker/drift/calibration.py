@@ -161,6 +161,25 @@ def _null_series(counts: np.ndarray, settings: DriftSettings) -> np.ndarray:
     return np.asarray(values)
 
 
+def activity_null(
+    reference: pd.DataFrame, settings: DriftSettings, rng: np.random.Generator, replays: int, days: int
+) -> list[np.ndarray]:
+    """The activity statistic on ``replays`` day-bootstraps of ``days`` evaluated trading days each."""
+    day = reference["event_time"].dt.normalize()
+    codes, _ = pd.factorize(reference["customer_id"])
+    day_codes, _ = pd.factorize(day, sort=True)
+    per_day = np.zeros((codes.max() + 1, day_codes.max() + 1))
+    np.add.at(per_day, (codes, day_codes), 1.0)
+    length = settings.activity_history_days + settings.activity_window_days + days - 1
+    return [_null_series(per_day[:, rng.integers(0, per_day.shape[1], size=length)], settings) for _ in range(replays)]
+
+
+def activity_series(values: np.ndarray, mean: float, scale: float) -> NullSeries:
+    """One replay's z-scores as a run-length series (one evaluation per event day; days too thin never alert)."""
+    z = np.nan_to_num((values - mean) / scale, nan=-np.inf)[:, None]
+    return NullSeries(z, np.arange(1.0, len(values) + 1), float(len(values)))
+
+
 def activity_from_invoices(reference: pd.DataFrame, settings: DriftSettings) -> ActivityReference:
     """Null mean, σ and run-length level from day-block bootstraps of the reference invoices.
 
@@ -168,28 +187,13 @@ def activity_from_invoices(reference: pd.DataFrame, settings: DriftSettings) -> 
     after a history and a recent window's worth; days without invoices carry no
     information about customers' pace.
     """
-    days = reference["event_time"].dt.normalize()
-    codes, _ = pd.factorize(reference["customer_id"])
-    day_codes, _ = pd.factorize(days, sort=True)
-    per_day = np.zeros((codes.max() + 1, day_codes.max() + 1))
-    np.add.at(per_day, (codes, day_codes), 1.0)
     rng = np.random.default_rng(settings.seed)
-    length = settings.activity_history_days + settings.activity_window_days + settings.null_days - 1
-    series = [
-        _null_series(per_day[:, rng.integers(0, per_day.shape[1], size=length)], settings)
-        for _ in range(settings.null_replays)
-    ]
+    series = activity_null(reference, settings, rng, settings.null_replays, settings.null_days)
     pooled = np.concatenate(series)
     mean, scale = float(np.nanmean(pooled)), float(np.nanstd(pooled, ddof=1)) or 1.0
-    null = [
-        NullSeries(
-            np.nan_to_num((values - mean) / scale, nan=-np.inf)[:, None],
-            np.arange(1.0, len(values) + 1),
-            float(len(values)),
-        )
-        for values in series
-    ]
+    null = [activity_series(values, mean, scale) for values in series]
     result = calibrate(null, settings.activity_open_after, settings.expected_run_days, settings.null_quantile)
+    days = reference["event_time"].dt.normalize()
     last = days.max().date()
     first = last - timedelta(days=settings.activity_history_days + settings.activity_window_days - 1)
     recent = reference[days.dt.date >= first]
@@ -205,6 +209,12 @@ def activity_from_invoices(reference: pd.DataFrame, settings: DriftSettings) -> 
         ),
         history={customer: sorted(rows) for customer, rows in history.items()},
     )
+
+
+def segment_reference_rows(assignments: pd.DataFrame, settings: DriftSettings) -> pd.DataFrame:
+    """The assignments of the reference window's last ``segment_reference_days`` event days."""
+    since = assignments["event_time"].max().normalize() - pd.Timedelta(days=settings.segment_reference_days - 1)
+    return assignments[assignments["event_time"] >= since]
 
 
 def segments_from_assignments(
@@ -225,8 +235,7 @@ def segments_from_assignments(
         threshold=0.0,
         source="",
     )
-    since = assignments["event_time"].max().normalize() - pd.Timedelta(days=settings.segment_reference_days - 1)
-    labelled = label_frame(draft, assignments[assignments["event_time"] >= since])
+    labelled = label_frame(draft, segment_reference_rows(assignments, settings))
     counts = np.bincount(labelled["label"].to_numpy(), minlength=len(draft.ids))
     draft = draft.model_copy(update={"shares": (counts / counts.sum()).tolist()})
     rng = np.random.default_rng(settings.seed)

@@ -16,16 +16,20 @@ class DayBlocks:
     """A reference table (any frame with ``event_time``) cut into its days, ready to be replayed."""
 
     def __init__(self, reference: pd.DataFrame) -> None:
-        day = reference["event_time"].dt.normalize()
-        self.days = [(value, frame) for value, frame in reference.groupby(day, sort=True)]
+        ordered = reference.sort_values("event_time", kind="stable").reset_index(drop=True)
+        day = ordered["event_time"].dt.normalize()
+        self.table = ordered
+        self.day_values = day.unique()
+        bounds = np.searchsorted(day.to_numpy(), self.day_values)
+        self.starts = bounds
+        self.ends = np.append(bounds[1:], len(ordered))
 
     def replay(self, days: int, rng: np.random.Generator, start: pd.Timestamp) -> pd.DataFrame:
         """``days`` event days from ``start``'s day, each a reference day drawn with replacement."""
-        picks = rng.integers(0, len(self.days), size=days)
-        parts = []
-        for offset, pick in enumerate(picks.tolist()):
-            value, frame = self.days[pick]
-            part = frame.copy()
-            part["event_time"] = part["event_time"] - value + start.normalize() + pd.Timedelta(days=offset)
-            parts.append(part)
-        return pd.concat(parts, ignore_index=True)
+        picks = rng.integers(0, len(self.day_values), size=days)
+        index = np.concatenate([np.arange(self.starts[pick], self.ends[pick]) for pick in picks])
+        lengths = self.ends[picks] - self.starts[picks]
+        shift = (start.normalize() + pd.to_timedelta(np.arange(days), unit="D")).to_numpy() - self.day_values[picks]
+        part = self.table.iloc[index].reset_index(drop=True)
+        part["event_time"] = part["event_time"].to_numpy() + np.repeat(shift, lengths)
+        return part

@@ -101,12 +101,12 @@ def calibrate(replays: list[NullSeries], open_after: int, run_days: float, quant
     )
 
 
-def run_lengths(replays: list[NullSeries], calibration: Calibration, open_after: int) -> tuple[list[float], int]:
-    """Event days from each replay's start (or last opening) to each opening, and how many replays never opened."""
-    scales = np.asarray(calibration.scales)
+def run_lengths(replays: list[NullSeries], thresholds: list[float], open_after: int) -> tuple[list[float], int]:
+    """Event days from each replay's start (or last opening) to each opening at ``thresholds``; replays never opened."""
+    scales = np.asarray(thresholds)
     lengths, censored = [], 0
     for replay in replays:
-        at = openings((replay.checks / scales).max(axis=1), calibration.level, open_after)
+        at = openings((replay.checks / scales).max(axis=1), 1.0, open_after)
         times = np.concatenate([[0.0], replay.days[at]])
         lengths.extend(np.diff(times).tolist())
         censored += len(at) == 0
