@@ -129,15 +129,15 @@ def test_incident_opens_after_consecutive_exceedances_and_closes_with_hysteresis
 def test_updates_only_above_the_threshold_when_severity_rises_or_the_interval_passes() -> None:
     settings = DriftSettings(open_after=1, critical_ratio=2.0, update_interval_days=7, severity_hold_days=1)
     machine = IncidentMachine("m", settings)
-    assert machine.step(1.5, START) == "open" and machine.severity == "warning"
+    assert (machine.step(1.5, START), machine.severity) == ("open", "warning")
     hours = [machine.step(3.0, START + timedelta(hours=h)) for h in range(1, 24)]
     assert hours == [None] * 23  # critical, but within a day of the last alert
-    assert machine.step(3.0, START + timedelta(days=1)) == "update" and machine.severity == "critical"
+    assert (machine.step(3.0, START + timedelta(days=1)), machine.severity) == ("update", "critical")
     # Flickering back to warning is no news; nor is anything below the threshold, however long.
     flicker = [machine.step(r, START + timedelta(days=1, hours=h)) for h in range(1, 48) for r in (1.5, 3.0)]
     assert flicker == [None] * 94
     assert machine.step(0.9, START + timedelta(days=30)) is None
-    assert machine.step(1.5, START + timedelta(days=30)) == "update" and machine.severity == "warning"
+    assert (machine.step(1.5, START + timedelta(days=30)), machine.severity) == ("update", "warning")
 
 
 def test_a_machine_may_close_after_its_own_count_of_quiet_evaluations() -> None:
