@@ -47,7 +47,7 @@ LEVELS: tuple[Severity, ...] = ("info", "warning", "critical")
 ACTIONS: tuple[tuple[str, str], ...] = (
     (
         "order value",
-        "order values moved while baskets did not: check prices, currency and discounts in the feed for this "
+        "order values moved most: check prices, currency and discounts in the feed for this "
         "period; if the change is real and lasts, refit the model (python -m worker refresh) so monetary "
         "segments follow it",
     ),
