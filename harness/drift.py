@@ -447,8 +447,11 @@ def _alert_line(alert: DriftAlert) -> str:
         else f"{c.name} {c.shift:+.2f}"
         for c in alert.contributions[:2]
     )
+    active = any(c.monitor == alert.monitor and c.active for c in alert.contributors)
+    state = "joined" if alert.state == "update" and alert.raises() else alert.state
+    state = "left" if alert.state == "update" and not active else state
     return (
-        f"{alert.window.end:%Y-%m-%d} {alert.state:<7}{alert.severity:<9}{SHORT.get(alert.monitor, alert.monitor):<9}"
+        f"{alert.window.end:%Y-%m-%d} {state:<7}{alert.severity:<9}{SHORT.get(alert.monitor, alert.monitor):<9}"
         f"{alert.incident_id:<16}{alert.statistic} {alert.value:.3g}/{alert.threshold:.3g}  [{top}]"
     )
 
