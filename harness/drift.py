@@ -448,7 +448,7 @@ def _alert_line(alert: DriftAlert) -> str:
         for c in alert.contributions[:2]
     )
     active = any(c.monitor == alert.monitor and c.active for c in alert.contributors)
-    state = "joined" if alert.state == "update" and alert.raises() else alert.state
+    state: str = "joined" if alert.state == "update" and alert.raises() else alert.state
     state = "left" if alert.state == "update" and not active else state
     return (
         f"{alert.window.end:%Y-%m-%d} {state:<7}{alert.severity:<9}{SHORT.get(alert.monitor, alert.monitor):<9}"

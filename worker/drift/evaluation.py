@@ -47,7 +47,6 @@ class Evaluation:
     worst: Check
     window: EventWindow
     contributions: list[Contribution] = field(default_factory=list)
-    segment_shares_now: dict[str, float] = field(default_factory=dict)
 
 
 def cohens_d(current: float, reference: float, sd: float) -> float:

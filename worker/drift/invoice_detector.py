@@ -28,6 +28,7 @@ from pydantic import BaseModel
 from shared.contracts.drift_alert import Contribution, EventWindow
 from shared.features.scaling import signed_log1p
 from worker.drift.evaluation import Check, Evaluation, cohens_d, ranked
+from worker.drift.statistics import smoothed_psi
 
 MONITOR = "invoice_behaviour"
 # (method, statistic) in the order of a window's checks.
@@ -81,19 +82,13 @@ def window_checks(
     line_sums: np.ndarray,
     size: int,
 ) -> np.ndarray:
-    """The four checks of windows of ``size`` invoices from their sufficient statistics (one row per window).
-
-    Bin counts are smoothed by half an invoice per bin (Jeffreys prior): a window of
-    fifty invoices cannot tell a 1% bin from an empty one.
-    """
+    """The four checks of windows of ``size`` invoices from their sufficient statistics (one row per window)."""
     rows = []
     for counts, sums, scale in (
         (value_counts, value_sums, reference.order_value),
         (line_counts, line_sums, reference.lines),
     ):
-        smoothed = (counts + 0.5) / (size + 0.5 * counts.shape[1])
-        shares = np.clip(np.asarray(scale.shares), 1e-4, None)
-        rows.append(np.sum((smoothed - shares) * np.log(smoothed / shares), axis=1))
+        rows.append(smoothed_psi(counts, size, scale.shares))
         rows.append(np.abs(sums / size - scale.mean) / (scale.sd / np.sqrt(size)))
     return np.stack(rows, axis=1)
 

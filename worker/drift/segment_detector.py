@@ -25,6 +25,7 @@ from pydantic import BaseModel
 
 from shared.contracts.drift_alert import Contribution, EventWindow
 from worker.drift.evaluation import Check, Evaluation, cohens_h, ranked
+from worker.drift.statistics import smoothed_psi
 
 MONITOR = "segment_structure"
 STATISTIC = "shares_over_fixed_centroids"
@@ -49,19 +50,12 @@ class SegmentReference(BaseModel):
         return distances.argmin(axis=1)
 
 
-def window_psi(reference: SegmentReference, counts: np.ndarray, size: int) -> np.ndarray:
-    """PSI of windows' label counts (rows) against the reference shares, counts smoothed by half a customer."""
-    smoothed = (counts + 0.5) / (size + 0.5 * counts.shape[1])
-    shares = np.clip(np.asarray(reference.shares), 1e-4, None)
-    return np.sum((smoothed - shares) * np.log(smoothed / shares), axis=1)
-
-
 def evaluate_series(reference: SegmentReference, labels: np.ndarray, size: int, step: int) -> np.ndarray:
     """The PSI at every evaluation of a stream of labels (what :class:`SegmentMonitor` computes), vectorised."""
     onehot = np.eye(len(reference.shares))[labels]
     cumulative = np.vstack([np.zeros((1, onehot.shape[1])), np.cumsum(onehot, axis=0)])
     ends = np.arange(step, len(labels) + 1, step)
-    values = window_psi(reference, cumulative[ends] - cumulative[np.maximum(ends - size, 0)], size)
+    values = smoothed_psi(cumulative[ends] - cumulative[np.maximum(ends - size, 0)], size, reference.shares)
     values[ends < size] = 0.0
     return values[:, None]
 
@@ -108,7 +102,7 @@ class SegmentMonitor:
     def _evaluate(self) -> Evaluation:
         reference = self.reference
         counts = np.bincount([row[2] for row in self.window], minlength=len(reference.shares)).astype(float)
-        value = float(window_psi(reference, counts[None, :], self.size)[0])
+        value = float(smoothed_psi(counts[None, :], self.size, reference.shares)[0])
         now = counts / self.size
         contributions = [
             Contribution(
@@ -127,7 +121,7 @@ class SegmentMonitor:
             customers=len({row[1] for row in self.window}),
         )
         check = Check("psi", STATISTIC, value, reference.threshold, reference.source)
-        return Evaluation(MONITOR, check, window, ranked(contributions), self.shares_now())
+        return Evaluation(MONITOR, check, window, ranked(contributions))
 
     def state_dict(self) -> dict[str, Any]:
         rows = [[moment.isoformat(), customer, label] for moment, customer, label in self.window]
