@@ -93,7 +93,21 @@ class Data:
 
 
 Stream = tuple[pd.DataFrame, pd.DataFrame | None]  # invoices, assignments
-Injection = Callable[[Stream, "Data", np.random.Generator, pd.Timestamp], Stream]
+
+
+@dataclass(frozen=True)
+class Episode:
+    """When an injected drift lasts: from ``onset`` to ``end`` (None: to the end of the stream)."""
+
+    onset: pd.Timestamp
+    end: pd.Timestamp | None = None
+
+    def mask(self, frame: pd.DataFrame) -> pd.Series:
+        inside = frame["event_time"] >= self.onset
+        return inside if self.end is None else inside & (frame["event_time"] < self.end)
+
+
+Injection = Callable[[Stream, "Data", np.random.Generator, Episode], Stream]
 
 
 def scored(snapshot: ModelSnapshot, lines: pd.DataFrame) -> pd.DataFrame:
@@ -153,19 +167,14 @@ def prepare(dataset: Path, settings: DriftSettings) -> Data:
     )
 
 
-# -- injections (each from ``onset`` on; the seeds' episodes are reverted by ``_episode``) ------------
-
-
-def _after(frame: pd.DataFrame, onset: pd.Timestamp, end: pd.Timestamp | None) -> pd.Series:
-    inside = frame["event_time"] >= onset
-    return inside if end is None else inside & (frame["event_time"] < end)
+# -- injections (each over its episode: the seeds' end at the revert, the real summer's at its end) ------
 
 
 def price(factor: float) -> Injection:
-    def inject(stream: Stream, data: Data, rng: np.random.Generator, onset: pd.Timestamp) -> Stream:
+    def inject(stream: Stream, data: Data, rng: np.random.Generator, episode: Episode) -> Stream:
         invoices, assignments = stream
         invoices = invoices.copy()
-        inside = _episode_mask(invoices, onset)
+        inside = episode.mask(invoices)
         amounts = np.sign(invoices["log_order_value"]) * np.expm1(invoices["log_order_value"].abs())
         invoices.loc[inside, "log_order_value"] = signed_log1p(factor * amounts[inside].to_numpy())
         return invoices, assignments
@@ -173,11 +182,11 @@ def price(factor: float) -> Injection:
     return inject
 
 
-def basket_halving(stream: Stream, data: Data, rng: np.random.Generator, onset: pd.Timestamp) -> Stream:
+def basket_halving(stream: Stream, data: Data, rng: np.random.Generator, episode: Episode) -> Stream:
     """Half the lines per invoice (at least one), the order value in proportion."""
     invoices, assignments = stream
     invoices = invoices.copy()
-    inside = _episode_mask(invoices, onset)
+    inside = episode.mask(invoices)
     lines = invoices.loc[inside, "lines_per_invoice"]
     halved = np.maximum(1.0, np.round(lines / 2.0))
     amounts = np.sign(invoices.loc[inside, "log_order_value"]) * np.expm1(invoices.loc[inside, "log_order_value"].abs())
@@ -189,21 +198,21 @@ def basket_halving(stream: Stream, data: Data, rng: np.random.Generator, onset: 
 def churn(share: float) -> Injection:
     """``share`` of the loyal customers (≥ 5 invoices before the cutoff) stop buying at the onset."""
 
-    def inject(stream: Stream, data: Data, rng: np.random.Generator, onset: pd.Timestamp) -> Stream:
+    def inject(stream: Stream, data: Data, rng: np.random.Generator, episode: Episode) -> Stream:
         gone = rng.choice(data.loyal, size=int(len(data.loyal) * share), replace=False)
         invoices, assignments = stream
-        invoices = invoices[~(_episode_mask(invoices, onset) & invoices["customer_id"].isin(gone))]
+        invoices = invoices[~(episode.mask(invoices) & invoices["customer_id"].isin(gone))]
         if assignments is not None:
-            assignments = assignments[~(_episode_mask(assignments, onset) & assignments["customer_id"].isin(gone))]
+            assignments = assignments[~(episode.mask(assignments) & assignments["customer_id"].isin(gone))]
         return invoices.reset_index(drop=True), assignments
 
     return inject
 
 
-def cohort(stream: Stream, data: Data, rng: np.random.Generator, onset: pd.Timestamp) -> Stream:
+def cohort(stream: Stream, data: Data, rng: np.random.Generator, episode: Episode) -> Stream:
     """New customers arrive with invoices COHORT_SHIFT σ above the usual value (COHORT_RATE per base invoice)."""
     invoices, assignments = stream
-    inside = invoices[_episode_mask(invoices, onset)]
+    inside = invoices[episode.mask(invoices)]
     newcomers = inside.sample(frac=COHORT_RATE, random_state=int(rng.integers(1 << 31))).copy()
     newcomers["customer_id"] = [f"new-{i}" for i in range(len(newcomers))]
     newcomers["log_order_value"] += COHORT_SHIFT * data.sigma
@@ -230,13 +239,6 @@ DRIFTS: dict[str, Injection] = {
     "churn 40% of loyal": churn(0.40),
     "new high-value cohort": cohort,
 }
-
-_EPISODE_END: dict[str, pd.Timestamp | None] = {"end": None}
-
-
-def _episode_mask(frame: pd.DataFrame, onset: pd.Timestamp) -> pd.Series:
-    return _after(frame, onset, _EPISODE_END["end"])
-
 
 # -- replay and scoring ----------------------------------------------------------------------------
 
@@ -334,7 +336,6 @@ def seed_rows(data: Data, settings: DriftSettings, seeds: tuple[int, ...]) -> li
     invoice_blocks, label_blocks = DayBlocks(data.reference), DayBlocks(data.reference_labels)
     end = CUTOFF + timedelta(days=STREAM_DAYS)
     rows = []
-    _EPISODE_END["end"] = revert
     for name, inject in {"control (replayed reference)": None, **DRIFTS}.items():
         outcomes = []
         for seed in seeds:
@@ -348,11 +349,10 @@ def seed_rows(data: Data, settings: DriftSettings, seeds: tuple[int, ...]) -> li
                 alerts = replay(engine, invoices, assignments)
                 outcomes.append(score(alerts, invoices, CUTOFF, end, None, None))
             else:
-                invoices, _ = inject((invoices, None), data, rng, onset)
+                invoices, _ = inject((invoices, None), data, rng, Episode(onset, revert))
                 alerts = replay(engine, invoices, None)
                 outcomes.append(score(alerts, invoices, CUTOFF, end, onset.to_pydatetime(), settle.to_pydatetime()))
         rows.append(_row(name, outcomes, drifted=inject is not None))
-    _EPISODE_END["end"] = None
     return rows
 
 
@@ -382,7 +382,7 @@ def real_rows(
     for name, inject in DRIFTS.items():
         outcomes = []
         for seed in seeds if name.startswith("churn") or name.startswith("new") else seeds[:1]:
-            invoices, assignments = inject(summer, data, np.random.default_rng(seed), onset)
+            invoices, assignments = inject(summer, data, np.random.default_rng(seed), Episode(onset))
             alerts = replay(_engine(data, settings, True), invoices, assignments)
             outcomes.append(score(alerts, invoices, CUTOFF, SUMMER_END, REAL_ONSET, SUMMER_END))
         rows.append(_row(f"real summer, {name}", outcomes, True))

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from harness.drift import Data, prepare, price, replay
+from harness.drift import Data, Episode, prepare, price, replay
 from shared.contracts.drift_alert import DriftAlert
 from worker.bootstrap.cleaning import clean
 from worker.bootstrap.loading import load_history
@@ -59,7 +59,7 @@ def test_a_price_rise_opens_one_incident_within_150_invoices_saying_order_value_
     assert [a for a in replay(engine, stream, None) if a.state == "open"] == []
 
     rng = np.random.default_rng(0)
-    raised, _ = price(1.5)((stream, None), data, rng, onset)
+    raised, _ = price(1.5)((stream, None), data, rng, Episode(onset))
     alerts = [a for a in replay(DriftEngine(data.snapshot, SETTINGS, data.invoices), raised, None) if a.raises()]
     assert len(alerts) == 1
     opened = alerts[0]
