@@ -41,6 +41,10 @@ CUTOFF = datetime(2011, 6, 1)
 DAYS = 120
 SHIFT = Shift(sigmas=1.0, onset=40, revert=80)
 MAX_DELAY_INVOICES = 150
+# The families are calibrated to one false incident per 180 event days (the default); the control
+# below asserts none in 120 days, which that rate leaves to chance (the copy's day 39 fires), so
+# these tests run at one per 720 days: what they check is the pipeline, not the rate.
+DRIFT = DriftSettings(expected_run_days=720)
 INVOICE = "invoice_behaviour"
 ACTIVITY = "customer_activity"
 
@@ -59,7 +63,7 @@ def _alerts_of(settings: Settings, redis_client: redis.Redis, dataset: Path, his
     lines = stream(history, CUTOFF, DAYS, shift)
     publish(settings, settings.topics.invoices, ((line.partition_key, line) for line in lines))
     Worker(settings, WorkerSettings(group_id=f"w-{keys.prefix}")).run(until_caught_up=True)
-    monitor = DriftMonitor(settings, MonitorSettings(group_id=f"m-{keys.prefix}"), DriftSettings(), RefreshSettings())
+    monitor = DriftMonitor(settings, MonitorSettings(group_id=f"m-{keys.prefix}"), DRIFT, RefreshSettings())
     monitor.run(until_caught_up=True)
     published = {
         alert.alert_id: alert

@@ -18,10 +18,18 @@ class EventWindow(BaseModel):
 
 
 class Contribution(BaseModel):
-    """One feature or transition that moved, and by how much."""
+    """One feature that moved: its value in the reference and now, in its own unit, and the effect size.
+
+    ``shift`` is a comparable effect size (Cohen's d for values, Cohen's h for shares),
+    by which an alert ranks its contributions. Alerts written before ``unit``,
+    ``reference`` and ``current`` existed parse with them empty.
+    """
 
     name: str
-    shift: float
+    shift: float = Field(description="effect size: Cohen's d (values) or h (shares); sign = direction")
+    unit: str = ""
+    reference: float | None = Field(None, description="the feature in the reference window, in ``unit``")
+    current: float | None = Field(None, description="the feature in the alert's window, in ``unit``")
 
 
 class Contributor(BaseModel):

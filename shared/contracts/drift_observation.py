@@ -27,7 +27,13 @@ class InvoiceObservation(BaseModel):
 
 
 class AssignmentObservation(BaseModel):
-    """One customer scored after an event: segment before and after, distance to the new centroid."""
+    """One customer scored after an event: segment before and after, distance to the new centroid, its vector.
+
+    ``vector`` is the customer's scaled feature vector as of the event: the segment
+    family places it on the fixed centroids of the model version it watches, which
+    the moving live centroids cannot tell it. Observations from workers before it
+    existed parse with None (the segment family skips them).
+    """
 
     model_config = ConfigDict(frozen=True)
 
@@ -36,6 +42,7 @@ class AssignmentObservation(BaseModel):
     before: int | None
     after: int
     distance: float
+    vector: list[float] | None = None
 
 
 class DriftObservations(BaseModel):

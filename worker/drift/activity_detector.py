@@ -15,8 +15,9 @@ monitor watches the customers themselves, per completed event day:
 The statistic is compared with its null distribution, calibrated by
 :func:`~worker.drift.calibration.activity_from_invoices` on the reference invoices:
 the reference's trading days are drawn in random order (a day-block bootstrap), so
-customers keep their rates but nothing changes over time, and the statistic's mean
-and σ over those replays give a z-score.
+customers keep their rates but nothing changes over time; the statistic's mean and σ
+over those replays give a z-score, and its alert level is set by expected run length
+(:mod:`worker.drift.run_length`).
 Selecting customers on a busy history makes the next window quieter on average
 (regression to the mean); the null contains that effect, so it does not alert.
 Real customers buy more regularly than day-reordered ones, so on a real stream the
@@ -33,7 +34,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from shared.contracts.drift_alert import Contribution, EventWindow
-from worker.drift.evaluation import Check, Evaluation
+from worker.drift.evaluation import Check, Evaluation, cohens_d, cohens_h, ranked
 from worker.drift.settings import DriftSettings
 from worker.drift.statistics import Threshold
 
@@ -53,6 +54,43 @@ class ActivityReference(BaseModel):
 def shortfall(observed: float, expected: float) -> float:
     """log((expected + 1) / (observed + 1)): how far loyal customers fall behind their own pace."""
     return math.log((expected + 1.0) / (observed + 1.0))
+
+
+def _contributions(
+    loyal: int, expected: float, observed: int, silent: int, silent_expected: float, settings: DriftSettings
+) -> list[Contribution]:
+    """Loyal customers' invoices and days between purchases against their own pace, and the share gone silent.
+
+    Effect sizes: the invoice shortfall per loyal customer in Poisson standard deviations
+    (Cohen's d), the silent share against the share expected at their pace (Cohen's h).
+    """
+    window = settings.activity_window_days
+    effect = cohens_d(observed / loyal, expected / loyal, math.sqrt(expected / loyal))
+    return ranked(
+        [
+            Contribution(
+                name=f"loyal customers' invoices in {window} days",
+                unit="invoices",
+                reference=round(expected, 1),
+                current=float(observed),
+                shift=effect,
+            ),
+            Contribution(
+                name="loyal customers' days between purchases",
+                unit="days",
+                reference=round(window * loyal / expected, 1) if expected else None,
+                current=round(window * loyal / observed, 1) if observed else None,
+                shift=-effect,
+            ),
+            Contribution(
+                name=f"loyal customers without an invoice in {window} days",
+                unit="share",
+                reference=round(silent_expected / loyal, 4),
+                current=round(silent / loyal, 4),
+                shift=cohens_h(silent / loyal, silent_expected / loyal),
+            ),
+        ]
+    )
 
 
 class ActivityMonitor:
@@ -110,7 +148,8 @@ class ActivityMonitor:
         """The statistic for the window ending with ``day``; None with too few loyal customers."""
         settings = self.settings
         window_start = day - settings.activity_window_days + 1
-        loyal, past_total, recent_total, silent = 0, 0, 0, 0
+        loyal, past_total, recent_total, silent, silent_expected = 0, 0, 0, 0, 0.0
+        per_day = settings.activity_window_days / settings.activity_history_days
         for days in self.counts.values():
             past = sum(n for d, n in days.items() if d < window_start)
             if past < settings.activity_min_invoices:
@@ -118,9 +157,10 @@ class ActivityMonitor:
             recent = sum(n for d, n in days.items() if d >= window_start)
             loyal, past_total, recent_total = loyal + 1, past_total + past, recent_total + recent
             silent += recent == 0
+            silent_expected += math.exp(-past * per_day)  # Poisson: no invoice at the customer's own pace
         if loyal < settings.activity_min_customers:
             return None
-        expected = past_total * settings.activity_window_days / settings.activity_history_days
+        expected = past_total * per_day
         z = (shortfall(recent_total, expected) - self.reference.mean) / self.reference.scale
         threshold = self.reference.threshold
         window = EventWindow(
@@ -129,12 +169,10 @@ class ActivityMonitor:
             events=sum(n for d, n in self.day_totals.items() if d >= window_start),
             customers=loyal,
         )
-        contributions = [
-            Contribution(name="loyal customers' invoices / expected - 1", shift=round(recent_total / expected - 1, 4)),
-            Contribution(name="loyal customers without an invoice in the window", shift=round(silent / loyal, 4)),
-        ]
         check = Check("z-score", STATISTIC, z, threshold.value, threshold.source)
-        return Evaluation(MONITOR, check, window, contributions)
+        return Evaluation(
+            MONITOR, check, window, _contributions(loyal, expected, recent_total, silent, silent_expected, settings)
+        )
 
     def state_dict(self) -> dict[str, Any]:
         return {

@@ -1,113 +1,121 @@
-"""Reference of the per-invoice monitor: bins, quantile grid, scale and thresholds per statistic.
+"""Calibration of every family on the reference window: references, and levels set by expected run length.
 
-Thresholds come from the reference itself: the statistic is computed on
-consecutive reference chunks of ``invoice_window`` invoices (nothing drifted
-there by definition) and the alert level is mean + ``threshold_sigmas``·σ.
-Given raw reference invoices in event order (bootstrap, harness), chunks are real
-stretches of time and carry the data's own clumpiness. Given only the snapshot's
-decile bins, chunks are drawn i.i.d. from those bins, and the threshold source says so.
-The customer-activity monitor's null is a day-block bootstrap of the reference
+The invoice family's reference is the reference invoices' distribution of order value
+and lines per invoice; its thresholds come from day-bootstrap replays of those
+invoices (:mod:`worker.drift.replays`, :mod:`worker.drift.run_length`). Given only the
+snapshot's decile bins (a bootstrap from before the reference invoices were stored),
+the same is done on invoices drawn i.i.d. from the bins, and the threshold source says so.
+The customer-activity family's null is a day-block bootstrap of the reference
 invoices (:func:`activity_from_invoices`); it has no snapshot-only fallback.
 """
 
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from datetime import timedelta
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel
 
 from shared.contracts.model_snapshot import ModelSnapshot, QuantileBins
 from worker.drift.activity_detector import ActivityReference, shortfall
-from worker.drift.invoice_table import STATISTICS
-from worker.drift.reference import bin_shares, quantile_bins
+from worker.drift.invoice_detector import InvoiceReference, ScaleReference, evaluate_series, log_lines
+from worker.drift.reference import quantile_bins
+from worker.drift.replays import DayBlocks
+from worker.drift.run_length import Calibration, NullSeries, calibrate
+from worker.drift.segment_detector import SegmentReference, label_frame
+from worker.drift.segment_detector import evaluate_series as segment_series
 from worker.drift.settings import DriftSettings
-from worker.drift.statistics import Threshold, calibrated, normalised_wasserstein, psi
+from worker.drift.statistics import Threshold
 
-GRID_POINTS = 101
-# Lines per invoice run from 1 to several hundred: on the raw scale a few wholesale invoices of
-# 200+ lines move the Wasserstein distance more than any change of the typical invoice, and its
-# null has tails that mean + kσ does not cover (17 of 38 false incidents on the no-drift controls
-# of harness/drift.py, seeds 100-119). On log1p(lines) every invoice weighs alike.
-LOG_WASSERSTEIN = frozenset({"lines_per_invoice"})
+CLIP = (0.005, 0.995)  # quantiles that bound a value's weight in the mean-shift checks
+SNAPSHOT_INVOICES = 20_000
 
 
-class StatisticReference(BaseModel):
-    """One invoice statistic's reference distribution and its two calibrated thresholds."""
-
-    edges: list[float]
-    shares: list[float]
-    grid: list[float]
-    scale: float
-    mean: float
-    psi: Threshold
-    wasserstein: Threshold
-    log_wasserstein: bool = False  # the grid and the distance are on log1p(values)
-    wasserstein_scale: float | None = None  # spread of the grid's values; None: ``scale``
-
-    def psi_of(self, values: np.ndarray) -> float:
-        """PSI of a window, its bin counts smoothed by half an invoice each (Jeffreys prior).
-
-        A window of a hundred invoices cannot tell a 1% bin from an empty one; without
-        smoothing an empty bin weighs ln(10%/0.01%) and one quiet day makes a PSI spike
-        far beyond mean + kσ of the calibration chunks.
-        """
-        counts = np.asarray(bin_shares(values, self.edges)) * len(values)
-        return psi((counts + 0.5) / (len(values) + 0.5 * len(counts)), self.shares)
-
-    def wasserstein_of(self, values: np.ndarray) -> float:
-        """Normalised Wasserstein distance of a window to the grid, on the grid's scale (log1p or raw)."""
-        values = np.log1p(values) if self.log_wasserstein else values
-        return normalised_wasserstein(values, np.asarray(self.grid), self.wasserstein_scale or self.scale)
-
-
-def _spread(values: np.ndarray) -> float:
-    """Interquartile range in σ units of a normal (robust to the few huge invoices); std if the IQR is 0."""
-    q1, q3 = np.quantile(values, [0.25, 0.75])
-    return float((q3 - q1) / 1.349) or float(values.std()) or 1.0
-
-
-def _statistic_reference(
-    name: str, chunks: list[np.ndarray], bins: QuantileBins, sigmas: float, source: str
-) -> StatisticReference:
-    values = np.concatenate(chunks)
-    logged = name in LOG_WASSERSTEIN
-    grid_values = np.log1p(values) if logged else values
-    draft = StatisticReference(
-        edges=bins.edges,
-        shares=bins.shares,
-        grid=np.quantile(grid_values, np.linspace(0.0, 1.0, GRID_POINTS)).tolist(),
-        scale=_spread(values),
-        mean=float(values.mean()),
-        psi=Threshold(value=1.0, source=""),
-        wasserstein=Threshold(value=1.0, source=""),
-        log_wasserstein=logged,
-        wasserstein_scale=_spread(grid_values) if logged else None,
+def _scale(binned: np.ndarray, measured: np.ndarray, bins: int) -> ScaleReference:
+    """Decile edges of ``binned``; clip bounds, mean and σ of ``measured`` (the scale the mean check uses)."""
+    deciles = quantile_bins(binned, bins)
+    low, high = np.quantile(measured, CLIP)
+    clipped = np.clip(measured, low, high)
+    return ScaleReference(
+        edges=deciles.edges,
+        shares=deciles.shares,
+        low=float(low),
+        high=float(high),
+        mean=float(clipped.mean()),
+        sd=float(clipped.std()) or 1.0,
     )
-    draft.psi = calibrated([draft.psi_of(chunk) for chunk in chunks], sigmas, source)
-    draft.wasserstein = calibrated([draft.wasserstein_of(chunk) for chunk in chunks], sigmas, source)
-    return draft
 
 
-def _chunks(column: np.ndarray, size: int, min_events: int) -> list[np.ndarray]:
-    """Consecutive chunks of ``size`` invoices, missing values dropped, thin chunks skipped."""
-    pieces = [column[start : start + size] for start in range(0, len(column) - size + 1, size)]
-    pieces = [piece[~np.isnan(piece)] for piece in pieces]
-    return [piece for piece in pieces if len(piece) >= min_events]
+def _source(what: str, calibration: Calibration, settings: DriftSettings) -> str:
+    return (
+        f"expected run {settings.expected_run_days:g} event days on {settings.null_replays} day-bootstraps of "
+        f"{what} ({calibration.null_days:,.0f} days, {calibration.openings} openings): level "
+        f"{calibration.level:.3g} × each check's {settings.null_quantile:g} null quantile"
+    )
 
 
-def from_invoices(reference: pd.DataFrame, settings: DriftSettings) -> dict[str, StatisticReference]:
-    """Calibrate on real reference invoices (an :func:`~worker.drift.invoice_table.invoice_table`)."""
-    result = {}
-    for name in STATISTICS:
-        column = reference[name].to_numpy(dtype=float)
-        chunks = _chunks(column, settings.invoice_window, settings.min_events)
-        source = f"reference chunks of {settings.invoice_window:,} invoices"
-        bins = quantile_bins(column[~np.isnan(column)], settings.psi_bins)
-        result[name] = _statistic_reference(name, chunks, bins, settings.threshold_sigmas, source)
+def null_series(
+    blocks: DayBlocks,
+    settings: DriftSettings,
+    rng: np.random.Generator,
+    replays: int,
+    step: int,
+    checks_of: Callable[[pd.DataFrame], np.ndarray],
+) -> list[NullSeries]:
+    """A family's checks (``checks_of`` a replay, one row per ``step`` rows) on day-bootstrap replays."""
+    start = pd.Timestamp("2000-01-01")
+    result = []
+    for _ in range(replays):
+        replay = blocks.replay(settings.null_days, rng, start)
+        ends = np.arange(step, len(replay) + 1, step) - 1
+        days = (replay["event_time"].to_numpy()[ends] - start.to_datetime64()) / np.timedelta64(1, "D")
+        result.append(NullSeries(checks_of(replay), days.astype(float), float(settings.null_days)))
     return result
+
+
+def invoice_checks(reference: InvoiceReference, settings: DriftSettings) -> Callable[[pd.DataFrame], np.ndarray]:
+    """The invoice family's checks of an invoice table, as the monitor computes them."""
+    return lambda table: evaluate_series(
+        reference,
+        table["log_order_value"].to_numpy(dtype=float),
+        table["lines_per_invoice"].to_numpy(dtype=float),
+        settings.invoice_step,
+    )
+
+
+def segment_checks(reference: SegmentReference, settings: DriftSettings) -> Callable[[pd.DataFrame], np.ndarray]:
+    """The segment family's check of a labelled assignment table, as the monitor computes it."""
+    return lambda table: segment_series(
+        reference, table["label"].to_numpy(), settings.segment_window, settings.segment_step
+    )
+
+
+def invoice_calibration(reference: pd.DataFrame, settings: DriftSettings, what: str) -> InvoiceReference:
+    """The invoice family's reference and thresholds from a reference invoice table (event order)."""
+    values = reference["log_order_value"].to_numpy(dtype=float)
+    lines = reference["lines_per_invoice"].to_numpy(dtype=float)
+    amounts = np.sign(values) * np.expm1(np.abs(values))
+    draft = InvoiceReference(
+        order_value=_scale(values, values, settings.psi_bins),
+        lines=_scale(lines, log_lines(lines), settings.psi_bins),
+        median_order_value=float(np.median(amounts)),
+        mean_lines=float(lines.mean()),
+        windows=list(settings.invoice_windows),
+        thresholds=[],
+        source="",
+    )
+    rng = np.random.default_rng(settings.seed)
+    checks = invoice_checks(draft, settings)
+    null = null_series(DayBlocks(reference), settings, rng, settings.null_replays, settings.invoice_step, checks)
+    result = calibrate(null, settings.open_after, settings.expected_run_days, settings.null_quantile)
+    return draft.model_copy(update={"thresholds": result.thresholds(), "source": _source(what, result, settings)})
+
+
+def from_invoices(reference: pd.DataFrame, settings: DriftSettings) -> InvoiceReference:
+    """Calibrate on real reference invoices (an :func:`~worker.drift.invoice_table.invoice_table`)."""
+    return invoice_calibration(reference, settings, f"{len(reference):,} reference invoices")
 
 
 def sample_bins(bins: QuantileBins, size: int, rng: np.random.Generator) -> np.ndarray:
@@ -117,17 +125,24 @@ def sample_bins(bins: QuantileBins, size: int, rng: np.random.Generator) -> np.n
     return edges[index] + rng.random(size) * (edges[index + 1] - edges[index])
 
 
-def from_snapshot(snapshot: ModelSnapshot, settings: DriftSettings) -> dict[str, StatisticReference]:
-    """Calibrate on i.i.d. chunks drawn from the snapshot's bins (when no raw reference is at hand)."""
+def from_snapshot(snapshot: ModelSnapshot, settings: DriftSettings) -> InvoiceReference:
+    """Calibrate on invoices drawn i.i.d. from the snapshot's bins, spread evenly over its training window."""
     rng = np.random.default_rng(settings.seed)
-    result = {}
-    for name in STATISTICS:
-        bins = snapshot.reference.invoice_stats[name]
-        size = settings.invoice_window
-        chunks = [sample_bins(bins, size, rng) for _ in range(settings.simulated_chunks)]
-        source = f"i.i.d. chunks of {size:,} invoices drawn from the snapshot v{snapshot.version} bins"
-        result[name] = _statistic_reference(name, chunks, bins, settings.threshold_sigmas, source)
-    return result
+    start, end = snapshot.training_window
+    end_time = pd.Timestamp(end)
+    start_time = pd.Timestamp(start) if start is not None else end_time - pd.Timedelta(days=180)
+    stats = snapshot.reference.invoice_stats
+    table = pd.DataFrame(
+        {
+            "event_time": pd.date_range(start_time, end_time, periods=SNAPSHOT_INVOICES),
+            "customer_id": [f"s{i}" for i in range(SNAPSHOT_INVOICES)],
+            "log_order_value": sample_bins(stats["log_order_value"], SNAPSHOT_INVOICES, rng),
+            "lines_per_invoice": np.maximum(
+                1.0, np.round(sample_bins(stats["lines_per_invoice"], SNAPSHOT_INVOICES, rng))
+            ),
+        }
+    )
+    return invoice_calibration(table, settings, f"i.i.d. draws from the snapshot v{snapshot.version} bins")
 
 
 def _null_series(counts: np.ndarray, settings: DriftSettings) -> np.ndarray:
@@ -139,31 +154,46 @@ def _null_series(counts: np.ndarray, settings: DriftSettings) -> np.ndarray:
         past = cumulative[:, end - window] - cumulative[:, end - window - history]
         loyal = past >= settings.activity_min_invoices
         if loyal.sum() < settings.activity_min_customers:
+            values.append(np.nan)
             continue
         recent = cumulative[:, end] - cumulative[:, end - window]
         values.append(shortfall(recent[loyal].sum(), past[loyal].sum() * window / history))
     return np.asarray(values)
 
 
-def activity_from_invoices(reference: pd.DataFrame, settings: DriftSettings) -> ActivityReference:
-    """Null mean and σ from day-block bootstraps of the reference invoices (event_time, customer_id).
-
-    Each replay is ``activity_null_days`` trading days (days with invoices) drawn with
-    replacement; days without invoices carry no information about customers' pace.
-    """
-    days = reference["event_time"].dt.normalize()
+def activity_null(
+    reference: pd.DataFrame, settings: DriftSettings, rng: np.random.Generator, replays: int, days: int
+) -> list[np.ndarray]:
+    """The activity statistic on ``replays`` day-bootstraps of ``days`` evaluated trading days each."""
+    day = reference["event_time"].dt.normalize()
     codes, _ = pd.factorize(reference["customer_id"])
-    day_codes, _ = pd.factorize(days, sort=True)
+    day_codes, _ = pd.factorize(day, sort=True)
     per_day = np.zeros((codes.max() + 1, day_codes.max() + 1))
     np.add.at(per_day, (codes, day_codes), 1.0)
+    length = settings.activity_history_days + settings.activity_window_days + days - 1
+    return [_null_series(per_day[:, rng.integers(0, per_day.shape[1], size=length)], settings) for _ in range(replays)]
+
+
+def activity_series(values: np.ndarray, mean: float, scale: float) -> NullSeries:
+    """One replay's z-scores as a run-length series (one evaluation per event day; days too thin never alert)."""
+    z = np.nan_to_num((values - mean) / scale, nan=-np.inf)[:, None]
+    return NullSeries(z, np.arange(1.0, len(values) + 1), float(len(values)))
+
+
+def activity_from_invoices(reference: pd.DataFrame, settings: DriftSettings) -> ActivityReference:
+    """Null mean, σ and run-length level from day-block bootstraps of the reference invoices.
+
+    Each replay is ``null_days`` trading days (days with invoices) drawn with replacement,
+    after a history and a recent window's worth; days without invoices carry no
+    information about customers' pace.
+    """
     rng = np.random.default_rng(settings.seed)
-    length = settings.activity_history_days + settings.activity_window_days + settings.activity_null_days
-    replays = settings.activity_null_replays
-    values = np.concatenate(
-        [_null_series(per_day[:, rng.integers(0, per_day.shape[1], size=length)], settings) for _ in range(replays)]
-    )
-    sigmas = settings.activity_sigmas
-    source = f"z vs {replays} day-bootstraps of the reference ({len(values):,} days); alert at {sigmas:g}σ"
+    series = activity_null(reference, settings, rng, settings.null_replays, settings.null_days)
+    pooled = np.concatenate(series)
+    mean, scale = float(np.nanmean(pooled)), float(np.nanstd(pooled, ddof=1)) or 1.0
+    null = [activity_series(values, mean, scale) for values in series]
+    result = calibrate(null, settings.activity_open_after, settings.expected_run_days, settings.null_quantile)
+    days = reference["event_time"].dt.normalize()
     last = days.max().date()
     first = last - timedelta(days=settings.activity_history_days + settings.activity_window_days - 1)
     recent = reference[days.dt.date >= first]
@@ -172,8 +202,48 @@ def activity_from_invoices(reference: pd.DataFrame, settings: DriftSettings) -> 
     for (customer, day), count in Counter(pairs).items():
         history[str(customer)].append([day.toordinal(), count])
     return ActivityReference(
-        mean=float(values.mean()),
-        scale=float(values.std(ddof=1)) or 1.0,
-        threshold=Threshold(value=sigmas, source=source),
+        mean=mean,
+        scale=scale,
+        threshold=Threshold(
+            value=result.thresholds()[0], source=_source("the reference's trading days", result, settings)
+        ),
         history={customer: sorted(rows) for customer, rows in history.items()},
     )
+
+
+def segment_reference_rows(assignments: pd.DataFrame, settings: DriftSettings) -> pd.DataFrame:
+    """The assignments of the reference window's last ``segment_reference_days`` event days."""
+    since = assignments["event_time"].max().normalize() - pd.Timedelta(days=settings.segment_reference_days - 1)
+    return assignments[assignments["event_time"] >= since]
+
+
+def segments_from_assignments(
+    snapshot: ModelSnapshot, assignments: pd.DataFrame, settings: DriftSettings
+) -> SegmentReference:
+    """The segment family's reference: the reference window's scored customers over the snapshot's centroids.
+
+    ``assignments`` has event_time, customer_id and vector (the scaled feature vector a
+    worker scored, as of that event) for the reference window, in event order.
+    """
+    draft = SegmentReference(
+        ids=[segment.id for segment in snapshot.segments],
+        names=[segment.name for segment in snapshot.segments],
+        centroids=[list(segment.centroid) for segment in snapshot.segments],
+        features=[snapshot.feature_names.index(name) for name in settings.segment_features],
+        feature_names=list(settings.segment_features),
+        shares=[],
+        threshold=0.0,
+        source="",
+    )
+    labelled = label_frame(draft, segment_reference_rows(assignments, settings))
+    counts = np.bincount(labelled["label"].to_numpy(), minlength=len(draft.ids))
+    draft = draft.model_copy(update={"shares": (counts / counts.sum()).tolist()})
+    rng = np.random.default_rng(settings.seed)
+    checks = segment_checks(draft, settings)
+    null = null_series(DayBlocks(labelled), settings, rng, settings.null_replays, settings.segment_step, checks)
+    result = calibrate(null, settings.open_after, settings.expected_run_days, settings.null_quantile)
+    what = (
+        f"{len(labelled):,} customers scored in the last {settings.segment_reference_days} days of the reference "
+        f"window over the v{snapshot.version} centroids by {', '.join(settings.segment_features)}"
+    )
+    return draft.model_copy(update={"threshold": result.thresholds()[0], "source": _source(what, result, settings)})

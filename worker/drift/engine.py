@@ -1,21 +1,28 @@
-"""The drift engine the worker drives: observations in, incident alerts out.
+"""The drift engine the drift monitor drives: observations in, incident alerts out.
 
 Call :meth:`DriftEngine.observe_invoice` for every purchase invoice and
-:meth:`DriftEngine.observe_assignment` for every customer (re)scored, in any
-order within a batch; then :meth:`DriftEngine.advance` with the batch's event-time
-watermark (no later observation will be older) to evaluate what it closed and get
-the alerts to publish. For the customer-activity (churn) monitor, pass
-``activity=calibration.activity_from_invoices(reference_invoices, settings)``;
-without it that monitor is off. Persist :meth:`DriftEngine.state_dict` with the batch's
-offsets; restore with :meth:`DriftEngine.from_state_dict`. Pure Python/numpy, no
-I/O, deterministic: the same observations give the same alerts, ids included.
-A new model version means a new engine (its references and baseline belong to it).
+:meth:`DriftEngine.observe_assignment` for every customer scored, in any order;
+then :meth:`DriftEngine.advance` with the event-time watermark (no later
+observation will be older) to get the alerts to publish.
+
+**Event-time order across families.** ``advance`` evaluates whole event days only,
+the days the watermark has passed the end of, one day at a time: that day's invoices
+and assignments merged in event order (ties: invoices first, then by customer), then
+the customer-activity family's evaluation of the day. Every evaluation reaches the
+incident ledger in that order, so the published alerts are the same, in the same
+order, whether the monitor reads one observation at a time or a year at once.
+
+The families are on when their references are given: ``invoices`` (default: from the
+snapshot's bins), ``activity`` (:func:`~worker.drift.calibration.activity_from_invoices`)
+and ``segments`` (:func:`~worker.drift.calibration.segments_from_assignments`).
+Persist :meth:`DriftEngine.state_dict`; restore with :meth:`DriftEngine.from_state_dict`.
+Pure Python/numpy, no I/O, deterministic. A new model version means a new engine.
 """
 
 from __future__ import annotations
 
 import math
-from datetime import datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from shared.contracts.drift_alert import Contribution, DriftAlert
@@ -23,113 +30,101 @@ from shared.contracts.model_snapshot import ModelSnapshot
 from worker.drift import calibration
 from worker.drift.activity_detector import MONITOR as ACTIVITY_MONITOR
 from worker.drift.activity_detector import ActivityMonitor, ActivityReference
-from worker.drift.calibration import StatisticReference
 from worker.drift.evaluation import Evaluation
 from worker.drift.fast_tier import FastTier
-from worker.drift.incidents import LEVELS, AlertContext, IncidentLedger, IncidentMachine, build_alert
+from worker.drift.incidents import AlertContext, IncidentLedger, IncidentMachine, build_alert
 from worker.drift.invoice_detector import MONITOR as INVOICE_MONITOR
-from worker.drift.invoice_detector import InvoiceMonitor
+from worker.drift.invoice_detector import InvoiceMonitor, InvoiceReference
 from worker.drift.segment_detector import MONITOR as SEGMENT_MONITOR
-from worker.drift.segment_detector import Assignment, SegmentMonitor
+from worker.drift.segment_detector import SegmentMonitor, SegmentReference
 from worker.drift.settings import DriftSettings
 
-STATE_FORMAT = 1
-InvoiceRow = tuple[datetime, str, tuple[float, float, float]]
+STATE_FORMAT = 2
+# (event_time, kind, customer_id, payload): kind 0 = invoice (order value £, lines), 1 = assignment (vector).
+Observation = tuple[datetime, int, str, list[float]]
+INVOICE, ASSIGNMENT = 0, 1
 
 
-def _log_value(order_value: float) -> float:
-    """sign(x)·log1p(|x|), as the snapshot's ``log_order_value`` bins."""
-    return math.copysign(math.log1p(abs(order_value)), order_value)
+def _day_end(day: date) -> datetime:
+    return datetime.combine(day, time.max)
 
 
 class DriftEngine:
-    """Invoice-behaviour, segment-structure and customer-activity monitors, ADWIN fast tier, one incident machine each.
-
-    The machines' transitions go through one :class:`~worker.drift.incidents.IncidentLedger`:
-    families in alarm at the same time (or within ``reopen_window_days``) share one incident.
-
-    ``references`` are the invoice monitor's calibrated references; by default they
-    are simulated from the snapshot's bins (:func:`~worker.drift.calibration.from_snapshot`).
-    Pass :func:`~worker.drift.calibration.from_invoices` of the reference invoices
-    when the history is at hand: real chunks give better-calibrated thresholds.
-    ``activity`` (keyword, optional) turns the customer-activity monitor on; it
-    needs the reference invoices (:func:`~worker.drift.calibration.activity_from_invoices`).
-    """
+    """Invoice-behaviour, segment-structure and customer-activity families, one incident ledger."""
 
     def __init__(
         self,
         snapshot: ModelSnapshot,
         settings: DriftSettings,
-        references: dict[str, StatisticReference] | None = None,
+        invoices: InvoiceReference | None = None,
         *,
         activity: ActivityReference | None = None,
+        segments: SegmentReference | None = None,
     ) -> None:
         self.settings = settings
-        self.references = references or calibration.from_snapshot(snapshot, settings)
+        self.invoice_reference = invoices or calibration.from_snapshot(snapshot, settings)
         start, end = snapshot.training_window
+        names = {str(segment.id): segment.name for segment in snapshot.segments}
         self.context = AlertContext(
             model_version=snapshot.version,
             reference_period=(start or end, end),
-            segment_shares_reference={key: round(value, 4) for key, value in snapshot.reference.segment_shares.items()},
+            segment_shares_reference=(
+                dict(zip(segments.names, (round(share, 4) for share in segments.shares), strict=True))
+                if segments is not None
+                else {names.get(key, key): round(value, 4) for key, value in snapshot.reference.segment_shares.items()}
+            ),
         )
-        self.invoices = InvoiceMonitor(self.references, settings)
-        self.segments = SegmentMonitor(snapshot.reference.distance_bins, settings)
+        self.invoices = InvoiceMonitor(self.invoice_reference, settings.invoice_step)
+        self.segments = (
+            None if segments is None else SegmentMonitor(segments, settings.segment_window, settings.segment_step)
+        )
         self.activity = None if activity is None else ActivityMonitor(activity, settings)
         self.machines = {name: IncidentMachine(name, settings) for name in (INVOICE_MONITOR, SEGMENT_MONITOR)}
-        self.machines[ACTIVITY_MONITOR] = IncidentMachine(ACTIVITY_MONITOR, settings, settings.activity_close_after)
+        self.machines[ACTIVITY_MONITOR] = IncidentMachine(
+            ACTIVITY_MONITOR, settings, settings.activity_close_after, settings.activity_open_after
+        )
         self.ledger = IncidentLedger(timedelta(days=settings.reopen_window_days))
-        order = self.references["log_order_value"]
-        self.tiers: dict[str, FastTier | None] = {
-            INVOICE_MONITOR: FastTier(order.mean, order.scale, settings.adwin_delta, settings.adwin_memory),
-            SEGMENT_MONITOR: None,  # needs the segment baseline's distance scale
-        }
-        self.pending_invoices: list[InvoiceRow] = []
-        self.pending_assignments: list[Assignment] = []
+        order = self.invoice_reference.order_value
+        self.tier = FastTier(order.mean, order.sd, settings.adwin_delta, settings.adwin_memory)
+        self.pending: list[Observation] = []
 
     def observe_invoice(
-        self,
-        event_time: datetime,
-        customer_id: str,
-        order_value: float,
-        lines: int,
-        days_since_previous: float | None,
+        self, event_time: datetime, customer_id: str, order_value: float, lines: int, days_since_previous: float | None
     ) -> None:
-        """One purchase invoice: net value (pounds), product lines, days since the customer's previous one."""
-        days = math.nan if days_since_previous is None else float(days_since_previous)
-        self.pending_invoices.append((event_time, customer_id, (_log_value(order_value), float(lines), days)))
+        """One purchase invoice: net value (pounds), product lines (the gap to the previous purchase is not used)."""
+        self.pending.append((event_time, INVOICE, customer_id, [float(order_value), float(lines)]))
 
-    def observe_assignment(
-        self, event_time: datetime, customer_id: str, before: int | None, after: int, distance: float
-    ) -> None:
-        """One scored customer: segment before (None if new) and after, distance to the new centroid."""
-        self.pending_assignments.append((event_time, customer_id, before, after, float(distance)))
+    def observe_assignment(self, event_time: datetime, customer_id: str, vector: list[float] | None) -> None:
+        """One scored customer: its scaled feature vector as of the event (None: a worker that sends none)."""
+        if vector is not None and self.segments is not None:
+            self.pending.append((event_time, ASSIGNMENT, customer_id, [float(x) for x in vector]))
 
     def advance(self, watermark: datetime) -> list[DriftAlert]:
-        """Evaluate every observation at or before ``watermark``, in event order; the alerts to publish."""
-        invoices, self.pending_invoices = _split(self.pending_invoices, watermark)
-        assignments, self.pending_assignments = _split(self.pending_assignments, watermark)
-        alerts = []
-        for event_time, customer_id, values in invoices:
-            self._feed_tier(INVOICE_MONITOR, values[0])
-            if self.activity is not None:
-                alerts.extend(self._incidents(self.activity.add(event_time, customer_id)))
-            alerts.extend(self._incident(self.invoices.add(event_time, customer_id, values)))
+        """Evaluate every whole event day that ended at or before ``watermark``, one day at a time; the alerts."""
+        last_day = (watermark + timedelta(microseconds=1)).date() - timedelta(days=1)
+        due = sorted((row for row in self.pending if row[0].date() <= last_day), key=lambda row: row[:3])
+        self.pending = [row for row in self.pending if row[0].date() > last_day]
+        alerts: list[DriftAlert] = []
+        for row in due:
+            alerts.extend(self._observe(row))
         if self.activity is not None:
-            alerts.extend(self._incidents(self.activity.close_through(watermark)))
-        for row in assignments:
-            self._feed_tier(SEGMENT_MONITOR, row[4])
-            alerts.extend(self._incident(self.segments.add(row)))
-        return sorted(alerts, key=lambda alert: alert.window.end)
+            alerts.extend(self._incidents(self.activity.close_through(_day_end(last_day))))
+        return alerts
 
-    def _feed_tier(self, monitor: str, value: float) -> None:
-        tier = self.tiers[monitor]
-        if tier is None and self.segments.baseline is not None:
-            baseline = self.segments.baseline
-            tier = self.tiers[monitor] = FastTier(
-                baseline.distance_mean, baseline.distance_std, self.settings.adwin_delta, self.settings.adwin_memory
-            )
-        if tier is not None and tier.update(value):
-            self.machines[monitor].bump()
+    def _observe(self, row: Observation) -> list[DriftAlert]:
+        event_time, kind, customer_id, payload = row
+        alerts = []
+        if self.activity is not None:  # the days before this one are complete: evaluated first
+            alerts.extend(self._incidents(self.activity.close_before(event_time.date().toordinal())))
+        if kind == ASSIGNMENT:
+            assert self.segments is not None  # only kept when the family is on
+            return [*alerts, *self._incident(self.segments.add(event_time, customer_id, payload))]
+        if self.activity is not None:
+            self.activity.add(event_time, customer_id)
+        if self.tier.update(math.copysign(math.log1p(abs(payload[0])), payload[0])):  # signed log1p
+            self.machines[INVOICE_MONITOR].bump()
+        alerts.extend(self._incident(self.invoices.add(event_time, customer_id, payload[0], payload[1])))
+        return alerts
 
     def _incidents(self, evaluations: list[Evaluation]) -> list[DriftAlert]:
         return [alert for evaluation in evaluations for alert in self._incident(evaluation)]
@@ -138,21 +133,19 @@ class DriftEngine:
         if evaluation is None:
             return []
         machine = self.machines[evaluation.monitor]
-        tier = self.tiers.get(evaluation.monitor)
-        extra = (
-            [Contribution(name=f"adwin: {evaluation.monitor} signal mean shift (σ)", shift=round(tier.shift, 4))]
-            if machine.bump_left and tier is not None
-            else []
-        )
-        family_state = machine.step(evaluation.worst.ratio)
+        bumped = machine.bump_left > 0 and evaluation.monitor == INVOICE_MONITOR
+        family_state = machine.step(evaluation.worst.ratio, evaluation.window.end)
         if family_state is None:
             return []
         worst = evaluation.worst
         state = self.ledger.step(evaluation.monitor, family_state, worst.method, worst.statistic, evaluation.window.end)
         if state is None:
             return []
-        severity = max((m.severity for m in self.machines.values() if m.is_open), key=LEVELS.index, default=LEVELS[0])
-        return [build_alert(self.ledger, severity, state, evaluation, self.context, extra, self.segments.shares_now())]
+        extra = (
+            [Contribution(name="adwin: order value mean shift (σ)", shift=round(self.tier.shift, 4))] if bumped else []
+        )
+        shares = self.segments.shares_now() if self.segments is not None else {}
+        return [build_alert(self.ledger, machine.severity, state, evaluation, self.context, extra, shares)]
 
     @property
     def open_incident_id(self) -> str | None:
@@ -164,50 +157,46 @@ class DriftEngine:
         return {
             "format": STATE_FORMAT,
             "model_version": self.context.model_version,
-            "references": {name: reference.model_dump(mode="json") for name, reference in self.references.items()},
+            "invoice_reference": self.invoice_reference.model_dump(mode="json"),
             "invoices": self.invoices.state_dict(),
-            "segments": self.segments.state_dict(),
+            "segments": None
+            if self.segments is None
+            else {"reference": self.segments.reference.model_dump(mode="json"), **self.segments.state_dict()},
             "machines": {name: machine.state_dict() for name, machine in self.machines.items()},
             "ledger": self.ledger.state_dict(),
             "activity": None
             if self.activity is None
             else {"reference": self.activity.reference.model_dump(mode="json"), **self.activity.state_dict()},
-            "tiers": {name: None if tier is None else tier.state_dict() for name, tier in self.tiers.items()},
-            "pending_invoices": [
-                [t.isoformat(), c, v[0], v[1], None if math.isnan(v[2]) else v[2]] for t, c, v in self.pending_invoices
-            ],
-            "pending_assignments": [[t.isoformat(), *rest] for t, *rest in self.pending_assignments],
+            "tier": self.tier.state_dict(),
+            "pending": [[t.isoformat(), kind, customer, payload] for t, kind, customer, payload in self.pending],
         }
 
     @classmethod
     def from_state_dict(cls, snapshot: ModelSnapshot, settings: DriftSettings, state: dict[str, Any]) -> DriftEngine:
-        """Resume an engine saved by :meth:`state_dict` for the same model version."""
-        if state.get("format") != STATE_FORMAT or state.get("model_version") != snapshot.version:
+        """Resume an engine saved by :meth:`state_dict` for the same model version and state format."""
+        if state.get("model_version") != snapshot.version:
             raise ValueError(f"drift state is for model v{state.get('model_version')}, not v{snapshot.version}")
-        references = {name: StatisticReference.model_validate(raw) for name, raw in state["references"].items()}
-        activity = state.get("activity")
-        reference = None if activity is None else ActivityReference.model_validate(activity["reference"])
-        engine = cls(snapshot, settings, references, activity=reference)
+        if state.get("format") != STATE_FORMAT:
+            raise ValueError(f"drift state format {state.get('format')} is not {STATE_FORMAT}: start a new engine")
+        activity, segments = state.get("activity"), state.get("segments")
+        engine = cls(
+            snapshot,
+            settings,
+            InvoiceReference.model_validate(state["invoice_reference"]),
+            activity=None if activity is None else ActivityReference.model_validate(activity["reference"]),
+            segments=None if segments is None else SegmentReference.model_validate(segments["reference"]),
+        )
         if engine.activity is not None and activity is not None:
             engine.activity.load_state_dict(activity)
+        if engine.segments is not None and segments is not None:
+            engine.segments.load_state_dict(segments)
         engine.invoices.load_state_dict(state["invoices"])
-        engine.segments.load_state_dict(state["segments"])
         for name, machine_state in state["machines"].items():
             engine.machines[name].load_state_dict(machine_state)
-        if "ledger" in state:  # states saved before the ledger start with none open
-            engine.ledger.load_state_dict(state["ledger"])
-        for name, tier_state in state["tiers"].items():
-            engine.tiers[name] = None if tier_state is None else FastTier.from_state_dict(tier_state)
-        for moment, customer, value, lines, days in state["pending_invoices"]:
-            engine.pending_invoices.append(
-                (datetime.fromisoformat(moment), customer, (value, lines, math.nan if days is None else days))
-            )
-        for moment, *rest in state["pending_assignments"]:
-            engine.pending_assignments.append((datetime.fromisoformat(moment), *rest))
+        engine.ledger.load_state_dict(state["ledger"])
+        engine.tier = FastTier.from_state_dict(state["tier"])
+        engine.pending = [
+            (datetime.fromisoformat(moment), kind, customer, payload)
+            for moment, kind, customer, payload in state["pending"]
+        ]
         return engine
-
-
-def _split(rows: list, watermark: datetime) -> tuple[list, list]:
-    """(due rows in event order, rows still pending); the sort is stable, so ties keep arrival order."""
-    due = sorted((row for row in rows if row[0] <= watermark), key=lambda row: row[0])
-    return due, [row for row in rows if row[0] > watermark]

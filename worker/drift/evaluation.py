@@ -1,12 +1,25 @@
-"""What one monitor evaluation produces: the raw material of an alert."""
+"""What one monitor evaluation produces: the raw material of an alert, and the effect sizes that rank what moved.
+
+Contributions of every family are ranked by one kind of effect size, so the first
+one named is the one that moved most whatever its unit: Cohen's d (difference of
+means in reference standard deviations) for values, Cohen's h (difference of
+arcsine-square-root proportions) for shares. Both read alike: 0.2 small, 0.5
+medium, 0.8 large.
+
+>>> round(cohens_h(0.5, 0.25), 3)
+0.524
+>>> cohens_d(12.0, 10.0, 4.0)
+0.5
+"""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from shared.contracts.drift_alert import Contribution, EventWindow
 
-# How many contributions an alert carries, largest shift first.
+# How many contributions an alert carries, largest effect first.
 TOP_CONTRIBUTIONS = 5
 
 
@@ -28,22 +41,25 @@ class Check:
 
 @dataclass(frozen=True)
 class Evaluation:
-    """A monitor's verdict on one window: its worst check, what moved, and the window."""
+    """A monitor's verdict on one window: its worst check, what moved (ranked), and the window."""
 
     monitor: str
     worst: Check
     window: EventWindow
     contributions: list[Contribution] = field(default_factory=list)
-    segment_shares_reference: dict[str, float] = field(default_factory=dict)
-    segment_shares_now: dict[str, float] = field(default_factory=dict)
 
 
-def worst_check(checks: list[Check]) -> Check | None:
-    """The check closest to (or furthest past) its threshold."""
-    return max(checks, key=lambda check: check.ratio, default=None)
+def cohens_d(current: float, reference: float, sd: float) -> float:
+    """Difference of means in reference standard deviations."""
+    return round((current - reference) / sd, 4) if sd > 0 else 0.0
 
 
-def top_contributions(contributions: list[Contribution]) -> list[Contribution]:
-    """Largest absolute shifts first, rounded for the wire."""
-    ranked = sorted(contributions, key=lambda item: abs(item.shift), reverse=True)[:TOP_CONTRIBUTIONS]
-    return [Contribution(name=item.name, shift=round(item.shift, 4)) for item in ranked]
+def cohens_h(current: float, reference: float) -> float:
+    """Difference of two proportions on the arcsine-square-root scale."""
+    clip = lambda p: min(max(p, 0.0), 1.0)  # noqa: E731
+    return round(2.0 * math.asin(math.sqrt(clip(current))) - 2.0 * math.asin(math.sqrt(clip(reference))), 4)
+
+
+def ranked(contributions: list[Contribution]) -> list[Contribution]:
+    """Largest absolute effect size first, at most :data:`TOP_CONTRIBUTIONS`."""
+    return sorted(contributions, key=lambda item: abs(item.shift), reverse=True)[:TOP_CONTRIBUTIONS]

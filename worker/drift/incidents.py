@@ -3,8 +3,8 @@
 A family's :class:`IncidentMachine` decides when that family is in alarm:
 
 * **open** after ``open_after`` consecutive evaluations above the threshold (ratio > 1);
-* **update** while open, when severity changed (at most every ``update_min_gap``
-  evaluations) or every ``update_every`` evaluations as a heartbeat;
+* **update** while open and above its own threshold, when its severity rose or
+  ``update_interval_days`` event days passed since its last alert;
 * **closed** after ``close_after`` consecutive evaluations below
   ``close_ratio``·threshold: hysteresis, so a value hovering at the threshold
   does not flap between incidents.
@@ -24,7 +24,8 @@ next ``adwin_bump_evaluations`` evaluations by one level; it cannot open an inci
 
 >>> from worker.drift.settings import DriftSettings
 >>> machine = IncidentMachine("demo", DriftSettings(open_after=2, close_after=2))
->>> [machine.step(ratio) for ratio in (1.5, 1.5, 1.2, 0.5, 0.5)]
+>>> at = datetime(2011, 6, 1)
+>>> [machine.step(ratio, at) for ratio in (1.5, 1.5, 1.2, 0.5, 0.5)]
 [None, 'open', None, None, 'closed']
 """
 
@@ -42,61 +43,96 @@ State = Literal["open", "update", "closed"]
 Severity = Literal["info", "warning", "critical"]
 LEVELS: tuple[Severity, ...] = ("info", "warning", "critical")
 
-ACTIONS = {
-    "invoice_behaviour": (
-        "check the feed for this period (prices, units, duplicated or missing invoices); "
-        "if behaviour really changed and the shift lasts, refit the model: python -m worker refresh"
+# What to do, by what moved most (the alert's first contribution): the first phrase found in its name.
+ACTIONS: tuple[tuple[str, str], ...] = (
+    (
+        "order value",
+        "order values moved most: check prices, currency and discounts in the feed for this "
+        "period; if the change is real and lasts, refit the model (python -m worker refresh) so monetary "
+        "segments follow it",
     ),
-    "customer_activity": (
-        "customers who bought regularly have slowed down or stopped: check which segments lost them "
-        "(python -m worker segments), the feed's coverage of these days, and retention actions"
+    (
+        "lines per invoice",
+        "basket size moved: check whether invoices are split or merged upstream, or the catalogue or checkout "
+        "changed; if real and lasting, refit the model (python -m worker refresh)",
     ),
-    "segment_structure": (
-        "segment structure moved for a lasting period: refit the model on the current customers "
-        "(python -m worker refresh, or SEG_REFRESH_POLICY=refresh) and review segment names"
+    (
+        "loyal customers",
+        "customers who bought regularly have slowed down or stopped: see which segments lost them "
+        "(python -m worker segments), check the feed's coverage of these days, then retention actions",
     ),
-}
+    (
+        "share",
+        "customers' behaviour now spreads differently over the model's segments (shares named in contributions): "
+        "review whether the segments still describe them and refit (python -m worker refresh or "
+        "SEG_REFRESH_POLICY=refresh)",
+    ),
+)
 CLOSED_ACTION = "none: the statistic is back below the closing level"
+
+
+def suggested_action(contributions: list[Contribution]) -> str:
+    """The action for what moved most; a generic one when nothing is named."""
+    if contributions:
+        for phrase, action in ACTIONS:
+            if phrase in contributions[0].name:
+                return action
+    return "check the feed for this period and the named statistic against its reference"
 
 
 @dataclass
 class IncidentMachine:
-    """The incident state of one monitor; JSON-able through :meth:`state_dict`."""
+    """The incident state of one monitor; JSON-able through :meth:`state_dict`.
+
+    An ``update`` is sent only while the family is above its own threshold, and only
+    when its severity rose (once ``severity_hold_days`` passed since its last alert)
+    or ``update_interval_days`` passed (then with the severity of the moment): a
+    family hovering below its level stays quiet until it closes, and one flickering
+    between warning and critical sends one update, not one per flicker.
+    """
 
     monitor: str
     settings: DriftSettings
     close_after: int | None = None  # evaluations below the closing level that close; None: settings.close_after
+    open_after: int | None = None  # consecutive evaluations above the level that open; None: settings.open_after
     is_open: bool = False
     above: int = 0
     below: int = 0
-    since_update: int = 0
     severity: Severity = "info"
     bump_left: int = 0
+    last_alert: str | None = None  # event time of the family's last alert (ISO), for the update rules
 
     def bump(self) -> None:
         """A fast-tier detection: raise severity by one level for the next evaluations."""
         self.bump_left = self.settings.adwin_bump_evaluations
 
-    def step(self, ratio: float) -> State | None:
-        """Advance on one evaluation's value/threshold ratio; the alert state to send, if any."""
+    def step(self, ratio: float, at: datetime) -> State | None:
+        """Advance on one evaluation's value/threshold ratio at event time ``at``; the alert state to send, if any."""
         severity = self._severity(ratio)
         self.bump_left = max(0, self.bump_left - 1)
         if not self.is_open:
             self.above = self.above + 1 if ratio > 1.0 else 0
-            if self.above < self.settings.open_after:
+            if self.above < (self.open_after or self.settings.open_after):
                 return None
-            self.is_open, self.below, self.since_update, self.severity = True, 0, 0, severity
-            return "open"
+            self.is_open, self.below, self.severity = True, 0, severity
+            return self._sent("open", at)
         self.below = self.below + 1 if ratio < self.settings.close_ratio else 0
-        self.since_update += 1
         if self.below >= (self.close_after or self.settings.close_after):
             self.is_open, self.above, self.severity = False, 0, "info"
-            return "closed"
-        moved = severity != self.severity and self.since_update >= self.settings.update_min_gap
-        if moved or self.since_update >= self.settings.update_every:
-            self.severity, self.since_update = severity, 0
-            return "update"
+            return self._sent("closed", at)
+        if ratio <= 1.0:
+            return None
+        since = (at - datetime.fromisoformat(self.last_alert)).total_seconds() / 86_400.0 if self.last_alert else 1e9
+        # Severity rising is news; falling back (still above the threshold) waits for the interval.
+        rose = LEVELS.index(severity) > LEVELS.index(self.severity) and since >= self.settings.severity_hold_days
+        if rose or since >= self.settings.update_interval_days:
+            self.severity = severity
+            return self._sent("update", at)
         return None
+
+    def _sent(self, state: State, at: datetime) -> State:
+        self.last_alert = at.isoformat()
+        return state
 
     def _severity(self, ratio: float) -> Severity:
         level = 0 if ratio <= 1.0 else 1 if ratio < self.settings.critical_ratio else 2
@@ -105,10 +141,11 @@ class IncidentMachine:
         return LEVELS[level]
 
     def state_dict(self) -> dict[str, Any]:
-        return {key: value for key, value in asdict(self).items() if key not in ("monitor", "settings", "close_after")}
+        skip = ("monitor", "settings", "close_after", "open_after")
+        return {key: value for key, value in asdict(self).items() if key not in skip}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore :meth:`state_dict`; keys of older formats (the per-family ``incident`` counter) are ignored."""
+        """Restore :meth:`state_dict`; keys of older formats (``incident``, ``since_update``) are ignored."""
         known = {item.name for item in fields(self)}
         for key, value in state.items():
             if key in known:
@@ -204,7 +241,7 @@ def build_alert(
     extra: list[Contribution],
     shares_now: dict[str, float],
 ) -> DriftAlert:
-    """The wire alert for one incident event, reported by the family of ``evaluation``.
+    """The wire alert for one incident event, reported by the family of ``evaluation`` with its own severity.
 
     Ids are deterministic (model version, incident number, state, window end, family),
     so a replay after a restart sends the same ids and consumers drop the repeats.
@@ -225,9 +262,9 @@ def build_alert(
         window=evaluation.window,
         reference_period=context.reference_period,
         model_version=context.model_version,
-        contributions=[*extra, *evaluation.contributions],
+        contributions=[*evaluation.contributions, *extra],
         segment_shares_reference=context.segment_shares_reference,
         segment_shares_now=shares_now,
         contributors=list(ledger.contributors),
-        suggested_action=CLOSED_ACTION if state == "closed" else ACTIONS[evaluation.monitor],
+        suggested_action=CLOSED_ACTION if state == "closed" else suggested_action(evaluation.contributions),
     )

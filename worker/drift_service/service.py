@@ -34,6 +34,7 @@ from shared.settings import Settings
 from shared.state.keys import Keys
 from shared.state.model_store import load_version, require_current
 from worker.drift import DriftEngine, DriftSettings, calibration
+from worker.drift.engine import STATE_FORMAT
 from worker.drift.reference import load_reference
 from worker.drift_service.metrics import DriftMetrics
 from worker.drift_service.settings import MonitorSettings
@@ -115,7 +116,11 @@ class DriftMonitor:
         self.offset, state = self.store.load()
         if state is not None:
             snapshot = load_version(self.redis, self.keys, state["model_version"])
-            self.engine = DriftEngine.from_state_dict(snapshot, self.drift, state["engine"])
+            if state["engine"].get("format") == STATE_FORMAT:
+                self.engine = DriftEngine.from_state_dict(snapshot, self.drift, state["engine"])
+            else:  # an engine of an earlier release: a fresh one; its open incidents are closed below
+                log.warning("drift state of format %s: starting a new engine", state["engine"].get("format"))
+                self.engine = self._engine(snapshot)
             self.sources = dict(state["sources"])
             self.times = {key: datetime.fromisoformat(value) for key, value in state["times"].items()}
         tp = TopicPartition(self.topic, 0)
@@ -248,7 +253,7 @@ class DriftMonitor:
             )
         if share.model_version == self.engine.context.model_version:
             for row in share.assignments:
-                self.engine.observe_assignment(row.event_time, row.customer_id, row.before, row.after, row.distance)
+                self.engine.observe_assignment(row.event_time, row.customer_id, row.vector)
 
     def _new_engine(self, version: int) -> None:
         """A new model version: its references replace the old (the caller closes the old engine's incidents)."""

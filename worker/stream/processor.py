@@ -385,12 +385,13 @@ class Processor:
             ),
         )
         publish = self.policy.after_event(published, assigned, margin)
-        for row, moment, before, after, gap in zip(
+        for row, moment, before, after, gap, vector in zip(
             rows.tolist(),
             times.tolist(),
             book.segment[rows].tolist(),
             assigned.tolist(),
             distance.tolist(),
+            vectors.tolist(),
             strict=True,
         ):
             self._observed_by(int(book.partition[row]))[1].append(
@@ -400,6 +401,7 @@ class Processor:
                     before=None if before == NO_SEGMENT else before,
                     after=after,
                     distance=gap,
+                    vector=vector,
                 )
             )
         book.segment[rows] = assigned
