@@ -19,6 +19,7 @@ import logging
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -29,23 +30,22 @@ from kafka.errors import KafkaError
 from tqdm import tqdm
 
 from producer.acks import AckTracker
+from producer.batch import Batch
 from producer.checkpoint import Checkpoint, Saved, fingerprint
 from producer.events import EventCounts, Selection
 from producer.pacing import Pacer
-from producer.prepare import DeadLetterMessage, Message, local_messages, prepared_messages
+from producer.prepare import local_batches, prepared_batches
 from producer.settings import ProducerSettings
 from producer.target import Target, observe, resume_point
 from producer.validation import Limits
 from shared.exceptions import DeliveryError, EmptyInputError, ServiceUnavailableError
 from shared.kafka_clients import close_producer, ensure_topics, kafka_error, make_producer
-from shared.partitioner import KeyPartitioner
 from shared.redaction import redact
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
 
 SEQ_HEADER = "replay.seq"
-_HOUSEKEEPING_EVERY = 2048  # events between progress/ack/checkpoint bookkeeping
 _ACK_POLL_S = 0.2  # a wait for acks looks at the stop request this often
 _CLOSE_NOW_S = 1.0  # closing after an outage or a stop: unacknowledged sends are dropped (and resent later)
 _RECONNECT_PROBE_MS = 5_000  # bootstrap bound after an outage, so a stop request is answered meanwhile
@@ -250,42 +250,32 @@ class _Run:
         summary.sent = summary.guests = summary.skipped_by_resume = 0
         summary.dead_lettered = Counter()
         self.counts = EventCounts()
-        messages = (prepared_messages if config.prepare_process else local_messages)(
-            self.path, self.selection, self.counts, config.chunk_rows, options.encoding or config.encoding
-        )
         sink = _Sink(producer, self.topic, self.settings.topics.dead_letter, tracker)
+        batches = (prepared_batches if config.prepare_process else local_batches)(
+            self.path,
+            self.selection,
+            self.counts,
+            sink.partitions,
+            config.chunk_rows,
+            options.encoding or config.encoding,
+        )
         books = _Bookkeeping(self.checkpoint, tracker, identity, config.checkpoint_interval_s, options.progress)
         pacer = Pacer(options.speed, self.stop)
         run_start = self.run_start or 0
         seq = 0
-        since_tick = 0
         try:
-            for message in messages:
-                if self.stop.is_set():
+            for batch in batches:
+                handled = sink.send(batch, seq, start, pacer, self._room)
+                _count(summary, batch, seq, handled, run_start)
+                seq += handled
+                books.tick(handled)
+                if handled < len(batch):
                     break
-                if seq >= start:
-                    if tracker.pending >= config.max_unacknowledged and not self._make_room(tracker):
-                        break
-                    if not isinstance(message, DeadLetterMessage):
-                        pacer.wait(message.at)
-                    sink.send(message, seq)
-                if seq < run_start:
-                    summary.skipped_by_resume += 1
-                elif isinstance(message, DeadLetterMessage):
-                    summary.dead_lettered[message.reason] += 1
-                else:
-                    summary.sent += 1
-                    summary.guests += message.guest
-                seq += 1
-                since_tick += 1
-                if since_tick == _HOUSEKEEPING_EVERY:
-                    books.tick(since_tick)
-                    since_tick = 0
             else:
                 self.total = seq
         finally:
-            books.close(since_tick)
-            messages.close()  # type: ignore[attr-defined]
+            books.close()
+            batches.close()  # type: ignore[attr-defined]
         if self.stop.is_set():
             self._drain(tracker, time.monotonic() + config.stop_flush_s)
         else:
@@ -294,6 +284,12 @@ class _Run:
                 if self.stop.is_set():
                     self._drain(tracker, time.monotonic() + config.stop_flush_s)
                     return
+
+    def _room(self, tracker: AckTracker) -> bool:
+        """Room to send one more: no stop request, and fewer sends than the bound unacknowledged (else wait)."""
+        if self.stop.is_set():
+            return False
+        return tracker.pending < self.config.max_unacknowledged or self._make_room(tracker)
 
     def _make_room(self, tracker: AckTracker) -> bool:
         """Wait until fewer sends than the bound are unacknowledged; False when a stop request came first."""
@@ -351,10 +347,11 @@ def _checkpoint(
 
 
 class _Sink:
-    """Sends one prepared message with its sequence header and tracks the broker's answer.
+    """Sends a batch's messages with their sequence headers and tracks the broker's answers.
 
-    Invoice lines go to the partition :mod:`shared.partitioner` gives their key
-    (customers and guests alike), never to kafka-python's own choice.
+    Invoice lines go to the partition :mod:`shared.partitioner` gave their key when
+    they were prepared (customers and guests alike), never to kafka-python's own
+    choice; dead letters go to the dead-letter topic without a key.
     """
 
     def __init__(self, producer: KafkaProducer, topic: str, dead_letter: str, tracker: AckTracker) -> None:
@@ -362,23 +359,47 @@ class _Sink:
         self.topic = topic
         self.dead_letter = dead_letter
         self.tracker = tracker
-        self.partition_of = KeyPartitioner(producer.partitions_for(topic))
+        self.partitions = sorted(producer.partitions_for(topic))
 
-    def send(self, message: Message, seq: int) -> None:
-        headers = [*message.headers, (SEQ_HEADER, str(seq).encode())]
-        try:
-            if isinstance(message, DeadLetterMessage):
-                future = self.producer.send(self.dead_letter, value=message.value, headers=headers)
-            else:
-                partition = self.partition_of(message.key)
-                future = self.producer.send(
-                    self.topic, key=message.key, value=message.value, partition=partition, headers=headers
-                )
-        except KafkaError as exc:
-            raise DeliveryError(
-                f"the producer refused message {seq}: {redact(str(exc))}", acknowledged=self.tracker.acked
-            ) from exc
-        self.tracker.track(future)
+    def send(self, batch: Batch, first: int, start: int, pacer: Pacer, room: Callable[[AckTracker], bool]) -> int:
+        """Send the messages of ``batch`` (sequence numbers from ``first``) that are not below ``start``.
+
+        Returns how many of the batch were dealt with: all, unless ``room`` said
+        no (a stop request) first.
+        """
+        send, track, tracker, topic = self.producer.send, self.tracker.track, self.tracker, self.topic
+        headers_of = {entry.index: entry.headers for entry in batch.dead}
+        paced = pacer.speed is not None
+        begin = max(start - first, 0)
+        keys, values, partitions, times = batch.keys, batch.values, batch.partitions, batch.times_us
+        for index in range(begin, len(batch)):
+            if not room(tracker):
+                return index
+            key = keys[index]
+            sequence = (SEQ_HEADER, str(first + index).encode())
+            try:
+                if key is None:
+                    future = send(self.dead_letter, value=values[index], headers=[*headers_of[index], sequence])
+                else:
+                    if paced:
+                        pacer.wait(times[index])
+                    future = send(topic, key=key, value=values[index], partition=partitions[index], headers=[sequence])
+            except KafkaError as exc:
+                raise DeliveryError(
+                    f"the producer refused message {first + index}: {redact(str(exc))}", acknowledged=tracker.acked
+                ) from exc
+            track(future)
+        return len(batch)
+
+
+def _count(summary: ReplaySummary, batch: Batch, first: int, handled: int, run_start: int) -> None:
+    """Add the first ``handled`` messages of ``batch`` (sequence numbers from ``first``) to the summary."""
+    skipped = min(max(run_start - first, 0), handled)
+    summary.skipped_by_resume += skipped
+    dead = [entry.reason for entry in batch.dead if skipped <= entry.index < handled]
+    summary.dead_lettered.update(dead)
+    summary.sent += handled - skipped - len(dead)
+    summary.guests += sum(batch.guests[skipped:handled])
 
 
 class _Bookkeeping:
@@ -401,6 +422,5 @@ class _Bookkeeping:
             self.checkpoint.save(acked, False, self.identity, self.tracker.ends)
             self.saved_at = time.monotonic()
 
-    def close(self, events: int) -> None:
-        self.bar.update(events)
+    def close(self) -> None:
         self.bar.close()
