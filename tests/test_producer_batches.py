@@ -20,7 +20,7 @@ from shared.exceptions import RecordError
 from shared.partitioner import KeyPartitioner
 from shared.readers import CANONICAL, open_rows
 
-GOOD = {
+GOOD: dict[str, str | None] = {
     "invoice_no": "536365",
     "stock_code": "85123A",
     "description": "WHITE HANGING HEART T-LIGHT HOLDER",
