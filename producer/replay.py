@@ -390,7 +390,7 @@ class _Sink:
         (the bound on unacknowledged sends); a paced send answers a stop request
         itself, since its wait may be long.
         """
-        index = max(start - first, 0)
+        index = min(max(start - first, 0), len(batch))  # those below start are acknowledged already
         while index < len(batch):
             allowed = room(self.tracker)
             if not allowed:
