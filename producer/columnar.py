@@ -17,6 +17,7 @@ them on every row of the real file and on a corpus of bad values).
 
 from __future__ import annotations
 
+import binascii
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -132,10 +133,9 @@ def _json_pieces(name: str, column: _Distinct) -> np.ndarray:
 
 def _values(canonical: list[np.ndarray], json: list[np.ndarray]) -> list[bytes]:
     """Each row's JSON: its event id (a hash of the canonical fields) first, then the fields' pieces."""
-    blake2b = hashlib.blake2b
-    join = _SEPARATOR.join
+    blake2b, hexlify, join = hashlib.blake2b, binascii.hexlify, _SEPARATOR.join
     return [
-        b"".join((b'{"event_id":"', blake2b(join(fields), digest_size=16).hexdigest().encode(), b'",', *pieces))
+        b"".join((b'{"event_id":"', hexlify(blake2b(join(fields), digest_size=16).digest()), b'",', *pieces))
         for fields, pieces in zip(zip(*canonical, strict=True), zip(*json, strict=True), strict=True)
     ]
 
