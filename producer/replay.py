@@ -36,7 +36,7 @@ from producer.batch import Batch
 from producer.checkpoint import Checkpoint, Saved, fingerprint
 from producer.events import EventCounts, Selection
 from producer.pacing import Pacer
-from producer.prepare import local_batches, prepared_batches
+from producer.prepare import local_batches, prepared_batches, warm_up
 from producer.settings import ProducerSettings
 from producer.target import Target, observe, resume_point
 from producer.validation import Limits
@@ -133,6 +133,8 @@ def replay(
         reorder_buffer=config.reorder_buffer,
     )
     checkpoint = _checkpoint(path, topic, settings.topics.dead_letter, selection, options, config)
+    if config.prepare_process:
+        warm_up()
     run = _Run(path, settings, options, config, stop, topic, selection, checkpoint)
     saved = Saved() if options.from_scratch else checkpoint.load()
     started = time.monotonic()
