@@ -19,17 +19,7 @@ from producer.validation import Limits, ParsedLine, parse_row, parse_timestamp
 from shared.exceptions import RecordError
 from shared.partitioner import KeyPartitioner
 from shared.readers import CANONICAL, open_rows
-
-GOOD: dict[str, str | None] = {
-    "invoice_no": "536365",
-    "stock_code": "85123A",
-    "description": "WHITE HANGING HEART T-LIGHT HOLDER",
-    "quantity": "6",
-    "invoice_date": "2010-12-01 08:26:00",
-    "unit_price": "2.55",
-    "customer_id": "17850.0",
-    "country": "United Kingdom",
-}
+from tests.test_producer_validation import GOOD
 
 # Good and bad values for every field: each is tried in an otherwise good row.
 VARIANTS: dict[str, list[str | None]] = {
@@ -74,9 +64,10 @@ PARTITIONER = KeyPartitioner([0, 1, 2])
 
 
 def corpus() -> list[dict[str, str | None]]:
-    rows = [GOOD]
+    good: dict[str, str | None] = dict(GOOD)
+    rows = [good]
     for name, values in VARIANTS.items():
-        rows += [GOOD | {name: value} for value in values]
+        rows += [good | {name: value} for value in values]
     return rows
 
 
