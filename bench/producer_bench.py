@@ -14,13 +14,21 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import NamedTuple
 
-from producer.events import EventCounts, Selection, publishable_events
-from producer.prepare import Message, to_message
+from producer.events import EventCounts, Selection, publishable_batches
 from producer.replay import SEQ_HEADER, ReplayOptions, replay
 from producer.settings import ProducerSettings
 from shared.kafka_clients import ensure_topics, make_producer
 from shared.settings import KafkaSettings, Settings
+
+
+class Message(NamedTuple):
+    """One message of the replay's stream, as the raw loop sends it."""
+
+    key: bytes | None
+    value: bytes
+    headers: tuple[tuple[str, bytes], ...]
 
 
 def run(settings: Settings, dataset: Path) -> dict[str, float]:
@@ -30,7 +38,7 @@ def run(settings: Settings, dataset: Path) -> dict[str, float]:
         config = ProducerSettings(checkpoint_dir=Path(workdir))
         options = ReplayOptions(topic=f"bench-replay-{tag}", from_scratch=True)
         summary = replay(dataset, settings, options, config)
-    messages = _serialised(dataset, config)
+    messages = _serialised(dataset, config, settings.topics.partitions)
     raw_rate = _raw_send_rate(settings, f"bench-raw-{tag}", messages)
     result = {
         "rows": float(len(messages)),
@@ -45,13 +53,21 @@ def run(settings: Settings, dataset: Path) -> dict[str, float]:
     return result
 
 
-def _serialised(dataset: Path, config: ProducerSettings) -> list[Message]:
-    """Key, value and headers exactly as the replay sends them, built before timing."""
-    events = publishable_events(dataset, Selection(reorder_buffer=config.reorder_buffer), EventCounts())
-    return [to_message(event) for event in events]
+def _serialised(dataset: Path, config: ProducerSettings, partitions: int) -> list[Message]:
+    """Key, value and headers (but the sequence number) exactly as the replay sends them, built before timing."""
+    selection = Selection(reorder_buffer=config.reorder_buffer)
+    messages: list[Message] = []
+    for batch in publishable_batches(dataset, selection, EventCounts(), range(partitions)):
+        headers_of = {entry.index: tuple(entry.headers) for entry in batch.dead}
+        messages += [
+            Message(key, value, headers_of.get(index, ()))
+            for index, (key, value) in enumerate(zip(batch.keys, batch.values, strict=True))
+        ]
+    return messages
 
 
 def _raw_send_rate(settings: Settings, topic: str, messages: list[Message]) -> float:
+    """kafka-python's own loop: key, value and headers per send, its default partitioner, the same settings."""
     ensure_topics(settings.kafka, [topic], settings.topics.partitions, settings.topics.replication_factor)
     producer = make_producer(settings.kafka)
     started = time.monotonic()

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import datetime
 
 
 class Pacer:
@@ -20,16 +19,16 @@ class Pacer:
             raise ValueError("speed must be positive")
         self.speed = speed
         self.stop = stop
-        self._origin: tuple[datetime, float] | None = None
+        self._origin: tuple[int, float] | None = None
 
-    def wait(self, at: datetime) -> None:
-        """Block until ``at`` is due (the first event sets the origin)."""
+    def wait(self, at_us: int) -> None:
+        """Block until event time ``at_us`` (microseconds) is due (the first event sets the origin)."""
         if self.speed is None:
             return
         if self._origin is None:
-            self._origin = (at, time.monotonic())
+            self._origin = (at_us, time.monotonic())
             return
         first_at, first_wall = self._origin
-        delay = first_wall + (at - first_at).total_seconds() / self.speed - time.monotonic()
+        delay = first_wall + (at_us - first_at) / 1e6 / self.speed - time.monotonic()
         if delay > 0:
             self.stop.wait(delay)

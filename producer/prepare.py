@@ -1,83 +1,66 @@
 """Read, validate, order and serialise in a child process; the parent only sends.
 
-Why: kafka-python's ``send()`` costs the main thread about as much as everything
-before it (decompressing, parsing, hashing event ids, JSON). Running that first
-half in a separate process lets both halves use a CPU each. The child produces
-exactly the deterministic stream of :func:`publishable_events` (so sequence numbers
-and resume are unaffected), as ready-to-send bytes, in bounded batches.
+Why: kafka-python's ``send()`` holds the main thread's CPU; everything before it
+(decompressing, parsing, hashing event ids, JSON) runs beside it in a child
+process. The child produces exactly the deterministic stream of
+:func:`publishable_batches` (so sequence numbers and resume are unaffected), as
+ready-to-send bytes, in bounded batches encoded with MessagePack.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import multiprocessing
 import os
 import queue
 import signal
 import traceback
 from collections.abc import Iterator
-from datetime import datetime
+from multiprocessing import forkserver
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
-from producer.events import EventCounts, Selection, publishable_events
-from producer.validation import ParsedLine
+from producer.batch import DECODER, ENCODER, Batch
+from producer.events import EventCounts, Selection, publishable_batches
 from shared import exceptions
-from shared.contracts.dead_letter import DeadLetter
 
-BATCH = 2_000
-QUEUE_BATCHES = 16  # bounds memory: at most this many batches wait for the sender
-
-
-class LineMessage(NamedTuple):
-    """An invoice line ready for the wire: keyed by customer, paced by its event time ``at``."""
-
-    key: bytes
-    value: bytes
-    at: datetime
-    guest: bool
-    headers: tuple[tuple[str, bytes], ...] = ()
+PIPE_BYTES = 1 << 20  # the most an unprivileged process may ask for by default (/proc/sys/fs/pipe-max-size)
+QUEUE_BATCHES = 32  # bounds memory (~20 MB): at most this many batches wait for the sender, a few chunks' worth
 
 
-class DeadLetterMessage(NamedTuple):
-    """A dead letter ready for the wire (no key), with its ``reason`` for the summary."""
+def warm_up() -> None:
+    """Start the fork server now, with the preparing modules imported, so the child starts at once later.
 
-    value: bytes
-    headers: tuple[tuple[str, bytes], ...]
-    reason: str
-    key: None = None
-
-
-Message = LineMessage | DeadLetterMessage
-
-
-def to_message(event: ParsedLine | DeadLetter) -> Message:
-    """Serialise one event exactly as it is published."""
-    if isinstance(event, ParsedLine):
-        key = event.partition_key.encode()
-        return LineMessage(key, event.to_json(), event.invoice_date, event.customer_id is None)
-    return DeadLetterMessage(event.model_dump_json().encode(), tuple(event.headers()), event.reason)
+    Why: a fresh interpreter takes about a second to import pandas and the
+    rest; started before the replay connects to the broker, that happens
+    meanwhile instead of while the sender waits for its first batch.
+    """
+    multiprocessing.set_forkserver_preload(["__main__", __name__])
+    forkserver.ensure_running()
 
 
-def local_messages(
-    path: Path, selection: Selection, counts: EventCounts, chunk_rows: int, encoding: str
-) -> Iterator[Message]:
-    """The same messages prepared in this process (one CPU, or no importable ``__main__``)."""
-    return (to_message(event) for event in publishable_events(path, selection, counts, chunk_rows, encoding))
+def local_batches(
+    path: Path, selection: Selection, counts: EventCounts, partitions: list[int], chunk_rows: int, encoding: str
+) -> Iterator[Batch]:
+    """The same batches prepared in this process (one CPU, or no importable ``__main__``)."""
+    return publishable_batches(path, selection, counts, partitions, chunk_rows, encoding)
 
 
-def prepared_messages(
-    path: Path, selection: Selection, counts: EventCounts, chunk_rows: int, encoding: str
-) -> Iterator[Message]:
-    """The messages of :func:`publishable_events`, prepared in a child process.
+def prepared_batches(
+    path: Path, selection: Selection, counts: EventCounts, partitions: list[int], chunk_rows: int, encoding: str
+) -> Iterator[Batch]:
+    """The batches of :func:`publishable_batches`, prepared in a child process (MessagePack between the two).
 
     ``counts`` is filled in when the child finishes; errors raised in the child
     (e.g. :class:`CorruptInputError`) are raised here with their message.
     """
     context = multiprocessing.get_context("forkserver")
     channel: Any = context.Queue(maxsize=QUEUE_BATCHES)
+    _widen(channel._writer)  # multiprocessing.Queue has no public handle on its pipe
     child = context.Process(
         target=_produce,
-        args=(channel, os.getpid(), path, selection, chunk_rows, encoding),
+        args=(channel, os.getpid(), path, selection, partitions, chunk_rows, encoding),
         name="replay-prepare",
         daemon=True,
     )
@@ -86,7 +69,7 @@ def prepared_messages(
         while True:
             kind, payload = _receive(channel, child)
             if kind == "batch":
-                yield from payload
+                yield DECODER.decode(payload)
             elif kind == "done":
                 for name, value in payload.items():
                     setattr(counts, name, value)
@@ -100,6 +83,18 @@ def prepared_messages(
         channel.close()
 
 
+def _widen(connection: Any) -> None:
+    """Let the pipe under the queue hold a whole batch (~650 KB; Linux gives a pipe 64 KiB).
+
+    Why: through a 64 KiB pipe a batch crosses in about ten write/read round
+    trips, each waiting for the other process to be scheduled and to take its
+    GIL back; on a busy machine that held the sender up for milliseconds per
+    batch. Where the pipe cannot be resized, it stays as it is.
+    """
+    with contextlib.suppress(OSError, AttributeError):
+        fcntl.fcntl(connection.fileno(), fcntl.F_SETPIPE_SZ, PIPE_BYTES)
+
+
 def _receive(channel: Any, child: Any) -> tuple[str, Any]:
     while True:
         try:
@@ -109,17 +104,20 @@ def _receive(channel: Any, child: Any) -> tuple[str, Any]:
                 raise RuntimeError(f"the prepare process died (exit code {child.exitcode})") from None
 
 
-def _produce(channel: Any, parent: int, path: Path, selection: Selection, chunk_rows: int, encoding: str) -> None:
+def _produce(
+    channel: Any,
+    parent: int,
+    path: Path,
+    selection: Selection,
+    partitions: list[int],
+    chunk_rows: int,
+    encoding: str,
+) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop, then ends us
     counts = EventCounts()
-    batch: list[Message] = []
     try:
-        for event in publishable_events(path, selection, counts, chunk_rows, encoding):
-            batch.append(to_message(event))
-            if len(batch) == BATCH:
-                _put(channel, parent, ("batch", batch))
-                batch = []
-        _put(channel, parent, ("batch", batch))
+        for batch in publishable_batches(path, selection, counts, partitions, chunk_rows, encoding):
+            _put(channel, parent, ("batch", ENCODER.encode(batch)))
         _put(channel, parent, ("done", vars(counts)))
     except exceptions.SegmentationError as exc:
         _put(channel, parent, ("error", (type(exc).__name__, str(exc))))

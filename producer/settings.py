@@ -19,7 +19,7 @@ class ProducerSettings(BaseSettings):
     checkpoint_interval_s: float = Field(1.0, gt=0, description="how often the acked watermark is saved")
     max_price: float = Field(100_000.0, gt=0, description="unit prices above this are out_of_range")
     max_quantity: int = Field(1_000_000, gt=0, description="|quantity| above this is out_of_range")
-    chunk_rows: int = Field(50_000, ge=1, description="rows read per chunk (bounds memory)")
+    chunk_rows: int = Field(20_000, ge=1, description="rows read per chunk (bounds memory; small keeps the sender fed)")
     reorder_buffer: int = Field(10_000, ge=0, description="rows held to sort slightly disordered input")
     encoding: str = Field("utf-8", description="text encoding of CSV input")
     max_unacknowledged: int = Field(

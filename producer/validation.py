@@ -65,7 +65,9 @@ class ParsedLine(NamedTuple):
 
 def parse_row(raw: Raw, limits: Limits = LIMITS) -> ParsedLine:
     """Validate and parse one row; raise a :class:`RecordError` subclass naming the field."""
-    invoice_no, stock_code, quantity_text, date_text, price_text, country = [_required(raw, name) for name in REQUIRED]
+    invoice_no, stock_code, quantity_text, date_text, price_text, country = [
+        required(name, raw.get(name)) for name in REQUIRED
+    ]
     description = raw.get("description") or None
     quantity = parse_quantity(quantity_text, limits)
     invoice_date = parse_timestamp(date_text, limits)
@@ -95,8 +97,8 @@ def parse_row(raw: Raw, limits: Limits = LIMITS) -> ParsedLine:
     )
 
 
-def _required(raw: Raw, name: str) -> str:
-    value = raw.get(name)
+def required(name: str, value: str | None) -> str:
+    """``value`` unless it is absent or blank (:class:`MissingFieldError`)."""
     if value is None or not value.strip():
         raise MissingFieldError(f"{name} is missing", field=name)
     return value

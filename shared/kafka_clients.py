@@ -178,7 +178,7 @@ def high_watermarks(settings: KafkaSettings, topics: list[str], timeout_s: float
     :class:`ServiceUnavailableError` when the broker does not answer within ``timeout_s``.
     """
     deadline = time.monotonic() + timeout_s
-    consumer = make_consumer(settings, group_id=None)
+    consumer = make_consumer(settings, group_id=None, fetch_max_wait_ms=_PROMPT_FETCH_MS)
     try:
         partitions: list[TopicPartition] = []
         for topic in topics:
@@ -200,6 +200,9 @@ def high_watermarks(settings: KafkaSettings, topics: list[str], timeout_s: float
         raise kafka_error(settings, exc) from exc
     finally:
         consumer.close()
+
+
+_PROMPT_FETCH_MS = 10  # a fetch for the high watermark need not wait for data (the default waits 500 ms)
 
 
 def _before(deadline: float, message: str) -> None:

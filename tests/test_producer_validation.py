@@ -86,7 +86,7 @@ def test_limits_are_configurable() -> None:
 def test_reorder_buffer_sorts_within_capacity_and_releases_late_rows() -> None:
     base = datetime(2011, 1, 1)
     arrivals = [3, 1, 2, 2, 6, 5, 0, 7]  # 0 arrives after 3 was released: late
-    buffer: ReorderBuffer[str] = ReorderBuffer(capacity=2)
+    buffer: ReorderBuffer[datetime, str] = ReorderBuffer(capacity=2)
     out = []
     for index, minute in enumerate(arrivals):
         released = buffer.push(base + timedelta(minutes=minute), f"{minute}/{index}")
