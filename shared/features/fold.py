@@ -85,14 +85,14 @@ def fold(columns: AggregateColumns, batch: LineBatch) -> None:
 
 
 def _earliest(column: np.ndarray, slots: np.ndarray, values: np.ndarray, none: int) -> None:
-    """``column[slot] = min(column[slot], value)`` in place, where ``none`` means "no value yet"."""
+    """``column[slot] = min(column[slot], value)`` in place, where ``none`` means "no value yet".
+
+    Every slot given receives a value, so an empty one can start at the largest integer.
+    """
     if not len(slots):
         return
-    touched, where = np.unique(slots, return_inverse=True)
-    current = column[touched]
-    current[current == none] = np.iinfo(np.int64).max
-    np.minimum.at(current, where, values)
-    column[touched] = current
+    column[slots[column[slots] == none]] = np.iinfo(np.int64).max
+    np.minimum.at(column, slots, values)
 
 
 def _later_purchase(columns: AggregateColumns, slots: np.ndarray, times: np.ndarray) -> None:
@@ -123,15 +123,15 @@ def _months(columns: AggregateColumns, slots: np.ndarray, months: np.ndarray, am
     if not len(slots):
         return
     _earliest(columns.first_month, slots, months, NO_MONTH)
-    previous = columns.last_month.copy()
+    previous = columns.last_month[slots]
     np.maximum.at(columns.last_month, slots, months)
-    moved = np.unique(slots[columns.last_month[slots] > previous[slots]])
-    for customer in moved:
-        old, new = int(previous[customer]), int(columns.last_month[customer])
-        if old == NO_MONTH or new - old >= MONTH_WINDOW:
-            columns.months[customer] = 0.0
-        else:
-            for month in range(old + 1, new + 1):
-                columns.months[customer, month % MONTH_WINDOW] = 0.0
+    latest = columns.last_month[slots]
+    moved = latest > previous
+    old, new, customer = previous[moved], latest[moved], slots[moved]
+    restart = (old == NO_MONTH) | (new - old >= MONTH_WINDOW)
+    columns.months[customer[restart]] = 0.0
+    for step in range(1, MONTH_WINDOW):  # months old+1 .. new come into the window empty
+        cleared = ~restart & (old + step <= new)
+        columns.months[customer[cleared], (old[cleared] + step) % MONTH_WINDOW] = 0.0
     inside = months > columns.last_month[slots] - MONTH_WINDOW
     np.add.at(columns.months, (slots[inside], months[inside] % MONTH_WINDOW), amounts[inside])

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -57,19 +58,31 @@ class CleaningReport:
 
 @dataclass(frozen=True)
 class CleanedHistory:
-    """Customer rows (with ``kind``, ``amount``, ``month``) and guest rows, both in event order."""
+    """Customer rows (with ``kind`` and ``amount``) and guest rows, both in event order."""
 
     customers: pd.DataFrame
     guests: pd.DataFrame
     report: CleaningReport
 
 
+KINDS = ("purchase", "cancellation", "non_product")  # ``kind`` categories; codes 0, 1, 2 are the fold's kind codes
+
+
+def _flag(column: pd.Series, test: Callable[[pd.Series], pd.Series]) -> np.ndarray:
+    """``test`` of every value, computed once per distinct value when the column is categorical."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        return test(pd.Series(column.cat.categories)).to_numpy(bool)[column.cat.codes.to_numpy()]
+    return test(column).to_numpy(bool)
+
+
 def line_kinds(frame: pd.DataFrame) -> pd.Series:
-    """Vectorised :func:`shared.features.classify` for priced rows that have a customer."""
-    product = ~(frame["stock_code"].isin(NON_PRODUCT_CODES) | frame["stock_code"].str.startswith(NON_PRODUCT_PREFIXES))
-    cancellation = frame["invoice_no"].str.startswith("C")
-    kinds = np.select([~product, cancellation], ["non_product", "cancellation"], default="purchase")
-    return pd.Series(kinds, index=frame.index, dtype="str")
+    """Vectorised :func:`shared.features.classify` for priced rows that have a customer (categorical, :data:`KINDS`)."""
+    product = ~_flag(
+        frame["stock_code"], lambda codes: codes.isin(NON_PRODUCT_CODES) | codes.str.startswith(NON_PRODUCT_PREFIXES)
+    )
+    cancellation = _flag(frame["invoice_no"], lambda numbers: numbers.str.startswith("C"))
+    codes = np.select([~product, cancellation], [2, 1], default=0).astype(np.int8)
+    return pd.Series(pd.Categorical.from_codes(codes, KINDS), index=frame.index)
 
 
 def clean(history: pd.DataFrame) -> CleanedHistory:
@@ -83,7 +96,6 @@ def clean(history: pd.DataFrame) -> CleanedHistory:
     rows = priced[~is_guest].copy()
     rows["kind"] = line_kinds(rows)
     rows["amount"] = rows["quantity"] * rows["unit_price"]
-    rows["month"] = rows["invoice_date"].dt.strftime("%Y-%m")
     counts = rows["kind"].value_counts()
     report = CleaningReport(
         rows_in=len(history),

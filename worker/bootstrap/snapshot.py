@@ -22,7 +22,7 @@ def data_fingerprint(cleaned: CleanedHistory) -> str:
     Sorted, so the same rows in another file order give the same fingerprint.
     """
     rows = pd.concat([cleaned.customers[list(CANONICAL)], cleaned.guests[list(CANONICAL)]])
-    text = rows["invoice_no"]
+    text = rows["invoice_no"].astype("str")
     for column in CANONICAL[1:]:
         values = rows[column]
         if column == "invoice_date":

@@ -1,0 +1,134 @@
+"""What the bootstrap writes per customer, built column-wise: record fields and members hashes.
+
+Why column-wise: at a million customers a Python object per customer (a dict of
+its invoices, a groupby row per product) is most of the bootstrap's time and
+memory. Here the members (``i:{invoice}`` per product invoice, ``p:{code}`` =
+2 × net units + 1 if bought) come from integer codes with one sort, and each
+customer's fields are a slice of flat arrays (:class:`SeedRecords`), which the
+seeding script takes a chunk of customers at a time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from shared.features.aggregates import AggregateColumns
+from shared.features.clock import NO_TIME
+from shared.features.fold import NON_PRODUCT, PURCHASE
+from shared.partitioner import partition_of
+from shared.state.customer_record import NO_SEGMENT, decision_fields
+from worker.bootstrap.batch_aggregates import BatchAggregates, codes_of, kind_codes, scored_rows
+
+
+@dataclass(frozen=True)
+class Members:
+    """Every customer's members hash as flat columns, grouped by customer row: ``start[row]:start[row + 1]``."""
+
+    names: np.ndarray  # field names (object array of str)
+    values: np.ndarray  # int64
+    start: np.ndarray  # len(customers) + 1 offsets
+
+    def of(self, row: int) -> tuple[list[str], list[int]]:
+        part = slice(int(self.start[row]), int(self.start[row + 1]))
+        return self.names[part].tolist(), self.values[part].tolist()
+
+
+def _pairs(rows: np.ndarray, codes: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Distinct (row, code) pairs, sorted, and each line's pair index."""
+    unique, inverse = np.unique(rows * (size + 1) + codes, return_inverse=True)
+    return unique // (size + 1), unique % (size + 1), inverse
+
+
+def members(customers: pd.DataFrame, rows: np.ndarray, n_customers: int) -> Members:
+    """The members hashes of the cleaned customer lines; ``rows`` is each line's customer row."""
+    kind = kind_codes(customers["kind"])
+    product = kind != NON_PRODUCT
+    invoice, invoices = codes_of(customers["invoice_no"])
+    stock, stocks = codes_of(customers["stock_code"])
+    owner_i, invoice_i, _ = _pairs(rows[product], invoice[product], len(invoices))
+    owner_p, stock_p, line_pair = _pairs(rows[product], stock[product], len(stocks))
+    units = np.zeros(len(owner_p), dtype=np.int64)
+    np.add.at(units, line_pair, customers["quantity"].to_numpy(np.int64)[product])
+    bought = np.bincount(line_pair, weights=kind[product] == PURCHASE, minlength=len(owner_p)) > 0
+    invoice_names = np.array(["i:" + str(name) for name in invoices], dtype=object)
+    stock_names = np.array(["p:" + str(name) for name in stocks], dtype=object)
+    owner = np.concatenate([owner_i, owner_p])
+    order = np.argsort(owner, kind="stable")
+    names = np.concatenate([invoice_names[invoice_i], stock_names[stock_p]])[order]
+    values = np.concatenate([np.ones(len(owner_i), dtype=np.int64), 2 * units + bought])[order]
+    start = np.searchsorted(owner[order], np.arange(n_customers + 1))
+    return Members(names, values, start)
+
+
+@dataclass(frozen=True)
+class SeedRecords:
+    """Each customer's record fields (flat field/value lists) and members, by customer row."""
+
+    ids: list[str]
+    partition: np.ndarray  # of each customer row
+    fields: list[list[str | bytes]]
+    members: Members
+    scored: int
+
+
+def seed_records(
+    ids: list[str],
+    partition: np.ndarray,
+    columns: AggregateColumns,
+    scored_rows: np.ndarray,
+    features: np.ndarray,
+    vectors: np.ndarray,
+    segments: np.ndarray,
+    as_of: int,
+    members_: Members,
+) -> SeedRecords:
+    """Records of every customer row: aggregates, and the bootstrap's decision for the scored rows.
+
+    ``features``, ``vectors`` and ``segments`` are aligned with ``scored_rows``.
+    """
+    unscored = _flat(decision_fields(None, None, as_of, NO_SEGMENT, NO_SEGMENT, NO_TIME, 0, ""))
+    fields: list[list[str | bytes]] = [["agg", columns.record_json(row), *unscored] for row in range(len(ids))]
+    for row, feature_row, vector_row, segment in zip(
+        scored_rows.tolist(), features.tolist(), vectors.tolist(), segments.tolist(), strict=True
+    ):
+        decided = decision_fields(feature_row, vector_row, as_of, segment, segment, NO_TIME, 0, "")
+        fields[row][2:] = _flat(decided)
+    return SeedRecords(ids, partition, fields, members_, len(scored_rows))
+
+
+def _flat(mapping: dict[str, str | bytes]) -> list[str | bytes]:
+    return [x for kv in mapping.items() for x in kv]
+
+
+def build_seed(
+    customer_lines: pd.DataFrame,
+    aggregates: BatchAggregates,
+    partitions: int,
+    features: np.ndarray,
+    vectors: np.ndarray,
+    segments: np.ndarray,
+    as_of: int,
+) -> SeedRecords:
+    """Every customer's record and members; ``features``/``vectors``/``segments`` follow :func:`scored_rows`."""
+    partition = partitions_of(aggregates.ids, partitions)
+    members_ = members(customer_lines, aggregates.line_rows, len(aggregates))
+    return seed_records(
+        aggregates.ids,
+        partition,
+        aggregates.columns,
+        scored_rows(aggregates),
+        features,
+        vectors,
+        segments,
+        as_of,
+        members_,
+    )
+
+
+def partitions_of(ids: Sequence[str], partitions: int) -> np.ndarray:
+    """The partition of each customer id (the topic's key rule)."""
+    return np.fromiter((partition_of(cid, partitions) for cid in ids), dtype=np.int64, count=len(ids))
