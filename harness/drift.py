@@ -141,7 +141,7 @@ def shifted(size: float, ramp_days: int = 0) -> Injection:
 
 def churn(stream: pd.DataFrame, data: Data, rng: np.random.Generator) -> pd.DataFrame:
     """CHURN_SHARE of loyal customers (top decile by reference invoices) stop buying during the episode."""
-    counts = data.reference["customer_id"].value_counts()
+    counts = data.reference["customer_id"].astype(str).value_counts()
     loyal = counts[counts >= counts.quantile(0.9)].index.to_numpy()
     gone = rng.choice(loyal, size=int(len(loyal) * CHURN_SHARE), replace=False)
     return stream[~(_episode(stream) & stream["customer_id"].isin(gone))].reset_index(drop=True)

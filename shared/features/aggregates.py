@@ -31,10 +31,11 @@ from shared.features.catalog import is_product
 from shared.features.clock import (
     NO_MONTH,
     NO_TIME,
-    iso,
+    iso_texts,
     month_key,
     month_number,
     month_of_key,
+    month_texts,
     optional_datetime,
     optional_micros,
     to_micros,
@@ -349,27 +350,35 @@ class AggregateColumns:
         )
 
     def record_json(self, row: int) -> bytes:
-        """The ``agg`` JSON of one row, as :meth:`CustomerAggregates.to_json` writes it (fast path)."""
-        out: dict[str, Any] = {"country": self.countries.names[int(self.country[row])]}
-        for name in COUNT_FIELDS:
-            out[name] = int(getattr(self, name)[row])
-        for name in AMOUNT_FIELDS:
-            out[name] = float(getattr(self, name)[row])
+        """The ``agg`` JSON of one row, as :meth:`CustomerAggregates.to_json` writes it."""
+        return self.records_json(np.array([row]))[0]
+
+    def records_json(self, rows: np.ndarray) -> list[bytes]:
+        """The ``agg`` JSON of many rows: each column is turned into Python values once, then one dump per row."""
+        rows = np.asarray(rows, dtype=np.int64)
+        names = self.countries.names
+        values: dict[str, list[Any]] = {"country": [names[code] for code in self.country[rows].tolist()]}
+        for name in (*COUNT_FIELDS, *AMOUNT_FIELDS):
+            values[name] = getattr(self, name)[rows].tolist()
         for name in TIME_FIELDS:
-            value = int(getattr(self, name)[row])
-            out[name] = iso(value) or None
-        first, last = int(self.first_month[row]), int(self.last_month[row])
-        out["first_month"] = month_key(first) if first != NO_MONTH else None
-        out["last_month"] = month_key(last) if last != NO_MONTH else None
-        spend: dict[str, float] = {}
-        if last != NO_MONTH:
-            ring = self.months[row]
-            for month in range(last - MONTH_WINDOW + 1, last + 1):
-                amount = float(ring[month % MONTH_WINDOW])
-                if amount != 0.0:
-                    spend[month_key(month)] = amount
-        out["months"] = spend
-        return orjson.dumps(out)
+            values[name] = iso_texts(getattr(self, name)[rows])
+        for name in MONTH_FIELDS:
+            values[name] = month_texts(getattr(self, name)[rows])
+        values["months"] = self._window_spend(rows)
+        fields = list(values)
+        return [orjson.dumps(dict(zip(fields, row, strict=True))) for row in zip(*values.values(), strict=True)]
+
+    def _window_spend(self, rows: np.ndarray) -> list[dict[str, float]]:
+        """Each row's non-zero monthly spend in its window, ``YYYY-MM`` keys in month order."""
+        spend: list[dict[str, float]] = [{} for _ in range(len(rows))]
+        last = self.last_month[rows]
+        for offset in range(MONTH_WINDOW):
+            month = last - (MONTH_WINDOW - 1) + offset
+            amount = self.months[rows, month % MONTH_WINDOW]
+            held = np.flatnonzero((last != NO_MONTH) & (amount != 0.0))
+            for index, key, value in zip(held.tolist(), month_texts(month[held]), amount[held].tolist(), strict=True):
+                spend[index][key] = value
+        return spend
 
     def load_dicts(self, rows: np.ndarray, records: Sequence[dict[str, Any]]) -> None:
         """Fill ``rows`` from parsed ``agg`` records, column by column (bulk load on partition assignment)."""

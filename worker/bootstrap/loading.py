@@ -3,7 +3,7 @@
 Why chunked and typed per chunk: the readers hand over raw text cells, which cost
 about 60 bytes each as Python strings; turned into Arrow-backed strings chunk by
 chunk and, once whole, into categoricals (``invoice_no``, ``stock_code``,
-``customer_id``, ``country``), the history costs tens of bytes a line, and the
+``customer_id``, ``country``, ``description``), the history costs tens of bytes a line, and the
 bootstrap's groupings work on integer codes.
 """
 
@@ -18,7 +18,7 @@ from shared.exceptions import InputError
 from shared.readers import open_rows
 from shared.readers.columns import CANONICAL
 
-CATEGORICAL = ("invoice_no", "stock_code", "customer_id", "country")
+CATEGORICAL = ("invoice_no", "stock_code", "description", "customer_id", "country")
 CHUNK_ROWS = 200_000
 _TEXT = "str"  # pandas' Arrow-backed string dtype
 

@@ -38,8 +38,8 @@ class Members:
 
 
 def _pairs(rows: np.ndarray, codes: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Distinct (row, code) pairs, sorted, and each line's pair index."""
-    unique, inverse = np.unique(rows * (size + 1) + codes, return_inverse=True)
+    """Distinct (row, code) pairs (by first occurrence) and each line's pair index, by hashing, not sorting."""
+    inverse, unique = pd.factorize(rows * (size + 1) + codes)
     return unique // (size + 1), unique % (size + 1), inverse
 
 
@@ -54,8 +54,8 @@ def members(customers: pd.DataFrame, rows: np.ndarray, n_customers: int) -> Memb
     units = np.zeros(len(owner_p), dtype=np.int64)
     np.add.at(units, line_pair, customers["quantity"].to_numpy(np.int64)[product])
     bought = np.bincount(line_pair, weights=kind[product] == PURCHASE, minlength=len(owner_p)) > 0
-    invoice_names = np.array(["i:" + str(name) for name in invoices], dtype=object)
-    stock_names = np.array(["p:" + str(name) for name in stocks], dtype=object)
+    invoice_names = ("i:" + invoices.astype(str)).to_numpy(object)
+    stock_names = ("p:" + stocks.astype(str)).to_numpy(object)
     owner = np.concatenate([owner_i, owner_p])
     order = np.argsort(owner, kind="stable")
     names = np.concatenate([invoice_names[invoice_i], stock_names[stock_p]])[order]
@@ -91,7 +91,7 @@ def seed_records(
     ``features``, ``vectors`` and ``segments`` are aligned with ``scored_rows``.
     """
     unscored = _flat(decision_fields(None, None, as_of, NO_SEGMENT, NO_SEGMENT, NO_TIME, 0, ""))
-    fields: list[list[str | bytes]] = [["agg", columns.record_json(row), *unscored] for row in range(len(ids))]
+    fields: list[list[str | bytes]] = [["agg", agg, *unscored] for agg in columns.records_json(np.arange(len(ids)))]
     for row, feature_row, vector_row, segment in zip(
         scored_rows.tolist(), features.tolist(), vectors.tolist(), segments.tolist(), strict=True
     ):
