@@ -376,7 +376,8 @@ class AggregateColumns:
             month = last - (MONTH_WINDOW - 1) + offset
             amount = self.months[rows, month % MONTH_WINDOW]
             held = np.flatnonzero((last != NO_MONTH) & (amount != 0.0))
-            for index, key, value in zip(held.tolist(), month_texts(month[held]), amount[held].tolist(), strict=True):
+            keys = [month_key(number) for number in month[held].tolist()]
+            for index, key, value in zip(held.tolist(), keys, amount[held].tolist(), strict=True):
                 spend[index][key] = value
         return spend
 

@@ -51,10 +51,13 @@ def iso(micros: int) -> str:
 def iso_texts(micros: np.ndarray) -> list[str | None]:
     """:func:`iso` of many times at once (None for :data:`NO_TIME`), the same text ``datetime.isoformat`` gives."""
     micros = np.asarray(micros, dtype=np.int64)
-    whole = micros % MICROS_PER_SECOND == 0
-    times = micros.astype("datetime64[us]")
-    texts = np.where(whole, times.astype("datetime64[s]").astype(str), times.astype(str))
-    return [None if at == NO_TIME else text for at, text in zip(micros.tolist(), texts.tolist(), strict=True)]
+    texts = np.full(len(micros), None, dtype=object)
+    valid = micros != NO_TIME
+    whole = valid & (micros % MICROS_PER_SECOND == 0)
+    fraction = valid & ~whole
+    texts[whole] = (micros[whole] // MICROS_PER_SECOND).astype("datetime64[s]").astype(str)
+    texts[fraction] = micros[fraction].astype("datetime64[us]").astype(str)
+    return texts.tolist()
 
 
 def month_texts(numbers: np.ndarray) -> list[str | None]:

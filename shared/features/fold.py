@@ -127,11 +127,12 @@ def _months(columns: AggregateColumns, slots: np.ndarray, months: np.ndarray, am
     np.maximum.at(columns.last_month, slots, months)
     latest = columns.last_month[slots]
     moved = latest > previous
-    old, new, customer = previous[moved], latest[moved], slots[moved]
-    restart = (old == NO_MONTH) | (new - old >= MONTH_WINDOW)
-    columns.months[customer[restart]] = 0.0
-    for step in range(1, MONTH_WINDOW):  # months old+1 .. new come into the window empty
-        cleared = ~restart & (old + step <= new)
+    restart = moved & ((previous == NO_MONTH) | (latest - previous >= MONTH_WINDOW))
+    columns.months[slots[restart]] = 0.0
+    slide = moved & ~restart
+    old, new, customer = previous[slide], latest[slide], slots[slide]
+    for step in range(1, MONTH_WINDOW if len(customer) else 1):  # months old+1 .. new come into the window empty
+        cleared = old + step <= new
         columns.months[customer[cleared], (old[cleared] + step) % MONTH_WINDOW] = 0.0
     inside = months > columns.last_month[slots] - MONTH_WINDOW
     np.add.at(columns.months, (slots[inside], months[inside] % MONTH_WINDOW), amounts[inside])

@@ -20,6 +20,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+import numpy as np
 import orjson
 import redis
 
@@ -75,18 +76,61 @@ def decision_fields(
     published_at: int,
     seq: int,
     pending: str,
-) -> dict[str, str | bytes]:
+) -> dict[str, str]:
     """The decision part of a record (everything but ``agg``), times in µs."""
-    return {
-        "features": orjson.dumps(dict(zip(FEATURE_NAMES, features, strict=True))) if features is not None else "",
-        "vector": orjson.dumps(list(vector)) if vector is not None else "",
-        "as_of": iso(as_of),
-        "segment": segment_text(segment),
-        "published": segment_text(published),
-        "published_at": iso(published_at),
-        "seq": str(seq),
-        "pending": pending,
-    }
+    if features is None or vector is None:
+        return decision_rows(None, None, [as_of], [segment], [published], [published_at], [seq], [pending])[0]
+    matrices = np.array([features], dtype=float), np.array([vector], dtype=float)
+    return decision_rows(*matrices, [as_of], [segment], [published], [published_at], [seq], [pending])[0]
+
+
+def _json_rows(matrix: np.ndarray) -> list[str]:
+    """Each row of a float matrix as its JSON array's inner text (``1.5,2.0``): one dump for all rows."""
+    if not len(matrix):
+        return []
+    text = orjson.dumps(matrix.tolist()).decode()
+    return text[2:-2].split("],[")  # numbers hold no brackets
+
+
+_FEATURES_JSON = "{{" + ",".join(f'"{name}":{{}}' for name in FEATURE_NAMES) + "}}"
+
+
+def decision_rows(
+    features: np.ndarray | None,
+    vectors: np.ndarray | None,
+    as_of: Sequence[int],
+    segment: Sequence[int],
+    published: Sequence[int],
+    published_at: Sequence[int],
+    seq: Sequence[int],
+    pending: Sequence[str],
+) -> list[dict[str, str]]:
+    """:func:`decision_fields` of many records at once; ``features``/``vectors``: one row per record, a row of
+    NaN (or no matrix at all) for a record without a decision. Each distinct time is formatted once."""
+    n = len(as_of)
+    times = {at: iso(at) for at in {*as_of, *published_at}}
+    feature_texts, vector_texts = [""] * n, [""] * n
+    if features is not None and vectors is not None:
+        decided = np.flatnonzero(~np.isnan(features).any(axis=1)).tolist()
+        for row, inner in zip(decided, _json_rows(features[decided]), strict=True):
+            feature_texts[row] = _FEATURES_JSON.format(*inner.split(","))
+        for row, inner in zip(decided, _json_rows(vectors[decided]), strict=True):
+            vector_texts[row] = f"[{inner}]"
+    return [
+        {
+            "features": f,
+            "vector": v,
+            "as_of": times[at],
+            "segment": segment_text(s),
+            "published": segment_text(p),
+            "published_at": times[when],
+            "seq": str(number),
+            "pending": waiting,
+        }
+        for f, v, at, s, p, when, number, waiting in zip(
+            feature_texts, vector_texts, as_of, segment, published, published_at, seq, pending, strict=True
+        )
+    ]
 
 
 @dataclass(frozen=True)

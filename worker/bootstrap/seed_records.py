@@ -20,7 +20,7 @@ from shared.features.aggregates import AggregateColumns
 from shared.features.clock import NO_TIME
 from shared.features.fold import NON_PRODUCT, PURCHASE
 from shared.partitioner import partition_of
-from shared.state.customer_record import NO_SEGMENT, decision_fields
+from shared.state.customer_record import NO_SEGMENT, decision_rows
 from worker.bootstrap.batch_aggregates import BatchAggregates, codes_of, kind_codes, scored_rows
 
 
@@ -32,9 +32,12 @@ class Members:
     values: np.ndarray  # int64
     start: np.ndarray  # len(customers) + 1 offsets
 
-    def of(self, row: int) -> tuple[list[str], list[int]]:
+    def pairs(self, row: int) -> list[str | int]:
+        """The row's field/value pairs, flat."""
         part = slice(int(self.start[row]), int(self.start[row + 1]))
-        return self.names[part].tolist(), self.values[part].tolist()
+        flat = np.empty(2 * (part.stop - part.start), dtype=object)
+        flat[0::2], flat[1::2] = self.names[part], self.values[part].tolist()
+        return flat.tolist()
 
 
 def _pairs(rows: np.ndarray, codes: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -70,7 +73,7 @@ class SeedRecords:
 
     ids: list[str]
     partition: np.ndarray  # of each customer row
-    fields: list[list[str | bytes]]
+    fields: list[list[str]]
     members: Members
     scored: int
 
@@ -90,18 +93,21 @@ def seed_records(
 
     ``features``, ``vectors`` and ``segments`` are aligned with ``scored_rows``.
     """
-    unscored = _flat(decision_fields(None, None, as_of, NO_SEGMENT, NO_SEGMENT, NO_TIME, 0, ""))
-    fields: list[list[str | bytes]] = [["agg", agg, *unscored] for agg in columns.records_json(np.arange(len(ids)))]
-    for row, feature_row, vector_row, segment in zip(
-        scored_rows.tolist(), features.tolist(), vectors.tolist(), segments.tolist(), strict=True
-    ):
-        decided = decision_fields(feature_row, vector_row, as_of, segment, segment, NO_TIME, 0, "")
-        fields[row][2:] = _flat(decided)
+    n = len(ids)
+    decided = np.full((n, features.shape[1] if features.ndim == 2 else 0), np.nan)
+    vector = np.full((n, vectors.shape[1] if vectors.ndim == 2 else 0), np.nan)
+    decided[scored_rows], vector[scored_rows] = features, vectors
+    segment = np.full(n, NO_SEGMENT, dtype=np.int64)
+    segment[scored_rows] = segments
+    segment_list = segment.tolist()
+    decisions = decision_rows(
+        decided, vector, [as_of] * n, segment_list, segment_list, [NO_TIME] * n, [0] * n, [""] * n
+    )
+    fields = [
+        ["agg", agg.decode(), *(x for kv in decision.items() for x in kv)]
+        for agg, decision in zip(columns.records_json(np.arange(n)), decisions, strict=True)
+    ]
     return SeedRecords(ids, partition, fields, members_, len(scored_rows))
-
-
-def _flat(mapping: dict[str, str | bytes]) -> list[str | bytes]:
-    return [x for kv in mapping.items() for x in kv]
 
 
 def build_seed(
