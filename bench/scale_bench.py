@@ -85,6 +85,26 @@ def _used_memory(client: redis.Redis) -> int:
     return int(client.info("memory")["used_memory"])
 
 
+def memory_by_kind(client: redis.Redis, keys: Keys, sample: int = 20_000) -> dict[str, float]:
+    """Bytes by kind of key (customer record, members, product shares, …), from ``MEMORY USAGE`` of
+    up to ``sample`` keys of each kind, scaled to the kind's key count."""
+    counts: dict[str, int] = {}
+    sampled: dict[str, list[str]] = {}
+    for key in client.scan_iter(match=f"{keys.prefix}*", count=10_000):
+        kind = key[len(keys.prefix) :].split(":")[1] if "}:" in key else "other"
+        counts[kind] = counts.get(kind, 0) + 1
+        if len(sampled.setdefault(kind, [])) < sample:
+            sampled[kind].append(key)
+    out = {}
+    for kind, names in sampled.items():
+        pipe = client.pipeline(transaction=False)
+        for name in names:
+            pipe.memory_usage(name, samples=0)
+        sizes = [size or 0 for size in pipe.execute()]
+        out[kind] = sum(sizes) / len(sizes) * counts[kind]
+    return out
+
+
 def _customers(client: redis.Redis, keys: Keys, partitions: int) -> int:
     return sum(int(client.scard(keys.customers(p))) for p in range(partitions))
 
@@ -195,6 +215,8 @@ def one_run(settings: Settings, source: Path, cutoff: datetime, workdir: Path, s
         "redis_used_memory_b": float(used),
         "redis_per_customer_b": used / max(customers, 1),
     }
+    for kind, size in memory_by_kind(client, keys).items():
+        result[f"redis_kind_{kind}_b"] = size / max(customers, 1)
     if sample:
         result["sample_agree"] = float(stream_equals_batch(client, keys, source, workdir))
     return result
@@ -211,7 +233,11 @@ def _print(name: str, figures: dict[str, float]) -> None:
         f"({figures['worker_rss_per_customer_b']:,.0f} B per customer)\n"
         f"  Redis used_memory {figures['redis_used_memory_b'] / 2**20:,.0f} MB: "
         f"{figures['redis_per_customer_b']:,.0f} B per customer (after the bootstrap: "
-        f"{figures['redis_after_bootstrap_per_customer_b']:,.0f} B)"
+        f"{figures['redis_after_bootstrap_per_customer_b']:,.0f} B)\n"
+        "  by kind of key, per customer: "
+        + ", ".join(
+            f"{name[11:-2]} {value:,.0f} B" for name, value in figures.items() if name.startswith("redis_kind_")
+        )
     )
 
 

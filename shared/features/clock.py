@@ -48,25 +48,6 @@ def iso(micros: int) -> str:
     return "" if micros == NO_TIME else from_micros(micros).isoformat()
 
 
-def iso_texts(micros: np.ndarray) -> list[str | None]:
-    """:func:`iso` of many times at once (None for :data:`NO_TIME`), the same text ``datetime.isoformat`` gives."""
-    micros = np.asarray(micros, dtype=np.int64)
-    texts = np.full(len(micros), None, dtype=object)
-    valid = micros != NO_TIME
-    whole = valid & (micros % MICROS_PER_SECOND == 0)
-    fraction = valid & ~whole
-    texts[whole] = (micros[whole] // MICROS_PER_SECOND).astype("datetime64[s]").astype(str)
-    texts[fraction] = micros[fraction].astype("datetime64[us]").astype(str)
-    return texts.tolist()
-
-
-def month_texts(numbers: np.ndarray) -> list[str | None]:
-    """:func:`month_key` of many month numbers at once (None for :data:`NO_MONTH`)."""
-    numbers = np.asarray(numbers, dtype=np.int64)
-    texts = (numbers - 1970 * 12).astype("datetime64[M]").astype(str).tolist()
-    return [None if n == NO_MONTH else text for n, text in zip(numbers.tolist(), texts, strict=True)]
-
-
 def from_iso(text: str | None) -> int:
     return NO_TIME if not text else to_micros(datetime.fromisoformat(text))
 

@@ -1,51 +1,74 @@
 """A customer's record in Redis (``{pn}:customer:{id}``): its format, written and read in one place.
 
-The record has a bounded size: the aggregates (``agg``, see
-:class:`~shared.features.aggregates.CustomerAggregates`) and the last scoring
-decision: ``segment`` (the assigned segment) with the ``features``, ``vector``
-and ``as_of`` it was decided on; ``published`` (what consumers were told),
+The record has a bounded size: the aggregates (``a0`` … ``a3``: 192 packed bytes in
+base64, see :data:`~shared.features.aggregates.PACKED`, and ``country``) and the
+last scoring decision: ``segment`` (the assigned segment) with the features
+(``f0``, ``f1``), vector (``v0``, ``v1``: twelve little-endian doubles each, in
+base64) and ``as_of`` it was decided on; ``published`` (what consumers were told),
 ``published_at`` and ``seq`` (its event time and sequence number); ``pending``
 (an inactivity switch being confirmed, ``segment:count``). Empty strings stand for
-"none". What grows with history lives in the members hash
-(:mod:`shared.state.members`).
+"none". Every value is at most 64 characters, so Redis keeps the record as a
+listpack (a few hundred bytes) rather than a hash table. What grows with history
+lives in the members hash.
 
-The worker writes records column-wise (:func:`decision_fields`) and loads a
-partition's records in bulk with one script call per few thousand customers
-(:func:`load_records`); tools and the API read one (:func:`read_record`).
+The worker writes records column-wise (:func:`decision_rows`,
+:meth:`~shared.features.aggregates.AggregateColumns.packed`) and loads a
+partition's records in bulk, one script call per few thousand customers whose
+reply numpy decodes at once (:func:`load_records`); tools and the API read one
+(:func:`read_record`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import base64
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 import numpy as np
-import orjson
 import redis
 
-from shared.features.aggregates import CustomerAggregates
-from shared.features.clock import NO_TIME, from_iso, iso
+from shared.features.aggregates import PACKED_FIELDS, PIECE, CustomerAggregates, unpack
+from shared.features.clock import NO_TIME, iso
 from shared.features.vector import FEATURE_NAMES
 from shared.state.keys import Keys
 
 NO_SEGMENT = -1
-LOAD_FIELDS = ("agg", "segment", "published", "published_at", "seq", "pending", "as_of")
+FEATURE_FIELDS = ("f0", "f1")
+VECTOR_FIELDS = ("v0", "v1")
+LOAD_FIELDS = (*PACKED_FIELDS, "country", "segment", "published", "published_at", "seq", "pending", "as_of")
 
-# Returns one JSON array per call: [[customer id, agg, segment, published, published_at, seq, pending, as_of], ...]
-# for the records that exist. Built inside Redis so a bulk load is one reply and one parse.
-_LOAD = """
+# One line per stored record of KEYS: the customer id (ARGV), then LOAD_FIELDS, tab-separated
+# (no value holds a tab or a newline), so the reply is one string that numpy decodes in bulk.
+_LOAD = (
+    "local fields = {"
+    + ", ".join(f"'{name}'" for name in LOAD_FIELDS)
+    + "}\n"
+    + """
 local out = {}
 for i, key in ipairs(KEYS) do
-  local v = redis.call('HMGET', key, 'agg', 'segment', 'published', 'published_at', 'seq', 'pending', 'as_of')
+  local v = redis.call('HMGET', key, unpack(fields))
   if v[1] then
-    local parts = {cjson.encode(ARGV[i]), v[1]}
-    for j = 2, 7 do parts[#parts + 1] = cjson.encode(v[j] or '') end
-    out[#out + 1] = '[' .. table.concat(parts, ',') .. ']'
+    local line = {ARGV[i]}
+    for j = 1, #fields do line[j + 1] = v[j] or '' end
+    out[#out + 1] = table.concat(line, '\\t')
   end
 end
-return '[' .. table.concat(out, ',') .. ']'
+return table.concat(out, '\\n')
 """
+)
+
+
+def _pack_rows(matrix: np.ndarray, names: Sequence[str]) -> list[list[str]]:
+    """Rows of doubles as base64 pieces of :data:`PIECE` characters, one piece per name."""
+    text = base64.b64encode(np.ascontiguousarray(matrix, dtype="<f8").tobytes())
+    pieces = np.frombuffer(text, dtype=f"S{PIECE}").reshape(len(matrix), len(names))
+    return [[piece.decode() for piece in row] for row in pieces.tolist()]
+
+
+def _unpack_row(fields: Mapping[str, str], names: Sequence[str]) -> list[float] | None:
+    text = "".join(fields.get(name, "") for name in names)
+    return np.frombuffer(base64.b64decode(text), dtype="<f8").tolist() if text else None
 
 
 def segment_text(segment: int) -> str:
@@ -84,17 +107,6 @@ def decision_fields(
     return decision_rows(*matrices, [as_of], [segment], [published], [published_at], [seq], [pending])[0]
 
 
-def _json_rows(matrix: np.ndarray) -> list[str]:
-    """Each row of a float matrix as its JSON array's inner text (``1.5,2.0``): one dump for all rows."""
-    if not len(matrix):
-        return []
-    text = orjson.dumps(matrix.tolist()).decode()
-    return text[2:-2].split("],[")  # numbers hold no brackets
-
-
-_FEATURES_JSON = "{{" + ",".join(f'"{name}":{{}}' for name in FEATURE_NAMES) + "}}"
-
-
 def decision_rows(
     features: np.ndarray | None,
     vectors: np.ndarray | None,
@@ -109,17 +121,18 @@ def decision_rows(
     NaN (or no matrix at all) for a record without a decision. Each distinct time is formatted once."""
     n = len(as_of)
     times = {at: iso(at) for at in {*as_of, *published_at}}
-    feature_texts, vector_texts = [""] * n, [""] * n
+    none = [""] * len(FEATURE_FIELDS)
+    feature_texts, vector_texts = [none] * n, [none] * n
     if features is not None and vectors is not None:
-        decided = np.flatnonzero(~np.isnan(features).any(axis=1)).tolist()
-        for row, inner in zip(decided, _json_rows(features[decided]), strict=True):
-            feature_texts[row] = _FEATURES_JSON.format(*inner.split(","))
-        for row, inner in zip(decided, _json_rows(vectors[decided]), strict=True):
-            vector_texts[row] = f"[{inner}]"
+        decided = np.flatnonzero(~np.isnan(features).any(axis=1))
+        for row, packed in zip(decided.tolist(), _pack_rows(features[decided], FEATURE_FIELDS), strict=True):
+            feature_texts[row] = packed
+        for row, packed in zip(decided.tolist(), _pack_rows(vectors[decided], VECTOR_FIELDS), strict=True):
+            vector_texts[row] = packed
     return [
-        {
-            "features": f,
-            "vector": v,
+        dict(zip(FEATURE_FIELDS, f, strict=True))
+        | dict(zip(VECTOR_FIELDS, v, strict=True))
+        | {
             "as_of": times[at],
             "segment": segment_text(s),
             "published": segment_text(p),
@@ -149,15 +162,16 @@ class CustomerRecord:
     pending: tuple[int, int]
 
     @classmethod
-    def from_fields(cls, customer_id: str, fields: dict[str, str]) -> CustomerRecord:
+    def from_fields(cls, customer_id: str, fields: Mapping[str, str]) -> CustomerRecord:
         def time(name: str) -> datetime | None:
             return datetime.fromisoformat(fields[name]) if fields.get(name) else None
 
+        features = _unpack_row(fields, FEATURE_FIELDS)
         return cls(
             customer_id=customer_id,
-            aggregates=CustomerAggregates.from_json(customer_id, fields["agg"]),
-            features=orjson.loads(fields["features"]) if fields.get("features") else None,
-            vector=orjson.loads(fields["vector"]) if fields.get("vector") else None,
+            aggregates=unpack(customer_id, fields),
+            features=dict(zip(FEATURE_NAMES, features, strict=True)) if features is not None else None,
+            vector=_unpack_row(fields, VECTOR_FIELDS),
             as_of=time("as_of"),
             segment=segment_value(fields.get("segment", "")),
             published=segment_value(fields.get("published", "")),
@@ -173,35 +187,66 @@ def read_record(client: redis.Redis, keys: Keys, partition: int, customer_id: st
 
 
 @dataclass(frozen=True)
-class LoadedRecord:
-    """What the worker needs of a stored record to own the customer again (not its features: it recomputes)."""
+class LoadedRecords:
+    """Stored records of many customers as columns: what the worker needs to own them again.
 
-    customer_id: str
-    agg: dict
-    segment: int
-    published: int
-    published_at: int
-    seq: int
-    pending: tuple[int, int]
-    as_of: int
+    Not the features: the worker recomputes them. ``packed`` is the customers'
+    :data:`~shared.features.aggregates.PACKED_FIELDS` texts, concatenated in order.
+    """
+
+    ids: list[str]
+    packed: bytes
+    countries: list[str]
+    segment: np.ndarray
+    published: np.ndarray
+    published_at: np.ndarray
+    seq: np.ndarray
+    pending_segment: np.ndarray
+    pending_count: np.ndarray
+    as_of: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+def _segments(texts: Sequence[str]) -> np.ndarray:
+    return np.array([int(text) if text else NO_SEGMENT for text in texts], dtype=np.int64)
+
+
+def _times(texts: Sequence[str]) -> np.ndarray:
+    """ISO texts ("" for none) as µs, parsed in bulk."""
+    parsed = np.array([text or "NaT" for text in texts], dtype="datetime64[us]")
+    micros = parsed.astype(np.int64)
+    micros[np.isnat(parsed)] = NO_TIME
+    return micros
+
+
+def _parse(reply: str) -> LoadedRecords:
+    lines = [line.split("\t") for line in reply.split("\n")] if reply else []
+    columns = list(zip(*lines, strict=True)) if lines else [()] * (len(LOAD_FIELDS) + 1)
+    ids, *packed_parts = columns[: 1 + len(PACKED_FIELDS)]
+    country, segment, published, published_at, seq, pending, as_of = columns[1 + len(PACKED_FIELDS) :]
+    pieces = [part for row in zip(*packed_parts, strict=True) for part in row]
+    pendings = [pending_value(text) for text in pending]
+    return LoadedRecords(
+        ids=list(ids),
+        packed="".join(pieces).encode(),
+        countries=list(country),
+        segment=_segments(segment),
+        published=_segments(published),
+        published_at=_times(published_at),
+        seq=np.array([int(text or 0) for text in seq], dtype=np.int64),
+        pending_segment=np.array([p[0] for p in pendings], dtype=np.int64),
+        pending_count=np.array([p[1] for p in pendings], dtype=np.int64),
+        as_of=_times(as_of),
+    )
 
 
 def load_records(
     client: redis.Redis, keys: Keys, partition: int, customer_ids: Sequence[str], chunk: int = 5_000
-) -> Iterator[LoadedRecord]:
+) -> Iterator[LoadedRecords]:
     """The stored records of ``customer_ids`` (those that exist), in bulk: one script call per ``chunk``."""
     script = client.register_script(_LOAD)
     for start in range(0, len(customer_ids), chunk):
         ids = list(customer_ids[start : start + chunk])
-        reply = script(keys=[keys.customer(partition, cid) for cid in ids], args=ids)
-        for cid, agg, segment, published, published_at, seq, pending, as_of in orjson.loads(reply):
-            yield LoadedRecord(
-                customer_id=cid,
-                agg=agg,
-                segment=segment_value(segment),
-                published=segment_value(published),
-                published_at=from_iso(published_at),
-                seq=int(seq or 0),
-                pending=pending_value(pending),
-                as_of=from_iso(as_of) if as_of else NO_TIME,
-            )
+        yield _parse(script(keys=[keys.customer(partition, cid) for cid in ids], args=ids))

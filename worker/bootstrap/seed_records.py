@@ -104,8 +104,8 @@ def seed_records(
         decided, vector, [as_of] * n, segment_list, segment_list, [NO_TIME] * n, [0] * n, [""] * n
     )
     fields = [
-        ["agg", agg.decode(), *(x for kv in decision.items() for x in kv)]
-        for agg, decision in zip(columns.records_json(np.arange(n)), decisions, strict=True)
+        [x for kv in (aggregates | decision).items() for x in kv]
+        for aggregates, decision in zip(columns.packed(np.arange(n)), decisions, strict=True)
     ]
     return SeedRecords(ids, partition, fields, members_, len(scored_rows))
 

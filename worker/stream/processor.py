@@ -528,11 +528,11 @@ class Processor:
             for i, row in enumerate(decided.tolist())
         }
         changed = dirty[(flags & AGG) != 0]
-        aggregates = dict(zip(changed.tolist(), book.aggregates.records_json(changed), strict=True))
+        aggregates = dict(zip(changed.tolist(), book.aggregates.packed(changed), strict=True))
         for row, flag in zip(dirty.tolist(), flags.tolist(), strict=True):
             fields: dict[str, str | bytes] = {}
             if flag & AGG:
-                fields["agg"] = aggregates[row]
+                fields |= aggregates[row]
             pending = pending_text(int(book.pending_segment[row]), int(book.pending_count[row]))
             if flag & DECISION:
                 feature_row, vector_row = decision[row]
