@@ -81,6 +81,10 @@ def run_child(command: list[str], env: dict[str, str]) -> Child:
         return Child(lines[-1] if lines else "", time.perf_counter() - started, peak_kb / 1024)
 
 
+def _progress(text: str) -> None:
+    print(f"  [{time.strftime('%H:%M:%S')}] {text}", flush=True)
+
+
 def _used_memory(client: redis.Redis) -> int:
     return int(client.info("memory")["used_memory"])
 
@@ -189,12 +193,16 @@ def one_run(settings: Settings, source: Path, cutoff: datetime, workdir: Path, s
     keys = Keys(settings.redis.key_prefix)
     partitions = settings.topics.partitions
     seeded = _customers(client, keys, partitions)
+    _progress(f"bootstrap: {seeded:,} customers in {bootstrap.seconds:.0f} s, peak RSS {bootstrap.peak_mb:,.0f} MB")
     after_bootstrap = _used_memory(client)
     started = time.perf_counter()
     sent = replay(source, settings, ReplayOptions(start=cutoff, checkpoint=workdir / "replay.json")).sent
     replay_s = time.perf_counter() - started
+    _progress(f"replayed {sent:,} lines in {replay_s:.0f} s")
     load = assignment_load(settings)
+    _progress(f"assignment load: {load['customers']:,} customers in {load['seconds']:.1f} s")
     rate, records, peak_mb = _worker_rate(settings)
+    _progress(f"worker: {records:,.0f} records at {rate:,.0f} rows/s, peak RSS {peak_mb:,.0f} MB")
     customers = _customers(client, keys, partitions)
     used = _used_memory(client)
     result = {
