@@ -32,6 +32,7 @@ class BatchAggregates:
     ids: list[str]
     columns: AggregateColumns
     line_rows: np.ndarray  # the customer row of each line folded
+    new_invoice: np.ndarray  # whether each line opened an invoice for its customer (a product line)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -101,8 +102,9 @@ def batch_aggregates(customers: pd.DataFrame) -> BatchAggregates:
     codes, ids = customer_codes(customers)
     columns = AggregateColumns(len(ids))
     columns.append(len(ids))
-    fold(columns, line_batch(customers, codes, columns))
-    return BatchAggregates(ids, columns, codes)
+    lines = line_batch(customers, codes, columns)
+    fold(columns, lines)
+    return BatchAggregates(ids, columns, codes, lines.new_invoice)
 
 
 def guest_stats(guests: pd.DataFrame) -> GuestStats:

@@ -46,13 +46,14 @@ def _pairs(rows: np.ndarray, codes: np.ndarray, size: int) -> tuple[np.ndarray, 
     return unique // (size + 1), unique % (size + 1), inverse
 
 
-def members(customers: pd.DataFrame, rows: np.ndarray, n_customers: int) -> Members:
-    """The members hashes of the cleaned customer lines; ``rows`` is each line's customer row."""
+def members(customers: pd.DataFrame, rows: np.ndarray, new_invoice: np.ndarray, n_customers: int) -> Members:
+    """The members hashes of the cleaned customer lines; ``rows`` is each line's customer row and
+    ``new_invoice`` whether the line opened an invoice for its customer (the fold's own)."""
     kind = kind_codes(customers["kind"])
     product = kind != NON_PRODUCT
     invoice, invoices = codes_of(customers["invoice_no"])
     stock, stocks = codes_of(customers["stock_code"])
-    owner_i, invoice_i, _ = _pairs(rows[product], invoice[product], len(invoices))
+    owner_i, invoice_i = rows[new_invoice], invoice[new_invoice]
     owner_p, stock_p, line_pair = _pairs(rows[product], stock[product], len(stocks))
     units = np.zeros(len(owner_p), dtype=np.int64)
     np.add.at(units, line_pair, customers["quantity"].to_numpy(np.int64)[product])
@@ -121,7 +122,7 @@ def build_seed(
 ) -> SeedRecords:
     """Every customer's record and members; ``features``/``vectors``/``segments`` follow :func:`scored_rows`."""
     partition = partitions_of(aggregates.ids, partitions)
-    members_ = members(customer_lines, aggregates.line_rows, len(aggregates))
+    members_ = members(customer_lines, aggregates.line_rows, aggregates.new_invoice, len(aggregates))
     return seed_records(
         aggregates.ids,
         partition,
