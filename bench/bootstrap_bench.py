@@ -52,7 +52,8 @@ def _aggregate_and_records(history: pd.DataFrame) -> pd.DataFrame:
     features = feature_frame(aggregates, AS_OF)
     values = features.to_numpy()
     segments = np.zeros(len(features), dtype=np.int64)
-    build_seed(cleaned.customers, aggregates, PARTITIONS, values, values, segments, to_micros(AS_OF))
+    records = build_seed(cleaned.customers, aggregates, PARTITIONS, values, values, segments, to_micros(AS_OF))
+    records.fields(np.arange(len(records.ids)))
     return features
 
 

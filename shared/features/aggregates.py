@@ -360,7 +360,9 @@ class AggregateColumns:
         for name in (*COUNT_FIELDS, *AMOUNT_FIELDS, *TIME_FIELDS, *MONTH_FIELDS):
             record[name] = getattr(self, name)[rows]
         record["months"] = self.months[rows]
-        pieces = np.frombuffer(base64.b64encode(record.tobytes()), dtype=f"S{PIECE}").reshape(len(rows), len(PACKED_FIELDS))
+        pieces = np.frombuffer(base64.b64encode(record.tobytes()), dtype=f"S{PIECE}").reshape(
+            len(rows), len(PACKED_FIELDS)
+        )
         names = self.countries.names
         countries = [names[code] for code in self.country[rows].tolist()]
         return [

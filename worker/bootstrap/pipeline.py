@@ -140,6 +140,7 @@ def run_bootstrap(
         raise EmptyInputError(f"{input_path}: no rows before {until.isoformat()}")
     with _stage("clean", timings):
         cleaned = clean(history)
+        del history  # the cleaned frames are all that is used from here: the raw one is a third of the peak
     if cleaned.customers.empty:
         raise EmptyInputError(f"{input_path}: only guest rows before {until.isoformat()}; no customer to cluster")
     with _stage("aggregate", timings):

@@ -70,13 +70,40 @@ def members(customers: pd.DataFrame, rows: np.ndarray, new_invoice: np.ndarray, 
 
 @dataclass(frozen=True)
 class SeedRecords:
-    """Each customer's record fields (flat field/value lists) and members, by customer row."""
+    """Every customer's record, as columns by customer row, and members.
+
+    The record fields are made a chunk of rows at a time (:meth:`fields`): all of a
+    million customers' field texts at once would be most of the bootstrap's memory.
+    """
 
     ids: list[str]
     partition: np.ndarray  # of each customer row
-    fields: list[list[str]]
+    columns: AggregateColumns
+    features: np.ndarray  # one row per customer, NaN where none was scored
+    vectors: np.ndarray
+    segment: np.ndarray  # the seeded segment (assigned and published), NO_SEGMENT where unscored
+    as_of: int
     members: Members
     scored: int
+
+    def fields(self, rows: np.ndarray) -> list[list[str]]:
+        """The record of each of ``rows``: flat field/value lists."""
+        n = len(rows)
+        segment = self.segment[rows].tolist()
+        decisions = decision_rows(
+            self.features[rows],
+            self.vectors[rows],
+            [self.as_of] * n,
+            segment,
+            segment,
+            [NO_TIME] * n,
+            [0] * n,
+            [""] * n,
+        )
+        return [
+            [x for kv in (aggregates | decision).items() for x in kv]
+            for aggregates, decision in zip(self.columns.packed(rows), decisions, strict=True)
+        ]
 
 
 def seed_records(
@@ -100,15 +127,7 @@ def seed_records(
     decided[scored_rows], vector[scored_rows] = features, vectors
     segment = np.full(n, NO_SEGMENT, dtype=np.int64)
     segment[scored_rows] = segments
-    segment_list = segment.tolist()
-    decisions = decision_rows(
-        decided, vector, [as_of] * n, segment_list, segment_list, [NO_TIME] * n, [0] * n, [""] * n
-    )
-    fields = [
-        [x for kv in (aggregates | decision).items() for x in kv]
-        for aggregates, decision in zip(columns.packed(np.arange(n)), decisions, strict=True)
-    ]
-    return SeedRecords(ids, partition, fields, members_, len(scored_rows))
+    return SeedRecords(ids, partition, columns, decided, vector, segment, as_of, members_, len(scored_rows))
 
 
 def build_seed(

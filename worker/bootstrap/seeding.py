@@ -78,10 +78,10 @@ def _seed_chunk(keys: Keys, partition: int, records: SeedRecords, rows: Sequence
     """One script call's keys and its one argument for the customers at ``rows``."""
     names = [keys.customers(partition)]
     customers = []
-    for row in rows:
+    for row, fields in zip(rows, records.fields(np.asarray(rows, dtype=np.int64)), strict=True):
         cid = records.ids[row]
         names += [keys.customer(partition, cid), keys.members(partition, cid)]
-        customers.append([cid, records.fields[row], records.members.pairs(row)])
+        customers.append([cid, fields, records.members.pairs(row)])
     return names, orjson.dumps(customers)
 
 
