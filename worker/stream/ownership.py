@@ -19,7 +19,6 @@ Order, and why:
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,8 +34,6 @@ from worker.stream.book import CustomerBook
 from worker.stream.checkpoint import Checkpoint
 
 log = logging.getLogger("worker")
-
-_SCAN = 10_000
 
 
 @dataclass(frozen=True)
@@ -89,27 +86,15 @@ def claim(checkpoint: Checkpoint, consumer: KafkaConsumer, topic: str, partition
     return Owned(claimed.epoch, generation, claimed.offset, from_iso(claimed.clock), from_iso(claimed.swept))
 
 
-def customer_ids(client: redis.Redis, keys: Keys, partition: int) -> Iterator[list[str]]:
-    """The partition's customer index, a chunk at a time (SSCAN: no single huge reply)."""
-    cursor = 0
-    while True:
-        cursor, chunk = client.sscan(keys.customers(partition), cursor=cursor, count=_SCAN)
-        if chunk:
-            yield sorted(chunk)
-        if cursor == 0:
-            return
-
-
 def load_partition(client: redis.Redis, keys: Keys, partition: int, book: CustomerBook) -> int:
     """Step 4: every customer of ``partition`` into ``book``; returns how many."""
     loaded = 0
-    for ids in customer_ids(client, keys, partition):
-        for records in load_records(client, keys, partition, ids):
-            if not len(records):
-                continue
-            rows = book.add(records.ids, np.full(len(records), partition))
-            book.aggregates.load_packed(rows, records.packed, records.countries)
-            for name in ("segment", "published", "published_at", "seq", "pending_segment", "pending_count", "as_of"):
-                getattr(book, name)[rows] = getattr(records, name)
-            loaded += len(records)
+    for records in load_records(client, keys, partition):
+        if not len(records):
+            continue
+        rows = book.add(records.ids, np.full(len(records), partition))
+        book.aggregates.load_packed(rows, records.packed, records.countries)
+        for name in ("segment", "published", "published_at", "seq", "pending_segment", "pending_count", "as_of"):
+            getattr(book, name)[rows] = getattr(records, name)
+        loaded += len(records)
     return loaded
