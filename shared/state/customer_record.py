@@ -134,33 +134,40 @@ def decision_rows(
     seq: Sequence[int],
     pending: Sequence[str],
 ) -> list[dict[str, str]]:
-    """:func:`decision_fields` of many records at once; ``features``/``vectors``: one row per record, a row of
-    NaN (or no matrix at all) for a record without a decision. Each distinct time is formatted once."""
+    """:func:`decision_columns`, one mapping per record."""
+    columns = decision_columns(features, vectors, as_of, segment, published, published_at, seq, pending)
+    return [dict(zip(columns, values, strict=True)) for values in zip(*columns.values(), strict=True)]
+
+
+def decision_columns(
+    features: np.ndarray | None,
+    vectors: np.ndarray | None,
+    as_of: Sequence[int],
+    segment: Sequence[int],
+    published: Sequence[int],
+    published_at: Sequence[int],
+    seq: Sequence[int],
+    pending: Sequence[str],
+) -> dict[str, list[str]]:
+    """:func:`decision_fields` of many records, field by field; ``features``/``vectors``: one row per record,
+    a row of NaN (or no matrix at all) for a record without a decision. Each distinct time is formatted once."""
     n = len(as_of)
     times = {at: iso(at) for at in {*as_of, *published_at}}
-    none = [""] * len(FEATURE_FIELDS)
-    feature_texts, vector_texts = [none] * n, [none] * n
+    columns = {name: [""] * n for name in (*FEATURE_FIELDS, *VECTOR_FIELDS)}
     if features is not None and vectors is not None:
         decided = np.flatnonzero(~np.isnan(features).any(axis=1))
-        for row, packed in zip(decided.tolist(), _pack_rows(features[decided], FEATURE_FIELDS), strict=True):
-            feature_texts[row] = packed
-        for row, packed in zip(decided.tolist(), _pack_rows(vectors[decided], VECTOR_FIELDS), strict=True):
-            vector_texts[row] = packed
-    return [
-        dict(zip(FEATURE_FIELDS, f, strict=True))
-        | dict(zip(VECTOR_FIELDS, v, strict=True))
-        | {
-            "as_of": times[at],
-            "segment": segment_text(s),
-            "published": segment_text(p),
-            "published_at": times[when],
-            "seq": str(number),
-            "pending": waiting,
-        }
-        for f, v, at, s, p, when, number, waiting in zip(
-            feature_texts, vector_texts, as_of, segment, published, published_at, seq, pending, strict=True
-        )
-    ]
+        for matrix, names in ((features, FEATURE_FIELDS), (vectors, VECTOR_FIELDS)):
+            for row, packed in zip(decided.tolist(), _pack_rows(matrix[decided], names), strict=True):
+                for name, piece in zip(names, packed, strict=True):
+                    columns[name][row] = piece
+    return columns | {
+        "as_of": [times[at] for at in as_of],
+        "segment": [segment_text(s) for s in segment],
+        "published": [segment_text(p) for p in published],
+        "published_at": [times[when] for when in published_at],
+        "seq": [str(number) for number in seq],
+        "pending": list(pending),
+    }
 
 
 @dataclass(frozen=True)

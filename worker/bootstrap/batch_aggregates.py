@@ -25,6 +25,30 @@ from worker.bootstrap.cleaning import KINDS
 KIND_CODES = {"purchase": PURCHASE, "cancellation": CANCELLATION, "non_product": NON_PRODUCT}
 
 
+@dataclass(frozen=True)
+class Pairs:
+    """The distinct (customer row, code) pairs of some lines, numbered in order of first appearance."""
+
+    lines: np.ndarray  # the lines considered (indices, in order)
+    pair: np.ndarray  # the pair of each of those lines
+    row: np.ndarray  # the customer row of each pair
+    code: np.ndarray  # the code of each pair
+
+    @classmethod
+    def of(cls, rows: np.ndarray, codes: np.ndarray, size: int, lines: np.ndarray) -> Pairs:
+        pair, unique = pd.factorize(rows[lines] * (size + 1) + codes[lines])
+        return cls(lines, pair.astype(np.int64), unique // (size + 1), unique % (size + 1))
+
+    def first(self, n_lines: int, among: np.ndarray) -> np.ndarray:
+        """Over all ``n_lines``: whether a line is the first of its pair among the lines where ``among`` holds."""
+        chosen = among[self.lines]
+        first = np.full(len(self.row), n_lines)
+        np.minimum.at(first, self.pair[chosen], self.lines[chosen])
+        out = np.zeros(n_lines, dtype=bool)
+        out[first[first < n_lines]] = True
+        return out
+
+
 @dataclass
 class BatchAggregates:
     """Every customer's aggregates as columns; ``ids[row]`` is the customer of a row (sorted)."""
@@ -32,7 +56,8 @@ class BatchAggregates:
     ids: list[str]
     columns: AggregateColumns
     line_rows: np.ndarray  # the customer row of each line folded
-    new_invoice: np.ndarray  # whether each line opened an invoice for its customer (a product line)
+    invoices: Pairs  # (customer, invoice) of the product lines: the customers' invoice members
+    products: Pairs  # (customer, stock code) of the product lines: the customers' product members
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -53,33 +78,6 @@ def codes_of(column: pd.Series) -> tuple[np.ndarray, pd.Index]:
     return codes.astype(np.int64), pd.Index(values)
 
 
-def _first_of_pairs(left: np.ndarray, right: np.ndarray, right_count: int) -> np.ndarray:
-    """Whether each (left, right) code pair occurs here for the first time (in order); ``right`` >= -1."""
-    return ~pd.Series(left * (right_count + 1) + right + 1).duplicated().to_numpy()
-
-
-def line_batch(customers: pd.DataFrame, slot: np.ndarray, columns: AggregateColumns) -> LineBatch:
-    """The cleaned customer lines (event order) as the fold's input, newness from first occurrences."""
-    kind = kind_codes(customers["kind"])
-    purchase = kind == PURCHASE
-    product = kind != NON_PRODUCT
-    invoice, invoices = codes_of(customers["invoice_no"])
-    stock, stocks = codes_of(customers["stock_code"])
-    country, countries = codes_of(customers["country"])
-    times = customers["invoice_date"].to_numpy("datetime64[us]").astype(np.int64)
-    return LineBatch(
-        slot=slot,
-        kind=kind,
-        quantity=customers["quantity"].to_numpy(np.int64),
-        amount=customers["amount"].to_numpy(float),
-        time=times,
-        month=month_numbers(times),
-        country=columns.countries.codes(countries.tolist())[country],
-        new_invoice=product & _first_of_pairs(slot, np.where(product, invoice, -1), len(invoices)),
-        new_product=purchase & _first_of_pairs(slot, np.where(purchase, stock, -1), len(stocks)),
-    )
-
-
 def kind_codes(kinds: pd.Series) -> np.ndarray:
     """The fold's line kinds (int8) of a ``kind`` column (categorical in :data:`KINDS` order, or text)."""
     if isinstance(kinds.dtype, pd.CategoricalDtype) and tuple(kinds.cat.categories) == KINDS:
@@ -98,13 +96,37 @@ def customer_codes(customers: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
 
 
 def batch_aggregates(customers: pd.DataFrame) -> BatchAggregates:
-    """What folding every cleaned customer line (``CleanedHistory.customers``, event order) gives."""
-    codes, ids = customer_codes(customers)
+    """What folding every cleaned customer line (``CleanedHistory.customers``, event order) gives.
+
+    "New invoice" and "new product" are first occurrences in event order of a
+    (customer, invoice) among the product lines and of a (customer, stock code)
+    among the purchase lines: what Redis answers the worker, line after line.
+    """
+    slot, ids = customer_codes(customers)
     columns = AggregateColumns(len(ids))
     columns.append(len(ids))
-    lines = line_batch(customers, codes, columns)
+    kind = kind_codes(customers["kind"])
+    purchase, product = kind == PURCHASE, kind != NON_PRODUCT
+    invoice, invoice_names = codes_of(customers["invoice_no"])
+    stock, stock_names = codes_of(customers["stock_code"])
+    country, countries = codes_of(customers["country"])
+    product_lines = np.flatnonzero(product)
+    invoices = Pairs.of(slot, invoice, len(invoice_names), product_lines)
+    products = Pairs.of(slot, stock, len(stock_names), product_lines)
+    times = customers["invoice_date"].to_numpy("datetime64[us]").astype(np.int64)
+    lines = LineBatch(
+        slot=slot,
+        kind=kind,
+        quantity=customers["quantity"].to_numpy(np.int64),
+        amount=customers["amount"].to_numpy(float),
+        time=times,
+        month=month_numbers(times),
+        country=columns.countries.codes(countries.tolist())[country],
+        new_invoice=invoices.first(len(slot), product),
+        new_product=products.first(len(slot), purchase),
+    )
     fold(columns, lines)
-    return BatchAggregates(ids, columns, codes, lines.new_invoice)
+    return BatchAggregates(ids, columns, slot, invoices, products)
 
 
 def guest_stats(guests: pd.DataFrame) -> GuestStats:

@@ -10,7 +10,6 @@ seeding script takes a chunk of customers at a time.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,9 +17,9 @@ import pandas as pd
 
 from shared.features.aggregates import AggregateColumns
 from shared.features.clock import NO_TIME
-from shared.features.fold import NON_PRODUCT, PURCHASE
-from shared.partitioner import partition_of
-from shared.state.customer_record import NO_SEGMENT, decision_rows
+from shared.features.fold import PURCHASE
+from shared.partitioner import partitions_of
+from shared.state.customer_record import NO_SEGMENT, decision_columns
 from worker.bootstrap.batch_aggregates import BatchAggregates, codes_of, kind_codes, scored_rows
 
 
@@ -40,31 +39,24 @@ class Members:
         return flat.tolist()
 
 
-def _pairs(rows: np.ndarray, codes: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Distinct (row, code) pairs (by first occurrence) and each line's pair index, by hashing, not sorting."""
-    inverse, unique = pd.factorize(rows * (size + 1) + codes)
-    return unique // (size + 1), unique % (size + 1), inverse
-
-
-def members(customers: pd.DataFrame, rows: np.ndarray, new_invoice: np.ndarray, n_customers: int) -> Members:
-    """The members hashes of the cleaned customer lines; ``rows`` is each line's customer row and
-    ``new_invoice`` whether the line opened an invoice for its customer (the fold's own)."""
+def members(customers: pd.DataFrame, aggregates: BatchAggregates) -> Members:
+    """The members hashes of the cleaned customer lines, from the pairs the aggregates were folded with."""
     kind = kind_codes(customers["kind"])
-    product = kind != NON_PRODUCT
-    invoice, invoices = codes_of(customers["invoice_no"])
-    stock, stocks = codes_of(customers["stock_code"])
-    owner_i, invoice_i = rows[new_invoice], invoice[new_invoice]
-    owner_p, stock_p, line_pair = _pairs(rows[product], stock[product], len(stocks))
-    units = np.zeros(len(owner_p), dtype=np.int64)
-    np.add.at(units, line_pair, customers["quantity"].to_numpy(np.int64)[product])
-    bought = np.bincount(line_pair, weights=kind[product] == PURCHASE, minlength=len(owner_p)) > 0
+    _, invoices = codes_of(customers["invoice_no"])
+    _, stocks = codes_of(customers["stock_code"])
+    invoice_pairs, stock_pairs = aggregates.invoices, aggregates.products
+    units = np.zeros(len(stock_pairs.row), dtype=np.int64)
+    np.add.at(units, stock_pairs.pair, customers["quantity"].to_numpy(np.int64)[stock_pairs.lines])
+    bought = (
+        np.bincount(stock_pairs.pair, weights=kind[stock_pairs.lines] == PURCHASE, minlength=len(stock_pairs.row)) > 0
+    )
     invoice_names = ("i:" + invoices.astype(str)).to_numpy(object)
     stock_names = ("p:" + stocks.astype(str)).to_numpy(object)
-    owner = np.concatenate([owner_i, owner_p])
+    owner = np.concatenate([invoice_pairs.row, stock_pairs.row])
     order = np.argsort(owner, kind="stable")
-    names = np.concatenate([invoice_names[invoice_i], stock_names[stock_p]])[order]
-    values = np.concatenate([np.ones(len(owner_i), dtype=np.int64), 2 * units + bought])[order]
-    start = np.searchsorted(owner[order], np.arange(n_customers + 1))
+    names = np.concatenate([invoice_names[invoice_pairs.code], stock_names[stock_pairs.code]])[order]
+    values = np.concatenate([np.ones(len(invoice_pairs.row), dtype=np.int64), 2 * units + bought])[order]
+    start = np.searchsorted(owner[order], np.arange(len(aggregates) + 1))
     return Members(names, values, start)
 
 
@@ -88,22 +80,19 @@ class SeedRecords:
 
     def fields(self, rows: np.ndarray) -> list[list[str]]:
         """The record of each of ``rows``: flat field/value lists."""
-        n = len(rows)
-        segment = self.segment[rows].tolist()
-        decisions = decision_rows(
-            self.features[rows],
-            self.vectors[rows],
-            [self.as_of] * n,
-            segment,
-            segment,
-            [NO_TIME] * n,
-            [0] * n,
-            [""] * n,
+        n, segment = len(rows), self.segment[rows].tolist()
+        features, vectors = self.features[rows], self.vectors[rows]
+        decisions = decision_columns(
+            features, vectors, [self.as_of] * n, segment, segment, [NO_TIME] * n, [0] * n, [""] * n
         )
-        return [
-            [x for kv in (aggregates | decision).items() for x in kv]
-            for aggregates, decision in zip(self.columns.packed(rows), decisions, strict=True)
-        ]
+        columns = self.columns.packed_columns(rows) | decisions
+        template = [x for name in columns for x in (name, "")]
+        records = []
+        for values in zip(*columns.values(), strict=True):
+            record = template.copy()
+            record[1::2] = values
+            records.append(record)
+        return records
 
 
 def seed_records(
@@ -141,7 +130,7 @@ def build_seed(
 ) -> SeedRecords:
     """Every customer's record and members; ``features``/``vectors``/``segments`` follow :func:`scored_rows`."""
     partition = partitions_of(aggregates.ids, partitions)
-    members_ = members(customer_lines, aggregates.line_rows, aggregates.new_invoice, len(aggregates))
+    members_ = members(customer_lines, aggregates)
     return seed_records(
         aggregates.ids,
         partition,
@@ -153,8 +142,3 @@ def build_seed(
         as_of,
         members_,
     )
-
-
-def partitions_of(ids: Sequence[str], partitions: int) -> np.ndarray:
-    """The partition of each customer id (the topic's key rule)."""
-    return np.fromiter((partition_of(cid, partitions) for cid in ids), dtype=np.int64, count=len(ids))
