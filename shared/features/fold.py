@@ -26,6 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 
 import numpy as np
+import pandas as pd
 
 from shared.features.aggregates import MONTH_WINDOW, AggregateColumns
 from shared.features.clock import NO_MONTH, NO_TIME
@@ -102,10 +103,12 @@ def _later_purchase(columns: AggregateColumns, slots: np.ndarray, times: np.ndar
 
 def _latest_country(columns: AggregateColumns, batch: LineBatch) -> None:
     """The country of the latest line by event time; ties go to the later line, as in :func:`apply_line`."""
-    order = np.lexsort((np.arange(len(batch)), batch.time, batch.slot))
-    slots = batch.slot[order]
-    last = np.flatnonzero(np.r_[slots[1:] != slots[:-1], True])
-    winners = order[last]
+    if (np.diff(batch.time) >= 0).all():  # event order (the usual case): the last line of each customer wins
+        winners = np.flatnonzero(~pd.Series(batch.slot).duplicated(keep="last").to_numpy())
+    else:
+        order = np.lexsort((np.arange(len(batch)), batch.time, batch.slot))
+        slots = batch.slot[order]
+        winners = order[np.flatnonzero(np.r_[slots[1:] != slots[:-1], True])]
     winner_slots = batch.slot[winners]
     later = (columns.last_seen[winner_slots] == NO_TIME) | (batch.time[winners] >= columns.last_seen[winner_slots])
     columns.country[winner_slots[later]] = batch.country[winners[later]]

@@ -87,12 +87,13 @@ def kind_codes(kinds: pd.Series) -> np.ndarray:
 
 def customer_codes(customers: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
     """Each line's customer row and the customer ids, sorted (rows of :class:`BatchAggregates`)."""
-    used = customers["customer_id"].astype("category").cat.remove_unused_categories()
-    names = used.cat.categories.to_numpy(str)
+    codes, categories = codes_of(customers["customer_id"])
+    present = np.flatnonzero(np.bincount(codes, minlength=len(categories)))
+    names = np.asarray(categories, dtype=str)[present]
     order = np.argsort(names, kind="stable")
-    rank = np.empty(len(order), dtype=np.int64)
-    rank[order] = np.arange(len(order))
-    return rank[used.cat.codes.to_numpy()], names[order].tolist()
+    rank = np.zeros(len(categories), dtype=np.int64)
+    rank[present[order]] = np.arange(len(order))
+    return rank[codes], names[order].tolist()
 
 
 def batch_aggregates(customers: pd.DataFrame) -> BatchAggregates:
