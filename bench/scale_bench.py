@@ -26,17 +26,15 @@ import argparse
 import json
 import os
 import random
-import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import redis
 
-from bench.worker_bench import ROOT, _high_water_kb, _worker_rate
+from bench.worker_bench import _worker_rate, run_measured
 from producer.replay import ReplayOptions, replay
 from producer.simulate import SimulationConfig, simulate
 from rig.local_services import RedisServer, TansuBroker
@@ -52,33 +50,6 @@ START = datetime(2011, 3, 1)  # a month without the shop's Christmas closure
 REAL_CUTOFF = datetime(2011, 6, 1)
 SAMPLE = 1_000
 K = 6
-
-
-@dataclass(frozen=True)
-class Child:
-    """A finished child process: its last stdout line, wall time and peak RSS (with its children) in MB."""
-
-    last_line: str
-    seconds: float
-    peak_mb: float
-
-
-def run_child(command: list[str], env: dict[str, str]) -> Child:
-    """Run ``command`` to its end, sampling its peak RSS; fail with its stderr's tail."""
-    started = time.perf_counter()
-    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        process = subprocess.Popen(command, env=env, stdout=out, stderr=err, cwd=ROOT)
-        peak_kb = 0
-        while process.poll() is None:
-            peak_kb = max(peak_kb, _high_water_kb(process.pid))
-            time.sleep(0.2)
-        if process.returncode != 0:
-            err.seek(0)
-            tail = "\n".join(err.read().strip().splitlines()[-15:])
-            raise RuntimeError(f"{' '.join(command[:4])} exited with {process.returncode}:\n{tail}")
-        out.seek(0)
-        lines = out.read().strip().splitlines()
-        return Child(lines[-1] if lines else "", time.perf_counter() - started, peak_kb / 1024)
 
 
 def _progress(text: str) -> None:
@@ -166,14 +137,14 @@ def stream_equals_batch(client: redis.Redis, keys: Keys, source: Path, workdir: 
 
 def assignment_load(settings: Settings) -> dict[str, float]:
     """The worker's assignment load of every partition, in a fresh child process."""
-    child = run_child([sys.executable, "-m", "bench.assignment_load"], os.environ | as_environment(settings))
+    child = run_measured([sys.executable, "-m", "bench.assignment_load"], os.environ | as_environment(settings))
     return json.loads(child.last_line)
 
 
 def one_run(settings: Settings, source: Path, cutoff: datetime, workdir: Path, sample: bool) -> dict[str, float]:
     """Bootstrap before ``cutoff`` (child), replay the rest, assignment load, worker; the figures."""
     env = os.environ | as_environment(settings)
-    bootstrap = run_child(
+    bootstrap = run_measured(
         [
             sys.executable,
             "-m",
@@ -253,7 +224,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--customers", type=int, default=1_000_000)
     parser.add_argument("--days", type=int, default=30)
-    parser.add_argument("--stream-days", type=int, default=7)
+    parser.add_argument("--stream-days", type=int, default=4)
     parser.add_argument("--file", type=Path, help="a simulated file to reuse (simulated from 2011-03-01, same --days)")
     parser.add_argument("--partitions", type=int, default=6)
     args = parser.parse_args()
@@ -264,7 +235,7 @@ def main() -> None:
         if source is None:
             started = time.perf_counter()
             source = simulate(
-                SimulationConfig(out=workdir / "scale.csv", customers=args.customers, days=args.days)
+                SimulationConfig(out=workdir / "scale.csv", customers=args.customers, start=START, days=args.days)
             ).path
             print(f"simulated {args.customers:,} customers x {args.days} days in {time.perf_counter() - started:.0f} s")
         cutoff = START + timedelta(days=args.days - args.stream_days)

@@ -11,7 +11,7 @@ base64) and ``as_of`` it was decided on; ``published`` (what consumers were told
 listpack (a few hundred bytes) rather than a hash table. What grows with history
 lives in the members hash.
 
-The worker writes records column-wise (:func:`decision_rows`,
+The worker writes records column-wise (:func:`decision_columns`,
 :meth:`~shared.features.aggregates.AggregateColumns.packed`) and loads a
 partition's records in bulk, one script call per few thousand customers whose
 reply numpy decodes at once (:func:`load_records`); tools and the API read one
@@ -118,25 +118,13 @@ def decision_fields(
     pending: str,
 ) -> dict[str, str]:
     """The decision part of a record (everything but ``agg``), times in µs."""
-    if features is None or vector is None:
-        return decision_rows(None, None, [as_of], [segment], [published], [published_at], [seq], [pending])[0]
-    matrices = np.array([features], dtype=float), np.array([vector], dtype=float)
-    return decision_rows(*matrices, [as_of], [segment], [published], [published_at], [seq], [pending])[0]
-
-
-def decision_rows(
-    features: np.ndarray | None,
-    vectors: np.ndarray | None,
-    as_of: Sequence[int],
-    segment: Sequence[int],
-    published: Sequence[int],
-    published_at: Sequence[int],
-    seq: Sequence[int],
-    pending: Sequence[str],
-) -> list[dict[str, str]]:
-    """:func:`decision_columns`, one mapping per record."""
-    columns = decision_columns(features, vectors, as_of, segment, published, published_at, seq, pending)
-    return [dict(zip(columns, values, strict=True)) for values in zip(*columns.values(), strict=True)]
+    decided = features is not None and vector is not None
+    feature_rows = np.array([features], dtype=float) if decided else None
+    vector_rows = np.array([vector], dtype=float) if decided else None
+    columns = decision_columns(
+        feature_rows, vector_rows, [as_of], [segment], [published], [published_at], [seq], [pending]
+    )
+    return {name: values[0] for name, values in columns.items()}
 
 
 def decision_columns(
