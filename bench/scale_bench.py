@@ -9,7 +9,8 @@ it. Printed, all from this run:
 * worker peak RSS (with its fetcher) and RSS per owned customer;
 * the time to load every customer on assignment: the worker's own
   :func:`~worker.stream.ownership.load_partition` over every partition, in a fresh
-  child process (its RSS before and after, per customer);
+  child process (its RSS before and after, per customer), once before the worker
+  runs (the bootstrapped customers) and once after (every customer);
 * Redis ``used_memory`` per customer, at 1M and on the real year (same steps);
 * rows/s at 1M next to rows/s on the real year;
 * stream = batch on a random sample of 1,000 customers: their stored aggregates
@@ -176,6 +177,8 @@ def one_run(settings: Settings, source: Path, cutoff: datetime, workdir: Path, s
     _progress(f"worker: {records:,.0f} records at {rate:,.0f} rows/s, peak RSS {peak_mb:,.0f} MB")
     customers = _customers(client, keys, partitions)
     used = _used_memory(client)
+    reload = assignment_load(settings)
+    _progress(f"assignment load after the stream: {reload['customers']:,} customers in {reload['seconds']:.1f} s")
     result = {
         "bootstrap_s": bootstrap.seconds,
         "bootstrap_peak_rss_mb": bootstrap.peak_mb,
@@ -186,6 +189,8 @@ def one_run(settings: Settings, source: Path, cutoff: datetime, workdir: Path, s
         "assignment_load_s": load["seconds"],
         "assignment_loaded": load["customers"],
         "assignment_rss_per_customer_b": load["rss_growth_b"] / max(load["customers"], 1),
+        "reload_s": reload["seconds"],
+        "reloaded": reload["customers"],
         "worker_rows_per_s": rate,
         "worker_records": records,
         "worker_peak_rss_mb": peak_mb,
@@ -206,7 +211,8 @@ def _print(name: str, figures: dict[str, float]) -> None:
         f"{name}: bootstrap {figures['bootstrap_s']:.1f} s, peak RSS {figures['bootstrap_peak_rss_mb']:,.0f} MB, "
         f"{figures['seeded_customers']:,.0f} customers seeded\n"
         f"  assignment load: {figures['assignment_loaded']:,.0f} customers in {figures['assignment_load_s']:.2f} s "
-        f"({figures['assignment_rss_per_customer_b']:,.0f} B of RSS per customer)\n"
+        f"({figures['assignment_rss_per_customer_b']:,.0f} B of RSS per customer); after the stream "
+        f"{figures['reloaded']:,.0f} customers in {figures['reload_s']:.2f} s\n"
         f"  worker: {figures['worker_records']:,.0f} records at {figures['worker_rows_per_s']:,.0f} rows/s; peak RSS "
         f"{figures['worker_peak_rss_mb']:,.0f} MB for {figures['customers']:,.0f} owned customers "
         f"({figures['worker_rss_per_customer_b']:,.0f} B per customer)\n"
