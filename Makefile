@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 QUIX_VENV ?= .venv-quix
 export SEG_DATASET ?= $(abspath ../shared/data/online_retail.csv.xz)
 
-.PHONY: install test test-fast lint deploy-check format demo bench bench-env bench-api chaos clean
+.PHONY: install test test-fast lint deploy-check format demo bench bench-env bench-api bench-scale chaos clean
 
 $(BIN)/activate: requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -51,6 +51,9 @@ bench: install bench-env  ## performance and quality figures (prints ratios agai
 
 bench-api: install  ## GET /customers/{id} under load (wrk) against a minimal app doing the same Redis read
 	$(BIN)/python -m bench.api_bench
+
+bench-scale: install  ## 1M simulated customers: worker RSS, assignment load, Redis bytes, rows/s vs the real year (long)
+	nice -n 10 $(BIN)/python -m bench.scale_bench
 
 chaos: install  ## every fault of the hardening issue on the real data, each against a calm run: one table (~15 min, not in CI)
 	$(BIN)/python -m harness.chaos "$(SEG_DATASET)"

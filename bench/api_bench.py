@@ -29,6 +29,7 @@ from typing import Any
 
 from producer.simulate.simulation import SimulationConfig, simulate
 from rig.local_services import RedisServer, TansuBroker, free_port, wait_for_port
+from shared.features.aggregates import PACKED_FIELDS
 from shared.redis_client import make_async_redis, make_redis
 from shared.settings import Settings, as_environment, isolated_settings
 from shared.state.keys import Keys
@@ -40,7 +41,7 @@ DATASET = Path(os.environ.get("SEG_DATASET", "../shared/data/online_retail.csv.x
 DURATION_S = 10
 CONNECTIONS = 16
 ROUNDS = 2
-FIELDS = ["agg", "features", "as_of", "segment", "published", "published_at", "seq"]
+FIELDS = [*PACKED_FIELDS, "country", "f0", "f1", "as_of", "segment", "published", "published_at", "seq"]
 TOP = 10
 
 _baseline_state: dict[str, Any] = {}

@@ -32,6 +32,7 @@ import tempfile
 import time
 import uuid
 from collections import defaultdict
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -157,11 +158,27 @@ def _quix_rate(settings: Settings, records: int, sample: list[str]) -> tuple[dic
 
 
 def _run_child(command: list[str], env: dict[str, str]) -> tuple[dict, float]:
-    """Run a benchmark child to its end; its last stdout line (JSON) and its peak RSS in MB.
+    """Run a benchmark child to its end; its last stdout line (JSON) and its peak RSS in MB."""
+    child = run_measured(command, env)
+    return json.loads(child.last_line), child.peak_mb
+
+
+@dataclass(frozen=True)
+class Child:
+    """A finished child process: its last stdout line, wall time and peak RSS (with its children) in MB."""
+
+    last_line: str
+    seconds: float
+    peak_mb: float
+
+
+def run_measured(command: list[str], env: dict[str, str]) -> Child:
+    """Run ``command`` to its end, sampling its peak RSS; fail with its stderr's tail.
 
     The peak is the sum of the child's and its descendants' (the worker's fetcher),
     each read from its ``/proc`` status while it runs (peaks added: an upper bound).
     """
+    started = time.perf_counter()
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         process = subprocess.Popen(command, env=env, stdout=out, stderr=err, cwd=ROOT)
         peak_kb = 0
@@ -171,9 +188,10 @@ def _run_child(command: list[str], env: dict[str, str]) -> tuple[dict, float]:
         if process.returncode != 0:
             err.seek(0)
             tail = "\n".join(err.read().strip().splitlines()[-15:])
-            raise RuntimeError(f"{' '.join(command[:3])} exited with {process.returncode}:\n{tail}")
+            raise RuntimeError(f"{' '.join(command[:4])} exited with {process.returncode}:\n{tail}")
         out.seek(0)
-        return json.loads(out.read().strip().splitlines()[-1]), peak_kb / 1024
+        lines = out.read().strip().splitlines()
+        return Child(lines[-1] if lines else "", time.perf_counter() - started, peak_kb / 1024)
 
 
 def _high_water_kb(pid: int) -> int:

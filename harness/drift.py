@@ -119,7 +119,7 @@ def scored(snapshot: ModelSnapshot, lines: pd.DataFrame) -> pd.DataFrame:
     aggregates: dict[str, CustomerAggregates] = {}
     membership = Membership.of(lines.iloc[:0])
     rows = []
-    for (invoice_no, customer), group in lines.groupby(["invoice_no", "customer_id"], sort=False):
+    for (invoice_no, customer), group in lines.groupby(["invoice_no", "customer_id"], sort=False, observed=True):
         aggregate = aggregates.setdefault(customer, CustomerAggregates(customer_id=customer))
         for line in group.itertuples(index=False):
             invoice_line = InvoiceLine(
@@ -152,7 +152,7 @@ def prepare(dataset: Path, settings: DriftSettings) -> Data:
     assignments = scored(snapshot, cleaned.customers)
     reference_assignments = assignments[assignments["event_time"] < CUTOFF].reset_index(drop=True)
     segments = calibration.segments_from_assignments(snapshot, reference_assignments, settings)
-    counts = reference["customer_id"].value_counts()
+    counts = reference["customer_id"].astype(str).value_counts()
     return Data(
         reference=reference,
         stream=table[table["event_time"] >= CUTOFF].reset_index(drop=True),

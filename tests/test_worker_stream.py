@@ -64,7 +64,7 @@ def test_stream_equals_batch_and_published_segments_match(
     segments = {cid: r.published for cid, r in records.items() if r.published >= 0}
     expected = segment_units(truth.product_lines, segments)
     lines = truth.product_lines[truth.product_lines["customer_id"].isin(segments)]
-    by_lines = lines["customer_id"].value_counts()  # most product lines first
+    by_lines = lines["customer_id"].astype(str).value_counts()  # most product lines first
     for cid in [*by_lines.index[:: len(by_lines) // 6], by_lines.index[-1]]:
         had = set(lines.loc[lines["customer_id"] == cid, "stock_code"])
         assert recommend(client, keys, cid, 10) == _expected_recommendations(expected[segments[cid]], had, 10)

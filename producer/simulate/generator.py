@@ -14,6 +14,7 @@ the same seed with and without drift gives the same customers and baskets.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -85,8 +86,8 @@ def generate(
     start: datetime,
     days: int,
     drift: tuple[DriftEpisode, ...],
-) -> tuple[pd.DataFrame, Population]:
-    """The Online Retail rows (source column names, strings as written) and the ground truth."""
+) -> tuple[Rows, Population]:
+    """The Online Retail rows (numeric until written, :class:`Rows`) and the ground truth."""
     kind = _assign_archetypes(rng, archetypes, customers)
     customer_ids = (FIRST_CUSTOMER + rng.permutation(customers)).astype(str)
     abroad = rng.random(customers) > UK_SHARE
@@ -106,8 +107,8 @@ def generate(
             keep, note = _churn(drift_rng, episode, start, archetypes, kind, customer_ids, invoices)
             lines = lines.take(keep[lines.invoice])
             notes.append(note)
-    frame = _rows(invoices, lines, catalogue, customer_ids, country, start)
-    return frame, Population(customer_ids, kind, notes)
+    rows = _rows(invoices, lines, catalogue, customer_ids, country, start)
+    return rows, Population(customer_ids, kind, notes)
 
 
 def _assign_archetypes(rng: np.random.Generator, archetypes: tuple[Archetype, ...], customers: int) -> np.ndarray:
@@ -297,6 +298,56 @@ def _churn(
     return ~drop, note
 
 
+@dataclass(frozen=True)
+class Rows:
+    """The lines in file order as numeric columns (tens of bytes a line); text is made a chunk at a time.
+
+    Why: formatted as one frame of strings, a million customers' month (15 million
+    lines) takes about 14 GB; formatted and written in chunks, the text costs one chunk.
+    """
+
+    invoices: _Invoices
+    lines: _Lines  # in file order: invoices numbered in event-time order, lines in invoice order
+    rank: np.ndarray  # invoice index -> its position in event-time order
+    catalogue: Catalogue
+    customer_ids: np.ndarray
+    country: np.ndarray
+    start: datetime
+
+    def __len__(self) -> int:
+        return len(self.lines.invoice)
+
+    def frames(self, chunk_rows: int) -> Iterator[pd.DataFrame]:
+        """Source-format rows (source column names, strings as written), ``chunk_rows`` at a time."""
+        for first in range(0, len(self), chunk_rows):
+            yield self._frame(slice(first, first + chunk_rows))
+
+    def _frame(self, part: slice) -> pd.DataFrame:
+        invoices, catalogue = self.invoices, self.catalogue
+        invoice, product = self.lines.invoice[part], self.lines.product[part]
+        owner = invoices.customer[invoice]
+        numbers = (FIRST_INVOICE + self.rank[invoice]).astype(str)
+        number = np.where(invoices.cancellation[invoice], np.char.add("C", numbers), numbers)
+        codes = np.where(product >= 0, catalogue.codes[np.maximum(product, 0)], np.where(product == -1, "POST", "M"))
+        names = np.where(
+            product >= 0, catalogue.descriptions[np.maximum(product, 0)], np.where(product == -1, "POSTAGE", "Manual")
+        )
+        dates = pd.Timestamp(self.start) + pd.to_timedelta(invoices.seconds[invoice], unit="s")
+        guest = owner < 0
+        return pd.DataFrame(
+            {
+                "InvoiceNo": number,
+                "StockCode": codes,
+                "Description": names,
+                "Quantity": self.lines.quantity[part],
+                "InvoiceDate": dates.strftime("%Y-%m-%d %H:%M:%S"),
+                "UnitPrice": np.round(self.lines.price[part], 2),
+                "CustomerID": np.where(guest, "", np.char.add(self.customer_ids[np.maximum(owner, 0)], ".0")),
+                "Country": np.where(guest, "United Kingdom", self.country[np.maximum(owner, 0)]),
+            }
+        )
+
+
 def _rows(
     invoices: _Invoices,
     lines: _Lines,
@@ -304,32 +355,10 @@ def _rows(
     customer_ids: np.ndarray,
     country: np.ndarray,
     start: datetime,
-) -> pd.DataFrame:
-    """Source-format rows, invoices numbered in event-time order, lines in invoice order."""
+) -> Rows:
+    """The lines in file order: invoices numbered in event-time order, lines in invoice order."""
     used = np.unique(lines.invoice)
     rank = np.empty(len(invoices.customer), dtype=np.int64)
     rank[used] = np.argsort(np.argsort(invoices.seconds[used], kind="stable"), kind="stable")
     order = np.lexsort((np.arange(len(lines.invoice)), rank[lines.invoice]))
-    invoice = lines.invoice[order]
-    product = lines.product[order]
-    owner = invoices.customer[invoice]
-    numbers = (FIRST_INVOICE + rank[invoice]).astype(str)
-    number = np.where(invoices.cancellation[invoice], np.char.add("C", numbers), numbers)
-    codes = np.where(product >= 0, catalogue.codes[np.maximum(product, 0)], np.where(product == -1, "POST", "M"))
-    names = np.where(
-        product >= 0, catalogue.descriptions[np.maximum(product, 0)], np.where(product == -1, "POSTAGE", "Manual")
-    )
-    dates = pd.Timestamp(start) + pd.to_timedelta(invoices.seconds[invoice], unit="s")
-    guest = owner < 0
-    return pd.DataFrame(
-        {
-            "InvoiceNo": number,
-            "StockCode": codes,
-            "Description": names,
-            "Quantity": lines.quantity[order],
-            "InvoiceDate": dates.strftime("%Y-%m-%d %H:%M:%S"),
-            "UnitPrice": np.round(lines.price[order], 2),
-            "CustomerID": np.where(guest, "", np.char.add(customer_ids[np.maximum(owner, 0)], ".0")),
-            "Country": np.where(guest, "United Kingdom", country[np.maximum(owner, 0)]),
-        }
-    )
+    return Rows(invoices, lines.take(order), rank, catalogue, customer_ids, country, start)

@@ -16,6 +16,7 @@ from producer.simulate.drift import DriftEpisode
 from producer.simulate.generator import Population, generate
 
 DRIFT_STREAM = 1  # second seed word of the drift generator, independent of the base data
+CHUNK_ROWS = 200_000  # lines formatted and written at a time: the text of one chunk is all the text in memory
 
 
 @dataclass(frozen=True)
@@ -57,15 +58,16 @@ def simulate(config: SimulationConfig) -> SimulationResult:
     rng = np.random.default_rng(config.seed)
     drift_rng = np.random.default_rng([config.seed, DRIFT_STREAM])
     catalogue = build_catalogue(rng, config.products)
-    frame, population = generate(
+    rows, population = generate(
         rng, drift_rng, config.archetypes, catalogue, config.customers, config.start, config.days, config.drift
     )
-    data = frame.to_csv(index=False, lineterminator="\n").encode()
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_bytes(lzma.compress(data, preset=1) if out.name.endswith(".xz") else data)
+    with lzma.open(out, "wb", preset=1) if out.name.endswith(".xz") else out.open("wb") as sink:
+        for index, frame in enumerate(rows.frames(CHUNK_ROWS)):
+            sink.write(frame.to_csv(index=False, header=index == 0, lineterminator="\n").encode())
     truth = truth_path_of(out)
     truth.write_text(json.dumps(_truth(config, population), indent=1, sort_keys=True) + "\n", encoding="utf-8")
-    return SimulationResult(out, truth, len(frame), config.customers)
+    return SimulationResult(out, truth, len(rows), config.customers)
 
 
 def _truth(config: SimulationConfig, population: Population) -> dict[str, object]:

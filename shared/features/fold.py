@@ -26,6 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 
 import numpy as np
+import pandas as pd
 
 from shared.features.aggregates import MONTH_WINDOW, AggregateColumns
 from shared.features.clock import NO_MONTH, NO_TIME
@@ -85,14 +86,14 @@ def fold(columns: AggregateColumns, batch: LineBatch) -> None:
 
 
 def _earliest(column: np.ndarray, slots: np.ndarray, values: np.ndarray, none: int) -> None:
-    """``column[slot] = min(column[slot], value)`` in place, where ``none`` means "no value yet"."""
+    """``column[slot] = min(column[slot], value)`` in place, where ``none`` means "no value yet".
+
+    Every slot given receives a value, so an empty one can start at the largest integer.
+    """
     if not len(slots):
         return
-    touched, where = np.unique(slots, return_inverse=True)
-    current = column[touched]
-    current[current == none] = np.iinfo(np.int64).max
-    np.minimum.at(current, where, values)
-    column[touched] = current
+    column[slots[column[slots] == none]] = np.iinfo(np.int64).max
+    np.minimum.at(column, slots, values)
 
 
 def _later_purchase(columns: AggregateColumns, slots: np.ndarray, times: np.ndarray) -> None:
@@ -102,10 +103,12 @@ def _later_purchase(columns: AggregateColumns, slots: np.ndarray, times: np.ndar
 
 def _latest_country(columns: AggregateColumns, batch: LineBatch) -> None:
     """The country of the latest line by event time; ties go to the later line, as in :func:`apply_line`."""
-    order = np.lexsort((np.arange(len(batch)), batch.time, batch.slot))
-    slots = batch.slot[order]
-    last = np.flatnonzero(np.r_[slots[1:] != slots[:-1], True])
-    winners = order[last]
+    if (np.diff(batch.time) >= 0).all():  # event order (the usual case): the last line of each customer wins
+        winners = np.flatnonzero(~pd.Series(batch.slot).duplicated(keep="last").to_numpy())
+    else:
+        order = np.lexsort((np.arange(len(batch)), batch.time, batch.slot))
+        slots = batch.slot[order]
+        winners = order[np.flatnonzero(np.r_[slots[1:] != slots[:-1], True])]
     winner_slots = batch.slot[winners]
     later = (columns.last_seen[winner_slots] == NO_TIME) | (batch.time[winners] >= columns.last_seen[winner_slots])
     columns.country[winner_slots[later]] = batch.country[winners[later]]
@@ -123,15 +126,16 @@ def _months(columns: AggregateColumns, slots: np.ndarray, months: np.ndarray, am
     if not len(slots):
         return
     _earliest(columns.first_month, slots, months, NO_MONTH)
-    previous = columns.last_month.copy()
+    previous = columns.last_month[slots]
     np.maximum.at(columns.last_month, slots, months)
-    moved = np.unique(slots[columns.last_month[slots] > previous[slots]])
-    for customer in moved:
-        old, new = int(previous[customer]), int(columns.last_month[customer])
-        if old == NO_MONTH or new - old >= MONTH_WINDOW:
-            columns.months[customer] = 0.0
-        else:
-            for month in range(old + 1, new + 1):
-                columns.months[customer, month % MONTH_WINDOW] = 0.0
+    latest = columns.last_month[slots]
+    moved = latest > previous
+    restart = moved & ((previous == NO_MONTH) | (latest - previous >= MONTH_WINDOW))
+    columns.months[slots[restart]] = 0.0
+    slide = moved & ~restart
+    old, new, customer = previous[slide], latest[slide], slots[slide]
+    for step in range(1, MONTH_WINDOW if len(customer) else 1):  # months old+1 .. new come into the window empty
+        cleared = old + step <= new
+        columns.months[customer[cleared], (old[cleared] + step) % MONTH_WINDOW] = 0.0
     inside = months > columns.last_month[slots] - MONTH_WINDOW
     np.add.at(columns.months, (slots[inside], months[inside] % MONTH_WINDOW), amounts[inside])

@@ -60,6 +60,7 @@ LOG_FEATURES: tuple[str, ...] = (
     "monthly_spend_trend",
 )
 COLUMN = {name: i for i, name in enumerate(FEATURE_NAMES)}
+CHUNK_ROWS = 65_536
 
 __all__ = ["FEATURE_NAMES", "LOG_FEATURES", "compute_features", "features_matrix", "month_number", "scoreable"]
 
@@ -114,9 +115,23 @@ def features_matrix(columns: AggregateColumns, rows: np.ndarray, as_of: np.ndarr
     """Raw features (columns in :data:`FEATURE_NAMES` order) of ``rows`` as of ``as_of`` (µs, one per row).
 
     Rows that are not :func:`scoreable` get NaN; callers select scoreable rows first.
+    Computed :data:`CHUNK_ROWS` rows at a time: a daily sweep scores every owned
+    customer, and the temporaries of a million rows at once would be most of the
+    worker's peak memory (each row is computed from its own values, so chunks
+    change nothing).
     """
     rows = np.asarray(rows, dtype=np.int64)
     as_of = np.broadcast_to(np.asarray(as_of, dtype=np.int64), rows.shape)
+    if len(rows) <= CHUNK_ROWS:
+        return _features(columns, rows, as_of)
+    out = np.empty((len(rows), len(FEATURE_NAMES)))
+    for start in range(0, len(rows), CHUNK_ROWS):
+        part = slice(start, start + CHUNK_ROWS)
+        out[part] = _features(columns, rows[part], as_of[part])
+    return out
+
+
+def _features(columns: AggregateColumns, rows: np.ndarray, as_of: np.ndarray) -> np.ndarray:
     frequency = columns.invoices[rows].astype(float)
     first, last = columns.first_purchase[rows], columns.last_purchase[rows]
     with np.errstate(divide="ignore", invalid="ignore"):

@@ -19,12 +19,16 @@ key                                    type    holds
                                                ``topic``, ``swept`` and ``pass`` (the last
                                                sweep's midnight and pass), ``reset``
 ``{pn}:customers``                     set     the partition's customer ids (its index)
-``{pn}:customer:{id}``                 hash    the customer record (bounded size):
-                                               ``agg`` (aggregates JSON), ``features`` and
-                                               ``vector`` (JSON, what ``segment`` was decided
-                                               on), ``as_of`` (ISO), ``segment`` (assigned),
-                                               ``published``, ``published_at``, ``seq``,
-                                               ``pending`` (inactivity switch being confirmed)
+``{pn}:customer:{id}``                 hash    the customer record (bounded size, every
+                                               value at most 64 characters: a listpack):
+                                               ``a0`` … ``a3`` (the aggregates, 192 packed
+                                               bytes in base64) and ``country``; ``f0``,
+                                               ``f1`` and ``v0``, ``v1`` (features and vector,
+                                               twelve doubles each in base64: what ``segment``
+                                               was decided on), ``as_of`` (ISO), ``segment``
+                                               (assigned), ``published``, ``published_at``,
+                                               ``seq``, ``pending`` (inactivity switch being
+                                               confirmed); see :mod:`shared.state.customer_record`
 ``{pn}:members:{id}``                  hash    what grows with the customer's history:
                                                ``i:{invoice}`` -> 1 per invoice;
                                                ``p:{stock code}`` -> 2 × net units + 1 if

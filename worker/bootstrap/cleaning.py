@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -57,38 +58,69 @@ class CleaningReport:
 
 @dataclass(frozen=True)
 class CleanedHistory:
-    """Customer rows (with ``kind``, ``amount``, ``month``) and guest rows, both in event order."""
+    """Customer rows (with ``kind`` and ``amount``) and guest rows, both in event order."""
 
     customers: pd.DataFrame
     guests: pd.DataFrame
     report: CleaningReport
 
 
+KINDS = ("purchase", "cancellation", "non_product")  # ``kind`` categories; codes 0, 1, 2 are the fold's kind codes
+
+
+def _flag(column: pd.Series, test: Callable[[pd.Series], pd.Series]) -> np.ndarray:
+    """``test`` of every value, computed once per distinct value when the column is categorical."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        return test(pd.Series(column.cat.categories)).to_numpy(bool)[column.cat.codes.to_numpy()]
+    return test(column).to_numpy(bool)
+
+
 def line_kinds(frame: pd.DataFrame) -> pd.Series:
-    """Vectorised :func:`shared.features.classify` for priced rows that have a customer."""
-    product = ~(frame["stock_code"].isin(NON_PRODUCT_CODES) | frame["stock_code"].str.startswith(NON_PRODUCT_PREFIXES))
-    cancellation = frame["invoice_no"].str.startswith("C")
-    kinds = np.select([~product, cancellation], ["non_product", "cancellation"], default="purchase")
-    return pd.Series(kinds, index=frame.index, dtype="str")
+    """Vectorised :func:`shared.features.classify` for priced rows that have a customer (categorical, :data:`KINDS`)."""
+    product = ~_flag(
+        frame["stock_code"], lambda codes: codes.isin(NON_PRODUCT_CODES) | codes.str.startswith(NON_PRODUCT_PREFIXES)
+    )
+    cancellation = _flag(frame["invoice_no"], lambda numbers: numbers.str.startswith("C"))
+    codes = np.select([~product, cancellation], [2, 1], default=0).astype(np.int8)
+    return pd.Series(pd.Categorical.from_codes(codes, KINDS), index=frame.index)
+
+
+def _codes(column: pd.Series) -> np.ndarray:
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        return column.cat.codes.to_numpy(np.int64)
+    return pd.factorize(column)[0].astype(np.int64)
+
+
+def duplicates(history: pd.DataFrame) -> np.ndarray:
+    """Rule 1: rows equal in all eight fields to an earlier row.
+
+    Only rows that share their (invoice, stock code) with another row can be
+    duplicates, so the full comparison runs on those few (integer codes first).
+    """
+    stock = _codes(history["stock_code"])
+    pair = _codes(history["invoice_no"]) * (int(stock.max(initial=0)) + 2) + stock + 1
+    candidates = pd.Series(pair).duplicated(keep=False).to_numpy()
+    repeated = np.zeros(len(history), dtype=bool)
+    repeated[candidates] = history[candidates].duplicated(keep="first").to_numpy()
+    return repeated
 
 
 def clean(history: pd.DataFrame) -> CleanedHistory:
     """Apply the rules above to the output of :func:`~worker.bootstrap.loading.load_history`."""
-    unique = history.drop_duplicates(keep="first")
-    invalid = unique["unit_price"] <= 0
-    priced = unique[~invalid]
-    is_guest = priced["customer_id"].isna()
-    guests = priced[is_guest].copy()
+    repeated = duplicates(history)
+    invalid = ~repeated & (history["unit_price"] <= 0).to_numpy()
+    priced = ~repeated & ~invalid
+    no_customer = history["customer_id"].isna().to_numpy()
+    guests = history[priced & no_customer].reset_index(drop=True)
     guests["amount"] = guests["quantity"] * guests["unit_price"]
-    rows = priced[~is_guest].copy()
+    rows = history[priced & ~no_customer].reset_index(drop=True)
     rows["kind"] = line_kinds(rows)
     rows["amount"] = rows["quantity"] * rows["unit_price"]
-    rows["month"] = rows["invoice_date"].dt.strftime("%Y-%m")
     counts = rows["kind"].value_counts()
     report = CleaningReport(
         rows_in=len(history),
-        duplicates_dropped=len(history) - len(unique),
-        guest_rows=int(is_guest.sum()),
+        duplicates_dropped=int(repeated.sum()),
+        guest_rows=len(guests),
         invalid_price_dropped=int(invalid.sum()),
         purchase_rows=int(counts.get("purchase", 0)),
         cancellation_rows=int(counts.get("cancellation", 0)),
@@ -96,4 +128,4 @@ def clean(history: pd.DataFrame) -> CleanedHistory:
         outlier_rows_kept=int((rows["quantity"].abs() >= OUTLIER_QUANTITY).sum()),
         customers=int(rows["customer_id"].nunique()),
     )
-    return CleanedHistory(customers=rows.reset_index(drop=True), guests=guests.reset_index(drop=True), report=report)
+    return CleanedHistory(customers=rows, guests=guests, report=report)

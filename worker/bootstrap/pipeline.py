@@ -26,14 +26,17 @@ import redis
 
 from shared.contracts.model_snapshot import ModelSnapshot
 from shared.exceptions import EmptyInputError
+from shared.features.clock import to_micros
 from shared.features.scaling import transform_matrix
+from shared.state.customer_record import NO_SEGMENT
 from shared.state.keys import Keys
 from shared.state.model_stats import Statistics
 from shared.state.model_store import activate, load_current, refuse_live, write_file, write_version
-from worker.bootstrap.batch_aggregates import batch_aggregates, feature_frame, guest_stats
+from worker.bootstrap.batch_aggregates import batch_aggregates, feature_frame, guest_stats, scored_rows
 from worker.bootstrap.cleaning import CleaningReport, clean
 from worker.bootstrap.loading import load_history
 from worker.bootstrap.model_fit import fit_model
+from worker.bootstrap.seed_records import build_seed
 from worker.bootstrap.seeding import (
     SeedReport,
     reset_stream_state,
@@ -137,6 +140,7 @@ def run_bootstrap(
         raise EmptyInputError(f"{input_path}: no rows before {until.isoformat()}")
     with _stage("clean", timings):
         cleaned = clean(history)
+        del history  # the cleaned frames are all that is used from here: the raw one is a third of the peak
     if cleaned.customers.empty:
         raise EmptyInputError(f"{input_path}: only guest rows before {until.isoformat()}; no customer to cluster")
     with _stage("aggregate", timings):
@@ -175,21 +179,16 @@ def run_bootstrap(
     with _stage("store", timings):
         write_version(client, keys, snapshot)
         reset_stream_state(client, keys, partitions)
-        seed = seed_customers(
-            client,
-            keys,
-            aggregates,
-            cleaned.customers,
-            features,
-            vectors,
-            segments,
-            until,
-            partitions,
-            settings.batch_size,
+        records = build_seed(
+            cleaned.customers, aggregates, partitions, features.to_numpy(), vectors, segments, to_micros(until)
         )
+        seed = seed_customers(client, keys, records, partitions, settings.batch_size)
         seed_guests(client, keys, cleaned.guests, partitions)
-        published = dict(zip(features.index, segments.tolist(), strict=True))
-        seed_segment_products(client, keys, cleaned.customers, published, partitions)
+        published = np.full(len(aggregates), NO_SEGMENT)
+        published[scored_rows(aggregates)] = segments
+        seed_segment_products(
+            client, keys, cleaned.customers, aggregates.line_rows, published, records.partition, partitions
+        )
         meta = {
             "identity": identity,
             "model_version": snapshot.version,

@@ -4,8 +4,9 @@ Per partition of the invoices topic (``{pn}`` keys, :mod:`shared.state.keys`): t
 customer records (aggregates and the bootstrap's decision: features, vector,
 segment, all as of the cutoff), the members hashes (invoices, products with net
 units and a bought flag), the customer index, guest statistics and product
-popularity per published segment. Records are built column-wise and pipelined,
-one transaction per partition and chunk.
+popularity per published segment. Records are built column-wise
+(:mod:`worker.bootstrap.seed_records`) and written by one script call per chunk of
+customers (500 by default), which replaces each customer's two keys atomically.
 
 A re-seed replaces everything a worker wrote: stale customers are removed, each
 partition's stream position (offset, clock, sweep, statistics, dedup sets,
@@ -19,19 +20,19 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 
 import numpy as np
+import orjson
 import pandas as pd
 import redis
 
 from shared.features.aggregates import GuestStats
-from shared.features.clock import NO_TIME, to_micros
+from shared.features.fold import NON_PRODUCT
 from shared.partitioner import partition_of
-from shared.state.customer_record import decision_fields
 from shared.state.guests import pounds, total_nanos
 from shared.state.keys import Keys
-from worker.bootstrap.batch_aggregates import BatchAggregates
+from worker.bootstrap.batch_aggregates import kind_codes
+from worker.bootstrap.seed_records import SeedRecords
 
 _CLEARED = ("offset", "clock", "swept")
 
@@ -48,69 +49,56 @@ def _chunks(items: Sequence, size: int) -> Iterator[Sequence]:
         yield items[start : start + size]
 
 
-def members(customers: pd.DataFrame) -> dict[str, dict[str, int]]:
-    """Each customer's members hash: ``i:{invoice}`` of product lines, ``p:{code}`` = 2 × net units + bought."""
-    product = customers[customers["kind"] != "non_product"]
-    out: dict[str, dict[str, int]] = {}
-    for customer, invoice in product[["customer_id", "invoice_no"]].drop_duplicates().itertuples(index=False):
-        out.setdefault(customer, {})["i:" + invoice] = 1
-    bought = product["kind"] == "purchase"
-    units = product.assign(bought=bought).groupby(["customer_id", "stock_code"], sort=True)
-    summed = units.agg(units=("quantity", "sum"), bought=("bought", "any"))
-    for (customer, code), quantity, was_bought in zip(
-        summed.index, summed["units"].tolist(), summed["bought"].tolist(), strict=True
-    ):
-        out.setdefault(customer, {})["p:" + code] = 2 * int(quantity) + int(was_bought)
-    return out
+# KEYS: the partition's customer index, then each customer's record and members keys.
+# ARGV[1]: JSON, per customer [id, record field/value pairs, members field/value pairs]
+# (one argument: encoding thousands of small arguments costs the client more than Redis).
+# No Lua unpack passes more than 500 values.
+_SEED = """
+local customers = cjson.decode(ARGV[1])
+local function chunked(command, key, values)
+  for i = 1, #values, 500 do
+    redis.call(command, key, unpack(values, i, math.min(i + 499, #values)))
+  end
+end
+local ids = {}
+for c, customer in ipairs(customers) do
+  local record, members = KEYS[2 * c], KEYS[2 * c + 1]
+  ids[c] = customer[1]
+  redis.call('DEL', record)
+  redis.call('DEL', members)
+  chunked('HSET', record, customer[2])
+  if #customer[3] > 0 then chunked('HSET', members, customer[3]) end
+end
+chunked('SADD', KEYS[1], ids)
+return #customers
+"""
+
+
+def _seed_chunk(keys: Keys, partition: int, records: SeedRecords, rows: Sequence[int]) -> tuple[list[str], bytes]:
+    """One script call's keys and its one argument for the customers at ``rows``."""
+    names = [keys.customers(partition)]
+    customers = []
+    for row, fields in zip(rows, records.fields(np.asarray(rows, dtype=np.int64)), strict=True):
+        cid = records.ids[row]
+        names += [keys.customer(partition, cid), keys.members(partition, cid)]
+        customers.append([cid, fields, records.members.pairs(row)])
+    return names, orjson.dumps(customers)
 
 
 def seed_customers(
-    client: redis.Redis,
-    keys: Keys,
-    aggregates: BatchAggregates,
-    customer_lines: pd.DataFrame,
-    features: pd.DataFrame,
-    vectors: np.ndarray,
-    segments: np.ndarray,
-    as_of: datetime,
-    partitions: int,
-    batch_size: int,
+    client: redis.Redis, keys: Keys, records: SeedRecords, partitions: int, batch_size: int
 ) -> SeedReport:
-    """Replace every partition's customers with the seed; ``features``/``vectors``/``segments`` are row-aligned."""
-    scored = {cid: i for i, cid in enumerate(features.index)}
-    feature_rows = features.to_numpy()
-    owned: dict[int, list[int]] = {}
-    for row, cid in enumerate(aggregates.ids):
-        owned.setdefault(partition_of(cid, partitions), []).append(row)
-    member_sets = members(customer_lines)
-    at = to_micros(as_of)
+    """Replace every partition's customers with ``records``: one script call per ``batch_size`` customers."""
+    script = client.register_script(_SEED)
+    owned = records.partition
     stale_removed = 0
     for partition in range(partitions):
-        rows = owned.get(partition, [])
-        ids = [aggregates.ids[row] for row in rows]
-        for chunk in _chunks(list(zip(rows, ids, strict=True)), batch_size):
-            with client.pipeline(transaction=True) as pipe:
-                for row, cid in chunk:
-                    index = scored.get(cid)
-                    segment = int(segments[index]) if index is not None else -1
-                    fields = {"agg": aggregates.columns.record_json(row)} | decision_fields(
-                        feature_rows[index].tolist() if index is not None else None,
-                        vectors[index].tolist() if index is not None else None,
-                        at,
-                        segment,
-                        segment,
-                        NO_TIME,
-                        0,
-                        "",
-                    )
-                    for key in (keys.customer(partition, cid), keys.members(partition, cid)):
-                        pipe.delete(key)  # one key per DEL: a cluster pipeline refuses more
-                    pipe.hset(keys.customer(partition, cid), mapping=fields)
-                    if cid in member_sets:
-                        pipe.hset(keys.members(partition, cid), mapping=member_sets[cid])
-                pipe.sadd(keys.customers(partition), *[cid for _, cid in chunk])
-                pipe.execute()
-        stale = sorted(set(client.smembers(keys.customers(partition))) - set(ids))
+        rows = np.flatnonzero(owned == partition).tolist()
+        for chunk in _chunks(rows, batch_size):
+            names, payload = _seed_chunk(keys, partition, records, chunk)
+            script(keys=names, args=[payload])
+        ids = {records.ids[row] for row in rows}
+        stale = sorted(set(client.smembers(keys.customers(partition))) - ids)
         for chunk in _chunks(stale, batch_size):
             with client.pipeline(transaction=True) as pipe:
                 for cid in chunk:
@@ -119,7 +107,7 @@ def seed_customers(
                 pipe.srem(keys.customers(partition), *chunk)
                 pipe.execute()
         stale_removed += len(stale)
-    return SeedReport(customers_written=len(aggregates), scored=len(scored), stale_removed=stale_removed)
+    return SeedReport(customers_written=len(records.ids), scored=records.scored, stale_removed=stale_removed)
 
 
 def reset_stream_state(client: redis.Redis, keys: Keys, partitions: int) -> None:
@@ -164,25 +152,39 @@ def seed_segment_products(
     client: redis.Redis,
     keys: Keys,
     customer_lines: pd.DataFrame,
-    published: dict[str, int],
+    line_rows: np.ndarray,
+    published: np.ndarray,
+    partition: np.ndarray,
     partitions: int,
 ) -> int:
-    """Replace every ``{pn}:products:{segment}`` with the net units of its published members; zeros left out."""
-    product = customer_lines[customer_lines["kind"] != "non_product"]
-    segment = product["customer_id"].map(published)
-    product = product[segment.notna()].assign(
-        segment=segment.dropna().astype(int),
-        partition=product["customer_id"].map(lambda cid: partition_of(cid, partitions)),
+    """Replace every ``{pn}:products:{segment}`` with the net units of its published members; zeros left out.
+
+    ``line_rows`` is each line's customer row; ``published`` and ``partition`` are per customer row
+    (-1: no published segment).
+    """
+    product = kind_codes(customer_lines["kind"]) != NON_PRODUCT
+    segment = published[line_rows]
+    counted = product & (segment >= 0)
+    units = (
+        pd.DataFrame(
+            {
+                "partition": partition[line_rows][counted],
+                "segment": segment[counted],
+                "stock_code": customer_lines["stock_code"].to_numpy()[counted],
+                "quantity": customer_lines["quantity"].to_numpy()[counted],
+            }
+        )
+        .groupby(["partition", "segment", "stock_code"], observed=True)["quantity"]
+        .sum()
     )
-    units = product.groupby(["partition", "segment", "stock_code"])["quantity"].sum()
     written = 0
     with client.pipeline(transaction=False) as pipe:
-        for partition in range(partitions):
-            for key in client.scan_iter(match=f"{keys.tag(partition)}:products:*", count=1000):
+        for part in range(partitions):
+            for key in client.scan_iter(match=f"{keys.tag(part)}:products:*", count=1000):
                 pipe.delete(key)
-        for (partition, seg), group in units[units != 0].groupby(level=[0, 1]):
-            counts = dict(zip(group.index.get_level_values(2), group.tolist(), strict=True))
-            pipe.zadd(keys.products(int(partition), int(seg)), counts)
+        for (part, seg), group in units[units != 0].groupby(level=[0, 1]):
+            counts = dict(zip(group.index.get_level_values(2).astype(str), group.tolist(), strict=True))
+            pipe.zadd(keys.products(int(part), int(seg)), counts)
             written += 1
         pipe.execute()
     return written

@@ -22,7 +22,7 @@ class BootstrapSettings(BaseSettings):
     n_init: int = Field(10, ge=1)
     silhouette_sample: int = Field(5000, ge=100, description="customers scored for the silhouette")
     model_file: Path = Path("out/model.json")
-    batch_size: int = Field(500, ge=1, description="customers per Redis pipeline")
+    batch_size: int = Field(500, ge=1, description="customers per seeding script call")
 
     @model_validator(mode="after")
     def _range_is_ordered(self) -> BootstrapSettings:

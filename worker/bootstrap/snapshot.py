@@ -17,22 +17,21 @@ from worker.segmentation.naming import NamedSegments
 
 
 def data_fingerprint(cleaned: CleanedHistory) -> str:
-    """sha256 over the sorted canonical text of every row that feeds state (customers and guests).
+    """sha256 over the sorted 128-bit hashes of every row that feeds state (customers and guests).
 
-    Sorted, so the same rows in another file order give the same fingerprint.
+    Sorted, so the same rows in another file order give the same fingerprint. Each
+    row is hashed column-wise (two keyed 64-bit hashes of its typed values), so
+    a million-customer history is fingerprinted in seconds.
     """
-    rows = pd.concat([cleaned.customers[list(CANONICAL)], cleaned.guests[list(CANONICAL)]])
-    text = rows["invoice_no"]
-    for column in CANONICAL[1:]:
-        values = rows[column]
-        if column == "invoice_date":
-            values = values.dt.strftime("%Y-%m-%dT%H:%M:%S")
-        text = text + "\x1f" + values.astype("str").fillna("")
-    digest = hashlib.sha256()
-    for line in np.sort(text.to_numpy(dtype=object)):
-        digest.update(line.encode())
-        digest.update(b"\n")
-    return digest.hexdigest()
+    rows = pd.concat([cleaned.customers[list(CANONICAL)], cleaned.guests[list(CANONICAL)]], ignore_index=True)
+    hashes = np.column_stack(
+        [pd.util.hash_pandas_object(rows, index=False, hash_key=key).to_numpy() for key in _HASH_KEYS]
+    )
+    ordered = hashes[np.lexsort(hashes.T[::-1])]
+    return hashlib.sha256(ordered.astype("<u8").tobytes()).hexdigest()
+
+
+_HASH_KEYS = ("live-segments-01", "live-segments-02")  # 16 bytes each, as pandas' hash needs
 
 
 def segment_ids(fit: FittedModel, named: NamedSegments) -> np.ndarray:

@@ -12,13 +12,12 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Literal
 
-import orjson
-
 from shared.contracts.drift_alert import DriftAlert
 from shared.contracts.model_snapshot import ModelSnapshot
 from shared.exceptions import ModelError, UnknownCustomerError, UnknownIncidentError, UnknownModelVersionError
 from shared.features.aggregates import CustomerAggregates
 from shared.partitioner import partition_of
+from shared.state.customer_record import CustomerRecord
 from shared.state.customers import units_of
 from shared.state.keys import Keys
 from shared.state.layout import partitions_in
@@ -42,7 +41,6 @@ from worker.queries.views import (
     SegmentView,
 )
 
-CUSTOMER_FIELDS = ("agg", "features", "as_of", "segment", "published", "published_at", "seq")
 CHUNK = 5_000
 VERSION_PROBE = 8  # model versions above the live one asked per round trip
 UNKNOWN_NAME = "?"
@@ -126,15 +124,15 @@ def customer(keys: Keys, snapshots: Snapshots, customer_id: str, top: int = 10) 
     """
     count = yield from partitions(keys)
     partition = partition_of(customer_id, count)
-    values, version = yield [
-        call("hmget", keys.customer(partition, customer_id), list(CUSTOMER_FIELDS)),
+    record, version = yield [
+        call("hgetall", keys.customer(partition, customer_id)),
         call("get", keys.model_current),
     ]
-    record = dict(zip(CUSTOMER_FIELDS, values, strict=True))
-    if record["agg"] is None:
+    if not record:
         raise UnknownCustomerError(customer_id, keys.prefix)
     snapshot = None if version is None else (yield from snapshots.version(keys, int(version)))
-    aggregates = CustomerAggregates.from_json(customer_id, record["agg"])
+    stored = CustomerRecord.from_fields(customer_id, record)
+    aggregates = stored.aggregates
     published = _int(record["published"])
     recommendations: list[Recommendation] = []
     if published is not None and top > 0:
@@ -148,7 +146,7 @@ def customer(keys: Keys, snapshots: Snapshots, customer_id: str, top: int = 10) 
         model_version=None if snapshot is None else snapshot.version,
         published=label(snapshot, published),
         assigned=label(snapshot, _int(record["segment"])),
-        features=orjson.loads(record["features"]) if record["features"] else None,
+        features=stored.features,
         features_as_of=_time(record["as_of"]),
         sequence=int(record["seq"] or 0),
         published_at=_time(record["published_at"]),

@@ -20,14 +20,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import numpy as np
-import orjson
 import pandas as pd
 import redis
 from sklearn.cluster import KMeans
 
 from shared.contracts.model_snapshot import ModelSnapshot, ReferenceStats, Segment
 from shared.exceptions import ModelError
-from shared.features.aggregates import AggregateColumns
+from shared.features.aggregates import PACKED_FIELDS, AggregateColumns
 from shared.features.clock import to_micros
 from shared.features.scaling import transform_matrix
 from shared.features.vector import FEATURE_NAMES, features_matrix, scoreable
@@ -55,14 +54,15 @@ class RefreshResult:
 
 def current_features(client: redis.Redis, keys: Keys, as_of: datetime) -> pd.DataFrame:
     """Every stored customer's exact features as of ``as_of`` (one row per customer with a purchase)."""
-    ids, records = [], []
-    for cid, _, (agg,) in iter_fields(client, keys, ("agg",)):
-        if agg:
+    ids, packed, countries = [], [], []
+    for cid, _, values in iter_fields(client, keys, (*PACKED_FIELDS, "country")):
+        if values[0]:
             ids.append(cid)
-            records.append(orjson.loads(agg))
+            packed += [value or "" for value in values[:-1]]
+            countries.append(values[-1] or "")
     columns = AggregateColumns(len(ids))
     rows = columns.append(len(ids))
-    columns.load_dicts(rows, records)
+    columns.load_packed(rows, "".join(packed).encode(), countries)
     rows = rows[scoreable(columns, rows)]
     matrix = features_matrix(columns, rows, np.full(len(rows), to_micros(as_of)))
     return pd.DataFrame(matrix, index=[ids[row] for row in rows], columns=list(FEATURE_NAMES))

@@ -19,24 +19,22 @@ Order, and why:
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from dataclasses import dataclass
 
+import numpy as np
 import orjson
 import redis
 from kafka import KafkaConsumer, TopicPartition
 from kafka.structs import OffsetAndMetadata
 
-from shared.features.clock import NO_TIME, from_iso
-from shared.state.customer_record import LoadedRecord, load_records
+from shared.features.clock import from_iso
+from shared.state.customer_record import load_records
 from shared.state.keys import Keys
 from worker.segmentation.sweep_ticks import SweepTicks
 from worker.stream.book import CustomerBook
 from worker.stream.checkpoint import Checkpoint
 
 log = logging.getLogger("worker")
-
-_SCAN = 10_000
 
 
 @dataclass(frozen=True)
@@ -94,32 +92,15 @@ def claim(checkpoint: Checkpoint, consumer: KafkaConsumer, topic: str, partition
     return Owned(claimed.epoch, generation, claimed.offset, from_iso(claimed.clock), swept)
 
 
-def customer_ids(client: redis.Redis, keys: Keys, partition: int) -> Iterator[list[str]]:
-    """The partition's customer index, a chunk at a time (SSCAN: no single huge reply)."""
-    cursor = 0
-    while True:
-        cursor, chunk = client.sscan(keys.customers(partition), cursor=cursor, count=_SCAN)
-        if chunk:
-            yield sorted(chunk)
-        if cursor == 0:
-            return
-
-
 def load_partition(client: redis.Redis, keys: Keys, partition: int, book: CustomerBook) -> int:
     """Step 4: every customer of ``partition`` into ``book``; returns how many."""
     loaded = 0
-    for ids in customer_ids(client, keys, partition):
-        records: list[LoadedRecord] = list(load_records(client, keys, partition, ids))
-        if not records:
+    for records in load_records(client, keys, partition):
+        if not len(records):
             continue
-        rows = book.add([r.customer_id for r in records], [partition] * len(records))
-        book.aggregates.load_dicts(rows, [r.agg for r in records])
-        book.segment[rows] = [r.segment for r in records]
-        book.published[rows] = [r.published for r in records]
-        book.published_at[rows] = [r.published_at for r in records]
-        book.seq[rows] = [r.seq for r in records]
-        book.pending_segment[rows] = [r.pending[0] for r in records]
-        book.pending_count[rows] = [r.pending[1] for r in records]
-        book.as_of[rows] = [r.as_of if r.as_of != NO_TIME else NO_TIME for r in records]
+        rows = book.add(records.ids, np.full(len(records), partition))
+        book.aggregates.load_packed(rows, records.packed, records.countries)
+        for name in ("segment", "published", "published_at", "seq", "pending_segment", "pending_count", "as_of"):
+            getattr(book, name)[rows] = getattr(records, name)
         loaded += len(records)
     return loaded

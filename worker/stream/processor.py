@@ -588,10 +588,12 @@ class Processor:
             row: (features[i] if has[i] else None, vectors[i] if has[i] else None)
             for i, row in enumerate(decided.tolist())
         }
+        changed = dirty[(flags & AGG) != 0]
+        aggregates = dict(zip(changed.tolist(), book.aggregates.packed(changed), strict=True))
         for row, flag in zip(dirty.tolist(), flags.tolist(), strict=True):
             fields: dict[str, str | bytes] = {}
             if flag & AGG:
-                fields["agg"] = book.aggregates.record_json(row)
+                fields |= aggregates[row]
             pending = pending_text(int(book.pending_segment[row]), int(book.pending_count[row]))
             if flag & DECISION:
                 feature_row, vector_row = decision[row]
