@@ -27,7 +27,7 @@ import redis
 from kafka import KafkaConsumer, TopicPartition
 from kafka.structs import OffsetAndMetadata
 
-from shared.features.clock import from_iso
+from shared.features.clock import NO_TIME, from_iso
 from shared.state.customer_record import load_records
 from shared.state.keys import Keys
 from worker.segmentation.sweep_ticks import SweepTicks
