@@ -4,8 +4,8 @@ Both run as their own uvicorn process on this machine, in the same run, against
 the same Redis (bootstrapped on the real data to 2011-06-01 with k = 8, or a
 simulated year when SEG_DATASET is absent): the API (``python -m worker api``) and
 :func:`baseline`, a bare ASGI app that sends the same Redis commands (the customer's
-record fields and ``model:current`` in one pipeline, then the head of its segment's
-product set) and returns the raw replies as JSON. wrk (``apt-get install -y wrk``)
+record and ``{model}:current`` in one pipeline, then its members and every partition's
+popularity shares of its segment) and returns the raw replies as JSON. wrk (``apt-get install -y wrk``)
 requests random customers over ``CONNECTIONS`` connections for ``DURATION_S`` seconds
 after a warm-up run; each side is measured ``ROUNDS`` times, alternating. Prints
 requests/s, p50/p99 latency, errors and the ratio API / baseline (goal >= 0.5).
@@ -29,10 +29,11 @@ from typing import Any
 
 from producer.simulate.simulation import SimulationConfig, simulate
 from rig.local_services import RedisServer, TansuBroker, free_port, wait_for_port
-from shared.features.aggregates import PACKED_FIELDS
+from shared.partitioner import partition_of
 from shared.redis_client import make_async_redis, make_redis
 from shared.settings import Settings, as_environment, isolated_settings
 from shared.state.keys import Keys
+from shared.state.layout import partition_count
 from worker.bootstrap.pipeline import run_bootstrap
 from worker.bootstrap.settings import BootstrapSettings
 
@@ -41,14 +42,17 @@ DATASET = Path(os.environ.get("SEG_DATASET", "../shared/data/online_retail.csv.x
 DURATION_S = 10
 CONNECTIONS = 16
 ROUNDS = 2
-FIELDS = [*PACKED_FIELDS, "country", "f0", "f1", "as_of", "segment", "published", "published_at", "seq"]
 TOP = 10
 
 _baseline_state: dict[str, Any] = {}
 
 
 async def baseline(scope: dict, receive: Any, send: Any) -> None:
-    """The minimal app: the same two Redis round trips as GET /customers/{id}, raw replies out."""
+    """The minimal app: the same Redis reads as GET /customers/{id}, raw replies out.
+
+    The customer's record and the live version; then the customer's members and every
+    partition's popularity shares of its published segment (the API sums them).
+    """
     if scope["type"] == "lifespan":
         while True:
             message = await receive()
@@ -59,19 +63,27 @@ async def baseline(scope: dict, receive: Any, send: Any) -> None:
                 return
     if not _baseline_state:
         settings = Settings()
-        _baseline_state.update(client=make_async_redis(settings.redis), keys=Keys(settings.redis.key_prefix))
-    client, keys = _baseline_state["client"], _baseline_state["keys"]
+        keys = Keys(settings.redis.key_prefix)
+        _baseline_state.update(
+            client=make_async_redis(settings.redis),
+            keys=keys,
+            partitions=partition_count(make_redis(settings.redis), keys),
+        )
+    client, keys, count = _baseline_state["client"], _baseline_state["keys"], _baseline_state["partitions"]
     customer = scope["path"].rsplit("/", 1)[-1]
+    partition = partition_of(customer, count)
     pipe = client.pipeline(transaction=False)
-    pipe.hmget(keys.customer(customer), FIELDS)
+    pipe.hgetall(keys.customer(partition, customer))
     pipe.get(keys.model_current)
     record, version = await pipe.execute()
-    head: list = []
-    if record[4]:
+    shares: list = []
+    if record.get("published"):
         pipe = client.pipeline(transaction=False)
-        pipe.zrevrangebyscore(keys.segment_products(int(record[4])), "+inf", "(0", start=0, num=TOP, withscores=True)
-        (head,) = await pipe.execute()
-    body = json.dumps({"record": record, "version": version, "head": head}).encode()
+        pipe.hgetall(keys.members(partition, customer))
+        for p in range(count):
+            pipe.zrange(keys.products(p, int(record["published"])), 0, -1, withscores=True)
+        shares = await pipe.execute()
+    body = json.dumps({"record": record, "version": version, "shares": shares}).encode()
     await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})
     await send({"type": "http.response.body", "body": body})
 
