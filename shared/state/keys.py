@@ -44,7 +44,7 @@ key                                    type    holds
                                                pass, ``as_of`` (that midnight),
                                                ``version`` (model version)
 ``{pn}:stats:{day}:{pass}``            hash    the same after each pass of the sweep at
-                                               midnight ``day``, for the last three days
+                                               midnight ``day``, for the last eight days
                                                (the centroids of a pass are every
                                                partition's after the pass before)
 ``{pn}:products:{segment}``            zset    stock code -> net units of the partition's
