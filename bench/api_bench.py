@@ -81,7 +81,8 @@ async def baseline(scope: dict, receive: Any, send: Any) -> None:
         pipe = client.pipeline(transaction=False)
         pipe.hgetall(keys.members(partition, customer))
         for p in range(count):
-            pipe.zrange(keys.products(p, int(record["published"])), 0, -1, withscores=True)
+            for key in keys.products(p, int(record["published"])):
+                pipe.hgetall(key)
         shares = await pipe.execute()
     body = json.dumps({"record": record, "version": version, "shares": shares}).encode()
     await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})

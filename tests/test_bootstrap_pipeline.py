@@ -21,19 +21,34 @@ from worker.bootstrap.summary import summary
 PARTITIONS = 3
 
 
-def dump(client: redis.Redis, prefix: str) -> dict[str, tuple[str, object]]:
+Dump = dict[str, tuple[str, object]]
+
+
+def dump(client: redis.Redis, prefix: str) -> Dump:
     """Every key under ``prefix`` with its type and value: the state idempotence is judged on."""
     readers = {
         "string": client.get,
         "hash": client.hgetall,
         "set": lambda key: sorted(client.smembers(key)),
-        "zset": lambda key: client.zrange(key, 0, -1, withscores=True),
     }
     return {
         key: (kind, readers[kind](key))
         for key in sorted(client.scan_iter(match=prefix + "*", count=1000))
         for kind in [client.type(key)]
     }
+
+
+def popularity_shares(state: Dump, keys: Keys, snapshot: ModelSnapshot) -> set[tuple[int, int]]:
+    """The (partition, segment) pairs with a popularity hash in ``state``; fails on any other products key."""
+    names = {
+        name: (p, segment.id)
+        for segment in snapshot.segments
+        for p in range(PARTITIONS)
+        for name in keys.products(p, segment.id)
+    }
+    stray = [key for key in state if ":products:" in key and (key not in names or state[key][0] != "hash")]
+    assert not stray, stray
+    return {names[key] for key in state if key in names}
 
 
 def test_real_window_fit_round_trips_and_is_idempotent(
@@ -58,9 +73,8 @@ def test_real_window_fit_round_trips_and_is_idempotent(
     assert sum(redis_client.scard(keys.customers(p)) for p in range(PARTITIONS)) == result.cleaning.customers
 
     before = dump(redis_client, keys.prefix)
-    assert {key for key, (kind, _) in before.items() if kind == "zset"} == {
-        keys.products(p, segment.id) for segment in snapshot.segments for p in range(PARTITIONS)
-    }
+    every_share = {(p, s.id) for s in snapshot.segments for p in range(PARTITIONS)}
+    assert popularity_shares(before, keys, snapshot) == every_share
     again = run_bootstrap(dataset, UNTIL, redis_client, keys, options, partitions=PARTITIONS)
     assert again.outcome == "unchanged"
     assert dump(redis_client, keys.prefix) == before
@@ -74,7 +88,7 @@ def test_real_window_fit_round_trips_and_is_idempotent(
     replaced = run_bootstrap(dataset, UNTIL, redis_client, keys, other, partitions=PARTITIONS, force=True)
     assert replaced.outcome == "installed" and replaced.snapshot.version == 2 and replaced.snapshot.k == 4
     assert load_current(redis_client, keys) == replaced.snapshot
-    assert {key for key, (kind, _) in dump(redis_client, keys.prefix).items() if kind == "zset"} == {
-        keys.products(p, segment.id) for segment in replaced.snapshot.segments for p in range(PARTITIONS)
+    assert popularity_shares(dump(redis_client, keys.prefix), keys, replaced.snapshot) == {
+        (p, s.id) for s in replaced.snapshot.segments for p in range(PARTITIONS)
     }
     assert ModelSnapshot.model_validate_json(redis_client.get(keys.model(1)) or "") == snapshot

@@ -184,7 +184,7 @@ def test_sections_without_data_say_so(settings: Settings, redis_client: redis.Re
     keys = Keys(settings.redis.key_prefix)
     for partition in range(settings.topics.partitions):  # no product counts seeded
         for segment in fitted.snapshot.segments:
-            redis_client.delete(keys.products(partition, segment.id))
+            redis_client.delete(*keys.products(partition, segment.id))
     data = gather(settings)
     assert (data.changes, data.incidents, data.products) == (0, [], {})
     page = write(data, tmp_path / "report.html")

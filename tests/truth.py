@@ -142,7 +142,18 @@ def assert_matches_batch(client: redis.Redis, keys: Keys, truth: Truth, partitio
     expected_products = segment_units(truth.product_lines, published)
     for segment in {s.id for s in snapshot.segments} | set(expected_products):
         assert segment_products(client, keys, segment) == expected_products.get(segment, {}), segment
+    assert_compact(client, keys, partitions)
     return stored
+
+
+def assert_compact(client: redis.Redis, keys: Keys, partitions: int) -> None:
+    """Popularity hashes stay listpacks and dedup sets intsets: the layout's memory per customer depends on it."""
+    popularity = [name for p in range(partitions) for s in range(64) for name in keys.products(p, s)]
+    dedup = [key for p in range(partitions) for key in client.scan_iter(match=f"{keys.tag(p)}:seen:*", count=1000)]
+    encodings = {key: client.object("encoding", key) for key in popularity + dedup if client.exists(key)}
+    assert dedup, "no dedup sets"
+    assert {encodings[key] for key in dedup} == {"intset"}, encodings
+    assert {encodings[key] for key in popularity if key in encodings} == {"listpack"}, encodings
 
 
 def assert_consistent(record: CustomerRecord, transform: object) -> None:

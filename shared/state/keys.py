@@ -33,8 +33,10 @@ key                                    type    holds
                                                ``i:{invoice}`` -> 1 per invoice;
                                                ``p:{stock code}`` -> 2 × net units + 1 if
                                                bought (0 if only returned)
-``{pn}:seen:{day}``                    set     event ids of one event day (dedup, expires
-                                               after ``SEG_WORKER_DEDUP_RETENTION_DAYS``)
+``{pn}:seen:{day}:{b}``                set     event ids of one event day as 64-bit
+                                               digests (intsets; ``b`` 0 … 15 by the
+                                               digest, :mod:`shared.state.dedup`); dropped
+                                               after ``SEG_WORKER_DEDUP_RETENTION_DAYS``
 ``{pn}:guests``                        hash    ``lines``, ``amount_nanos`` (nano-pounds),
                                                ``invoices``
 ``{pn}:guest-invoices:{day}``          set     guest invoice numbers of one event day
@@ -47,8 +49,11 @@ key                                    type    holds
                                                midnight ``day``, for the last eight days
                                                (the centroids of a pass are every
                                                partition's after the pass before)
-``{pn}:products:{segment}``            zset    stock code -> net units of the partition's
-                                               customers whose published segment it is
+``{pn}:products:{segment}:{b}``        hash    stock code -> net units of the partition's
+                                               customers whose published segment it is,
+                                               for the codes of bucket ``b`` (0 … 15,
+                                               :func:`product_bucket`): sixteen small
+                                               listpacks instead of one sorted set
 ``{pn}:counters``                      hash    worker counters (lines by kind, sweeps, …)
 ``{pn}:outbox:changes``                list    segment changes committed, maybe not sent
 ``{pn}:outbox:observations``           list    drift observations committed, maybe not sent
@@ -73,6 +78,30 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from shared.features.clock import day_start, from_micros
+from shared.state.dedup import SEEN_BUCKETS
+
+PRODUCT_BUCKETS = 16
+"""Popularity hashes per (partition, segment). A segment's share of a partition holds up to a few thousand
+stock codes; one sorted set of that size is a skiplist (about 100 bytes per code), while sixteen hashes
+of up to 512 codes each stay listpacks (about 14 bytes per code) on Redis's default settings."""
+
+# The same function in Lua, for the commit script (it moves a customer's units between segments
+# from its members hash, so it buckets codes the worker never sent); tests check both agree.
+PRODUCT_BUCKET_LUA = f"""
+local function product_bucket(code)
+  local h = 0
+  for i = 1, #code do h = (h * 31 + string.byte(code, i)) % 1000003 end
+  return h % {PRODUCT_BUCKETS}
+end
+"""
+
+
+def product_bucket(stock_code: str) -> int:
+    """The popularity hash a stock code lives in: a polynomial hash of its UTF-8 bytes (the Lua twin's)."""
+    h = 0
+    for byte in stock_code.encode():
+        h = (h * 31 + byte) % 1_000_003
+    return h % PRODUCT_BUCKETS
 
 
 @dataclass(frozen=True)
@@ -97,8 +126,9 @@ class Keys:
     def members(self, partition: int, customer_id: str) -> str:
         return f"{self.tag(partition)}:members:{customer_id}"
 
-    def seen(self, partition: int, day: str) -> str:
-        return f"{self.tag(partition)}:seen:{day}"
+    def seen(self, partition: int, day: str) -> list[str]:
+        """The day's dedup sets of the partition, in bucket order (:mod:`shared.state.dedup`)."""
+        return [f"{self.tag(partition)}:seen:{day}:{bucket}" for bucket in range(SEEN_BUCKETS)]
 
     def guests(self, partition: int) -> str:
         return f"{self.tag(partition)}:guests"
@@ -114,8 +144,9 @@ class Keys:
         midnight = day_start(tick)
         return f"{self.tag(partition)}:stats:{from_micros(midnight).date().isoformat()}:{tick - midnight}"
 
-    def products(self, partition: int, segment: int) -> str:
-        return f"{self.tag(partition)}:products:{segment}"
+    def products(self, partition: int, segment: int) -> list[str]:
+        """The segment's popularity share of the partition: one hash per bucket, in bucket order."""
+        return [f"{self.tag(partition)}:products:{segment}:{bucket}" for bucket in range(PRODUCT_BUCKETS)]
 
     def counters(self, partition: int) -> str:
         return f"{self.tag(partition)}:counters"

@@ -1,14 +1,14 @@
 """Product popularity per published segment, as readers see it: the partitions' shares added up.
 
-Each partition keeps ``{pn}:products:{segment}`` (net units per stock code of its
-customers whose published segment it is), written by that partition's batch
-commits; the segment's popularity is their sum.
+Each partition keeps ``{pn}:products:{segment}:{b}`` (net units per stock code of its
+customers whose published segment it is, one hash per bucket of stock codes),
+written by that partition's batch commits; the segment's popularity is their sum.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Container, Iterable
+from collections.abc import Container, Iterable, Mapping
 
 import redis
 
@@ -16,11 +16,11 @@ from shared.state.keys import Keys
 from shared.state.layout import partition_count
 
 
-def add_shares(shares: Iterable[Iterable[tuple[str, float]]]) -> dict[str, int]:
-    """Stock code -> net units, the partitions' ``ZRANGE … WITHSCORES`` replies added up (zeros left out)."""
+def add_shares(shares: Iterable[Mapping[str, str]]) -> dict[str, int]:
+    """Stock code -> net units, the ``HGETALL`` replies of the partitions' buckets added up (zeros left out)."""
     total: Counter[str] = Counter()
-    for members in shares:
-        for code, units in members:
+    for bucket in shares:
+        for code, units in bucket.items():
             total[code] += int(units)
     return {code: units for code, units in total.items() if units}
 
@@ -38,7 +38,8 @@ def segment_products(client: redis.Redis, keys: Keys, segment: int) -> dict[str,
     partitions = partition_count(client, keys)
     pipe = client.pipeline(transaction=False)
     for partition in range(partitions):
-        pipe.zrange(keys.products(partition, segment), 0, -1, withscores=True)
+        for key in keys.products(partition, segment):
+            pipe.hgetall(key)
     return add_shares(pipe.execute())
 
 

@@ -30,7 +30,7 @@ from shared.features.aggregates import GuestStats
 from shared.features.fold import NON_PRODUCT
 from shared.partitioner import partition_of
 from shared.state.guests import pounds, total_nanos
-from shared.state.keys import Keys
+from shared.state.keys import PRODUCT_BUCKETS, Keys, product_bucket
 from worker.bootstrap.batch_aggregates import kind_codes
 from worker.bootstrap.seed_records import SeedRecords
 
@@ -157,7 +157,7 @@ def seed_segment_products(
     partition: np.ndarray,
     partitions: int,
 ) -> int:
-    """Replace every ``{pn}:products:{segment}`` with the net units of its published members; zeros left out.
+    """Replace every ``{pn}:products:{segment}:{b}`` with the net units of its published members; zeros left out.
 
     ``line_rows`` is each line's customer row; ``published`` and ``partition`` are per customer row
     (-1: no published segment).
@@ -183,8 +183,12 @@ def seed_segment_products(
             for key in client.scan_iter(match=f"{keys.tag(part)}:products:*", count=1000):
                 pipe.delete(key)
         for (part, seg), group in units[units != 0].groupby(level=[0, 1]):
-            counts = dict(zip(group.index.get_level_values(2).astype(str), group.tolist(), strict=True))
-            pipe.zadd(keys.products(int(part), int(seg)), counts)
+            buckets: list[dict[str, int]] = [{} for _ in range(PRODUCT_BUCKETS)]
+            for code, n in zip(group.index.get_level_values(2).astype(str), group.tolist(), strict=True):
+                buckets[product_bucket(code)][code] = n
+            for key, counts in zip(keys.products(int(part), int(seg)), buckets, strict=True):
+                if counts:
+                    pipe.hset(key, mapping=counts)
             written += 1
         pipe.execute()
     return written

@@ -19,7 +19,7 @@ from shared.features.aggregates import CustomerAggregates
 from shared.partitioner import partition_of
 from shared.state.customer_record import CustomerRecord
 from shared.state.customers import units_of
-from shared.state.keys import Keys
+from shared.state.keys import PRODUCT_BUCKETS, Keys
 from shared.state.layout import partitions_in
 from shared.state.model_stats import combine
 from shared.state.model_store import NO_MODEL_HINT
@@ -137,7 +137,7 @@ def customer(keys: Keys, snapshots: Snapshots, customer_id: str, top: int = 10) 
     recommendations: list[Recommendation] = []
     if published is not None and top > 0:
         members, *shares = yield [call("hgetall", keys.members(partition, customer_id))] + [
-            call("zrange", keys.products(p, published), 0, -1, withscores=True) for p in range(count)
+            call("hgetall", key) for p in range(count) for key in keys.products(p, published)
         ]
         ranked = rank(add_shares(shares), top, exclude=units_of(members))
         recommendations = [Recommendation(stock_code=code, units=units) for code, units in ranked]
@@ -165,12 +165,11 @@ def live_counts_query(keys: Keys, snapshot: ModelSnapshot) -> Query[list[int]]:
 def top_products(keys: Keys, segment_ids: list[int], n: int) -> Query[dict[int, list[ProductUnits]]]:
     """The ``n`` stock codes with the most net units of each segment (all segments asked, empty ones too)."""
     count = yield from partitions(keys)
-    replies = yield [
-        call("zrange", keys.products(p, s), 0, -1, withscores=True) for s in segment_ids for p in range(count)
-    ]
+    replies = yield [call("hgetall", key) for s in segment_ids for p in range(count) for key in keys.products(p, s)]
     out = {}
+    per_segment = count * PRODUCT_BUCKETS
     for i, segment in enumerate(segment_ids):
-        units = add_shares(replies[i * count : (i + 1) * count])
+        units = add_shares(replies[i * per_segment : (i + 1) * per_segment])
         out[segment] = [ProductUnits(stock_code=code, units=n_units) for code, n_units in rank(units, n)]
     return out
 

@@ -27,11 +27,14 @@ import redis
 
 from shared.exceptions import ConfigError, FencedError
 from shared.features.clock import NO_TIME, day_start, iso
-from shared.state.keys import Keys
+from shared.state.dedup import by_bucket
+from shared.state.keys import PRODUCT_BUCKET_LUA, Keys
 
 _CHUNK = 500  # values per command inside the script (Lua's unpack takes ~8,000 at most)
 
-_COMMIT = """
+_COMMIT = (
+    PRODUCT_BUCKET_LUA
+    + """
 local p = cjson.decode(ARGV[1])
 local checkpoint = KEYS[1]
 local epoch = tonumber(redis.call('HGET', checkpoint, 'epoch') or '0')
@@ -61,12 +64,13 @@ local function units(members_key)
   return out
 end
 
--- popularity: net units per (segment, stock code), added up in Lua first so each pair costs one ZINCRBY.
+-- popularity: net units per (segment, stock code), added up in Lua first so each pair costs one HINCRBY.
 -- Customers whose published segment changed move all their units (as they were before this batch).
+-- A segment is the index of its first bucket's key; the bucket of a code is product_bucket's.
 local net = {}
-local function add(index, code, units)
-  local per = net[index]
-  if not per then per = {}; net[index] = per end
+local function add(base, code, units)
+  local per = net[base]
+  if not per then per = {}; net[base] = per end
   per[code] = (per[code] or 0) + units
 end
 for _, move in ipairs(p.moves) do
@@ -80,12 +84,13 @@ for _, entry in ipairs(p.products) do
   local values = entry[2]
   for i = 1, #values, 2 do add(entry[1], values[i], values[i + 1]) end
 end
-for index, per in pairs(net) do
-  local key = KEYS[index]
+for base, per in pairs(net) do
   for code, units in pairs(per) do
-    if units ~= 0 then redis.call('ZINCRBY', key, units, code) end
+    if units ~= 0 then
+      local key = KEYS[base + product_bucket(code)]
+      if redis.call('HINCRBY', key, code, units) == 0 then redis.call('HDEL', key, code) end
+    end
   end
-  redis.call('ZREMRANGEBYSCORE', key, 0, 0)
 end
 
 for _, entry in ipairs(p.members) do
@@ -129,6 +134,7 @@ redis.call('HSET', checkpoint, 'offset', p.offset, 'clock', p.clock)
 if p.swept ~= '' then redis.call('HSET', checkpoint, 'swept', p.swept, 'pass', p.pass) end
 return {1, '', 0}
 """
+)
 
 _CLAIM = """
 local epoch = redis.call('HINCRBY', KEYS[1], 'epoch', 1)
@@ -242,6 +248,14 @@ class Checkpoint:
                 index[name] = len(names)
             return index[name]
 
+        def segment(number: int) -> int:
+            """The KEYS index of the segment's first popularity bucket (the others follow it)."""
+            first, *rest = keys.products(p, number)
+            base = key(first)
+            for name in rest:
+                key(name)
+            return base
+
         payload = {
             "epoch": epoch,
             "expect": expect,
@@ -252,14 +266,14 @@ class Checkpoint:
             "moves": [
                 [
                     key(keys.members(p, cid)),
-                    key(keys.products(p, before)) if before >= 0 else 0,
-                    key(keys.products(p, after)),
+                    segment(before) if before >= 0 else 0,
+                    segment(after),
                 ]
                 for cid, before, after in commit.moves
             ],
             "products": [
-                [key(keys.products(p, segment)), [x for code, n in units.items() for x in (code, n)]]
-                for segment, units in commit.products.items()
+                [segment(number), [x for code, n in units.items() for x in (code, n)]]
+                for number, units in commit.products.items()
             ],
             "members": [
                 [key(keys.members(p, cid)), [x for name, n in increments.items() for x in (name, n)]]
@@ -270,8 +284,12 @@ class Checkpoint:
                 for cid, fields in commit.records.items()
             ],
             "index_add": commit.index_add,
-            "seen": [[key(keys.seen(p, day)), ids] for day, ids in commit.seen.items()],
-            "drop": [key(keys.seen(p, day)) for day in commit.seen_drop]
+            "seen": [
+                [key(keys.seen(p, day)[bucket]), members]
+                for day, ids in commit.seen.items()
+                for bucket, members in sorted(by_bucket(ids).items())
+            ],
+            "drop": [key(name) for day in commit.seen_drop for name in keys.seen(p, day)]
             + [key(keys.guest_invoices(p, day)) for day in commit.guest_drop],
             "guest_lines": commit.guest_lines,
             "guest_amount_nanos": commit.guest_amount_nanos,

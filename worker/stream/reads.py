@@ -1,6 +1,7 @@
 """What one step reads from Redis, in one round trip.
 
-* which of the step's event ids were applied already (dedup, per partition and day);
+* which of the step's event ids were applied already (dedup, per partition and day,
+  as :mod:`shared.state.dedup` remembers them);
 * for each customer line, whether its invoice and (for purchases) its product
   are already among the customer's members, so distinct counts stay exact while
   the sets themselves stay in Redis;
@@ -30,6 +31,7 @@ import redis
 
 from shared.features.catalog import NON_PRODUCT_CODES, NON_PRODUCT_PREFIXES
 from shared.features.clock import MICROS_PER_DAY, NO_TIME, to_micros
+from shared.state.dedup import entry
 from shared.state.keys import Keys
 from worker.stream.decode import Records
 from worker.stream.grouping import groups
@@ -109,7 +111,8 @@ class _Question:
     """What one partition's script call asks, in the order of its flags."""
 
     keys: list[str] = field(default_factory=list)
-    seen: list[tuple[int, list[str]]] = field(default_factory=list)
+    seen: list[tuple[int, list[str]]] = field(default_factory=list)  # dedup set, members (digests)
+    seen_ids: list[list[str]] = field(default_factory=list)  # the event ids of each seen entry's members
     members: list[tuple[int, list[str]]] = field(default_factory=list)
     customers: list[str] = field(default_factory=list)  # the customer of each members entry
 
@@ -129,7 +132,16 @@ def _questions(keys: Keys, records: Records) -> dict[int, _Question]:
     for rows in groups(partitions, days):
         partition, day = int(partitions[rows[0]]), int(days[rows[0]])
         question = questions.setdefault(partition, _Question())
-        question.seen.append((question.key(keys.seen(partition, day_key(day))), ids[rows].tolist()))
+        sets = keys.seen(partition, day_key(day))
+        per_bucket: dict[int, tuple[list[str], list[str]]] = {}
+        for event_id in ids[rows].tolist():
+            bucket, member = entry(event_id)
+            members, asked = per_bucket.setdefault(bucket, ([], []))
+            members.append(member)
+            asked.append(event_id)
+        for bucket, (members, asked) in sorted(per_bucket.items()):
+            question.seen.append((question.key(sets[bucket]), members))
+            question.seen_ids.append(asked)
     wanted: dict[tuple[int, str], dict[str, None]] = {}
     for partition, cid, invoice, code, price in zip(
         partitions.tolist(),
@@ -194,7 +206,7 @@ class StepReader:
         seen, invoices, bought = set(landing.event_ids), set(landing.invoices), set(landing.bought)
         for (_, question), flags in zip(asked, replies[2 + len(wanted) :], strict=True):
             position = 0
-            for _, ids in question.seen:
+            for ids in question.seen_ids:
                 seen.update(event_id for event_id, flag in zip(ids, flags[position:], strict=False) if flag == "1")
                 position += len(ids)
             for cid, (_, names) in zip(question.customers, question.members, strict=True):
