@@ -4,8 +4,9 @@ Both run as their own uvicorn process on this machine, in the same run, against
 the same Redis (bootstrapped on the real data to 2011-06-01 with k = 8, or a
 simulated year when SEG_DATASET is absent): the API (``python -m worker api``) and
 :func:`baseline`, a bare ASGI app that sends the same Redis commands (the customer's
-record and ``{model}:current`` in one pipeline, then its members and every partition's
-popularity shares of its segment) and returns the raw replies as JSON. wrk (``apt-get install -y wrk``)
+record and ``{model}:current`` in one pipeline, then its members and, as the API's cache
+does, every partition's popularity shares of its segment once per TTL) and returns the raw
+replies and the recommendations as JSON. wrk (``apt-get install -y wrk``)
 requests random customers over ``CONNECTIONS`` connections for ``DURATION_S`` seconds
 after a warm-up run; each side is measured ``ROUNDS`` times, alternating. Prints
 requests/s, p50/p99 latency, errors and the ratio API / baseline (goal >= 0.5).
@@ -32,10 +33,14 @@ from rig.local_services import RedisServer, TansuBroker, free_port, wait_for_por
 from shared.partitioner import partition_of
 from shared.redis_client import make_async_redis, make_redis
 from shared.settings import Settings, as_environment, isolated_settings
+from shared.state.customers import units_of
 from shared.state.keys import Keys
 from shared.state.layout import partition_count
+from worker.api.settings import ApiSettings
 from worker.bootstrap.pipeline import run_bootstrap
 from worker.bootstrap.settings import BootstrapSettings
+from worker.queries.plan import call
+from worker.queries.popularity import PopularityCache
 
 CUTOFF = datetime(2011, 6, 1)
 DATASET = Path(os.environ.get("SEG_DATASET", "../shared/data/online_retail.csv.xz"))
@@ -50,8 +55,10 @@ _baseline_state: dict[str, Any] = {}
 async def baseline(scope: dict, receive: Any, send: Any) -> None:
     """The minimal app: the same Redis reads as GET /customers/{id}, raw replies out.
 
-    The customer's record and the live version; then the customer's members and every
-    partition's popularity shares of its published segment (the API sums them).
+    The customer's record and the live version; then the customer's members and, when
+    the API's cache would read them too (:class:`~worker.queries.popularity.PopularityCache`,
+    ``SEG_API_POPULARITY_TTL_S``), every partition's popularity shares of its published
+    segment; the same ranking rule. No framework, no validation, no view.
     """
     if scope["type"] == "lifespan":
         while True:
@@ -68,6 +75,7 @@ async def baseline(scope: dict, receive: Any, send: Any) -> None:
             client=make_async_redis(settings.redis),
             keys=keys,
             partitions=partition_count(make_redis(settings.redis), keys),
+            popularity=PopularityCache(ApiSettings().popularity_ttl_s),
         )
     client, keys, count = _baseline_state["client"], _baseline_state["keys"], _baseline_state["partitions"]
     customer = scope["path"].rsplit("/", 1)[-1]
@@ -76,15 +84,18 @@ async def baseline(scope: dict, receive: Any, send: Any) -> None:
     pipe.hgetall(keys.customer(partition, customer))
     pipe.get(keys.model_current)
     record, version = await pipe.execute()
-    shares: list = []
+    ranked: list = []
     if record.get("published"):
+        segment, popularity = int(record["published"]), _baseline_state["popularity"]
+        rankings = popularity.fresh([segment])
+        missing = [] if rankings else [segment]
         pipe = client.pipeline(transaction=False)
-        pipe.hgetall(keys.members(partition, customer))
-        for p in range(count):
-            for key in keys.products(p, int(record["published"])):
-                pipe.hgetall(key)
-        shares = await pipe.execute()
-    body = json.dumps({"record": record, "version": version, "shares": shares}).encode()
+        for command in [call("hgetall", keys.members(partition, customer)), *popularity.reads(keys, count, missing)]:
+            getattr(pipe, command.name)(*command.args)
+        members, *shares = await pipe.execute()
+        rankings |= popularity.keep(missing, shares, count)
+        ranked = rankings[segment].top(TOP, exclude=units_of(members))
+    body = json.dumps({"record": record, "version": version, "recommendations": ranked}).encode()
     await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})
     await send({"type": "http.response.body", "body": body})
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Container, Iterable, Mapping
+from dataclasses import dataclass
+from itertools import islice
 
 import redis
 
@@ -25,12 +27,31 @@ def add_shares(shares: Iterable[Mapping[str, str]]) -> dict[str, int]:
     return {code: units for code, units in total.items() if units}
 
 
+@dataclass(frozen=True)
+class Ranking:
+    """A segment's products with positive net units, most units first (ties: stock code descending).
+
+    Sorted once, asked many times: each question skips the products it excludes.
+
+    >>> Ranking.of({"A": 5, "B": 9, "C": 5, "D": -2}).top(2, exclude={"B"})
+    [('C', 5), ('A', 5)]
+    """
+
+    order: tuple[tuple[str, int], ...]
+
+    @classmethod
+    def of(cls, units: dict[str, int]) -> Ranking:
+        ranked = sorted(((n_units, code) for code, n_units in units.items() if n_units > 0), reverse=True)
+        return cls(tuple((code, n_units) for n_units, code in ranked))
+
+    def top(self, n: int, exclude: Container[str] = ()) -> list[tuple[str, int]]:
+        """The first ``n`` products not in ``exclude``."""
+        return list(islice(((code, units) for code, units in self.order if code not in exclude), max(n, 0)))
+
+
 def rank(units: dict[str, int], n: int, exclude: Container[str] = ()) -> list[tuple[str, int]]:
     """The ``n`` products with the most positive net units, not in ``exclude`` (ties: stock code descending)."""
-    ranked = sorted(
-        ((n_units, code) for code, n_units in units.items() if n_units > 0 and code not in exclude), reverse=True
-    )
-    return [(code, n_units) for n_units, code in ranked[:n]]
+    return Ranking.of(units).top(n, exclude)
 
 
 def segment_products(client: redis.Redis, keys: Keys, segment: int) -> dict[str, int]:

@@ -36,6 +36,7 @@ from worker.api.settings import ApiSettings
 from worker.api.stream import change_events
 from worker.queries import history, state
 from worker.queries.plan import arun
+from worker.queries.popularity import PopularityCache
 from worker.queries.views import (
     CustomerView,
     Flow,
@@ -68,6 +69,7 @@ class Services:
     redis: redis.asyncio.Redis
     keys: Keys
     snapshots: state.Snapshots
+    popularity: PopularityCache
     changes: ChangeLog
     progress: Progress
 
@@ -90,6 +92,7 @@ def create_app(settings: Settings, options: ApiSettings) -> FastAPI:
         redis=make_async_redis(settings.redis),
         keys=Keys(settings.redis.key_prefix),
         snapshots=state.Snapshots(),
+        popularity=PopularityCache(options.popularity_ttl_s),
         changes=ChangeLog(settings.kafka, settings.topics.segment_changes, options.change_buffer),
         progress=Progress(settings.kafka, settings.topics.invoices, options.end_offsets_ttl_s),
     )
@@ -141,14 +144,14 @@ def _data_routes(app: FastAPI, s: Services, guarded: list) -> None:
         recommendations: int = Query(10, ge=0, le=100, description="products to recommend at most"),
     ) -> Response:
         """The published segment (id, name, description), features as of when, last change, recommendations."""
-        view = await arun(s.redis, state.customer(s.keys, s.snapshots, customer_id, recommendations))
+        view = await arun(s.redis, state.customer(s.keys, s.snapshots, customer_id, recommendations, s.popularity))
         view.last_change = s.changes.last_change(customer_id)
         return _json(view)
 
     @get("/segments", SegmentsView, "segments", 401, 422, 503)
     async def segments(products: int = Query(10, ge=0, le=100, description="top products per segment")) -> Response:
         """Every segment of the live model: live size, profile in the features' units, top products."""
-        return _json(await arun(s.redis, state.segments(s.keys, s.snapshots, products)))
+        return _json(await arun(s.redis, state.segments(s.keys, s.snapshots, products, s.popularity)))
 
     @get("/segments/history", SegmentHistory, "segments", 401, 422, 503)
     async def segment_history(weeks: int = Query(8, ge=1, le=104, description="event-time weeks back")) -> Response:

@@ -46,6 +46,12 @@ class ApiSettings(BaseSettings):
         20_000, ge=10, description="distinct segment changes kept in memory for the stream's resume and the dashboard"
     )
     end_offsets_ttl_s: float = Field(2.0, gt=0, description="how long the broker's end offsets are reused for lag")
+    popularity_ttl_s: float = Field(
+        2.0,
+        ge=0,
+        description="how long a segment's product ranking is reused for recommendations and top products "
+        "(0: read on every request; worker/queries/popularity.py)",
+    )
 
     @property
     def auth_required(self) -> bool:

@@ -19,13 +19,13 @@ from shared.features.aggregates import CustomerAggregates
 from shared.partitioner import partition_of
 from shared.state.customer_record import CustomerRecord
 from shared.state.customers import units_of
-from shared.state.keys import PRODUCT_BUCKETS, Keys
+from shared.state.keys import Keys
 from shared.state.layout import partitions_in
 from shared.state.model_stats import combine
 from shared.state.model_store import NO_MODEL_HINT
-from shared.state.popularity import add_shares, rank
 from worker.queries.incidents import fold_incidents
 from worker.queries.plan import Query, call
+from worker.queries.popularity import PopularityCache
 from worker.queries.views import (
     FEATURE_UNITS,
     CustomerSummary,
@@ -112,7 +112,9 @@ def summary(aggregates: CustomerAggregates) -> CustomerSummary:
     )
 
 
-def customer(keys: Keys, snapshots: Snapshots, customer_id: str, top: int = 10) -> Query[CustomerView]:
+def customer(
+    keys: Keys, snapshots: Snapshots, customer_id: str, top: int = 10, popularity: PopularityCache | None = None
+) -> Query[CustomerView]:
     """One customer's record, named by the live model, with its ``top`` recommendations.
 
     A recommendation is a product of the customer's published segment with positive
@@ -136,10 +138,15 @@ def customer(keys: Keys, snapshots: Snapshots, customer_id: str, top: int = 10) 
     published = _int(record["published"])
     recommendations: list[Recommendation] = []
     if published is not None and top > 0:
-        members, *shares = yield [call("hgetall", keys.members(partition, customer_id))] + [
-            call("hgetall", key) for p in range(count) for key in keys.products(p, published)
+        popularity = popularity or PopularityCache()
+        rankings = popularity.fresh([published])
+        missing = [] if rankings else [published]
+        members, *shares = yield [
+            call("hgetall", keys.members(partition, customer_id)),
+            *popularity.reads(keys, count, missing),
         ]
-        ranked = rank(add_shares(shares), top, exclude=units_of(members))
+        rankings |= popularity.keep(missing, shares, count)
+        ranked = rankings[published].top(top, exclude=units_of(members))
         recommendations = [Recommendation(stock_code=code, units=units) for code, units in ranked]
     return CustomerView(
         customer_id=customer_id,
@@ -162,23 +169,29 @@ def live_counts_query(keys: Keys, snapshot: ModelSnapshot) -> Query[list[int]]:
     return [int(n) for n in combine(shares, own, snapshot).counts]
 
 
-def top_products(keys: Keys, segment_ids: list[int], n: int) -> Query[dict[int, list[ProductUnits]]]:
+def top_products(
+    keys: Keys, segment_ids: list[int], n: int, popularity: PopularityCache | None = None
+) -> Query[dict[int, list[ProductUnits]]]:
     """The ``n`` stock codes with the most net units of each segment (all segments asked, empty ones too)."""
+    popularity = popularity or PopularityCache()
     count = yield from partitions(keys)
-    replies = yield [call("hgetall", key) for s in segment_ids for p in range(count) for key in keys.products(p, s)]
-    out = {}
-    per_segment = count * PRODUCT_BUCKETS
-    for i, segment in enumerate(segment_ids):
-        units = add_shares(replies[i * per_segment : (i + 1) * per_segment])
-        out[segment] = [ProductUnits(stock_code=code, units=n_units) for code, n_units in rank(units, n)]
-    return out
+    rankings = popularity.fresh(segment_ids)
+    missing = [segment for segment in segment_ids if segment not in rankings]
+    if missing:
+        rankings |= popularity.keep(missing, (yield popularity.reads(keys, count, missing)), count)
+    return {
+        segment: [ProductUnits(stock_code=code, units=units) for code, units in rankings[segment].top(n)]
+        for segment in segment_ids
+    }
 
 
-def segments(keys: Keys, snapshots: Snapshots, products: int = 10) -> Query[SegmentsView]:
+def segments(
+    keys: Keys, snapshots: Snapshots, products: int = 10, popularity: PopularityCache | None = None
+) -> Query[SegmentsView]:
     """Every segment of the live model: live size and share, training-time profile, top products."""
     snapshot = yield from snapshots.require_current(keys)
     counts = yield from live_counts_query(keys, snapshot)
-    tops = yield from top_products(keys, [segment.id for segment in snapshot.segments], products)
+    tops = yield from top_products(keys, [segment.id for segment in snapshot.segments], products, popularity)
     total = sum(counts)
     return SegmentsView(
         model_version=snapshot.version,
