@@ -51,15 +51,14 @@ def reference_scorings(customers: pd.DataFrame, since: datetime) -> pd.DataFrame
     rank[ordered] = pd.Series(slot[ordered]).groupby(slot[ordered]).cumcount().to_numpy()
     wave = rank[event]
     fold(columns, lines.batch.take(wave < 0))
-    rows = []
-    for j in range(int(rank.max()) + 1):
-        fold(columns, lines.batch.take(wave == j))
-        events = np.flatnonzero(rank == j)
-        keep = scoreable(columns, slot[events])
-        events = events[keep]
-        rows.append((events, features_matrix(columns, slot[events], moment[events])))
-    events = np.concatenate([e for e, _ in rows]) if rows else np.zeros(0, dtype=np.int64)
-    matrix = np.vstack([m for _, m in rows]) if rows else np.zeros((0, len(FEATURE_NAMES)))
+    waves = []
+    for number in range(int(rank.max(initial=-1)) + 1):
+        fold(columns, lines.batch.take(wave == number))
+        scored = np.flatnonzero(rank == number)
+        scored = scored[scoreable(columns, slot[scored])]
+        waves.append((scored, features_matrix(columns, slot[scored], moment[scored])))
+    events = np.concatenate([scored for scored, _ in waves]) if waves else np.zeros(0, dtype=np.int64)
+    matrix = np.vstack([values for _, values in waves]) if waves else np.zeros((0, len(FEATURE_NAMES)))
     order = np.argsort(events, kind="stable")
     ids = np.asarray(lines.ids, dtype=object)
     return pd.DataFrame(
