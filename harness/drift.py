@@ -195,11 +195,16 @@ def basket_halving(stream: Stream, data: Data, rng: np.random.Generator, episode
     return invoices, assignments
 
 
+def churned(loyal: np.ndarray, share: float, rng: np.random.Generator) -> np.ndarray:
+    """The ``share`` of ``loyal`` customers who stop buying (drawn without replacement)."""
+    return rng.choice(loyal, size=int(len(loyal) * share), replace=False)
+
+
 def churn(share: float) -> Injection:
     """``share`` of the loyal customers (≥ 5 invoices before the cutoff) stop buying at the onset."""
 
     def inject(stream: Stream, data: Data, rng: np.random.Generator, episode: Episode) -> Stream:
-        gone = rng.choice(data.loyal, size=int(len(data.loyal) * share), replace=False)
+        gone = churned(data.loyal, share, rng)
         invoices, assignments = stream
         invoices = invoices[~(episode.mask(invoices) & invoices["customer_id"].isin(gone))]
         if assignments is not None:
@@ -432,7 +437,7 @@ def run_length_rows(data: Data, settings: DriftSettings) -> list[dict[str, objec
     return rows
 
 
-def _table(rows: list[dict[str, object]]) -> str:
+def text_table(rows: list[dict[str, object]]) -> str:
     columns = list(rows[0])
     widths = [max(len(column), *(len(str(row[column])) for row in rows)) for column in columns]
     lines = ["  ".join(column.ljust(width) for column, width in zip(columns, widths, strict=True))]
@@ -464,19 +469,19 @@ def run(dataset: Path, seeds: tuple[int, ...] = SEEDS) -> dict[str, object]:
     print(f"prepared and calibrated in {time.perf_counter() - started:.0f} s")
     print(f"\nRun lengths on {RUN_LENGTH_SEEDS} held-out {RUN_LENGTH_DAYS}-day replays of the reference (event days)")
     lengths = run_length_rows(data, settings)
-    print(_table(lengths))
+    print(text_table(lengths))
     seeds_table = seed_rows(data, settings, seeds)
     print(
         f"\nHeld-out seeds {', '.join(map(str, seeds))}: {STREAM_DAYS}-day replays, "
         f"episode days {ONSET_DAY}–{REVERT_DAY}"
     )
-    print(_table(seeds_table))
+    print(text_table(seeds_table))
     real, year = real_rows(data, settings, seeds)
     print(
         f"\nReal data: reference < {CUTOFF:%Y-%m-%d}; summer to {SUMMER_END:%Y-%m-%d}; "
         f"drifts from {REAL_ONSET:%Y-%m-%d}"
     )
-    print(_table(real))
+    print(text_table(real))
     print("\nReal full year, every alert:")
     for alert in year:
         print(_alert_line(alert))

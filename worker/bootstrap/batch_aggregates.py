@@ -16,7 +16,7 @@ from datetime import datetime
 import numpy as np
 import pandas as pd
 
-from shared.features.aggregates import AggregateColumns, CustomerAggregates, GuestStats
+from shared.features.aggregates import AggregateColumns, Countries, CustomerAggregates, GuestStats
 from shared.features.clock import month_numbers, to_micros
 from shared.features.fold import CANCELLATION, NON_PRODUCT, PURCHASE, LineBatch, fold
 from shared.features.vector import FEATURE_NAMES, features_matrix, scoreable
@@ -96,38 +96,54 @@ def customer_codes(customers: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
     return rank[codes], names[order].tolist()
 
 
-def batch_aggregates(customers: pd.DataFrame) -> BatchAggregates:
-    """What folding every cleaned customer line (``CleanedHistory.customers``, event order) gives.
+@dataclass(frozen=True)
+class CustomerLines:
+    """Cleaned customer lines as the fold's input: customers numbered (``ids``, sorted), flags set."""
+
+    ids: list[str]
+    batch: LineBatch
+    invoices: Pairs  # (customer, invoice) of the product lines
+    products: Pairs  # (customer, stock code) of the product lines
+
+
+def customer_lines(customers: pd.DataFrame, countries: Countries) -> CustomerLines:
+    """The fold's :class:`LineBatch` of cleaned customer lines (event order), country codes from ``countries``.
 
     "New invoice" and "new product" are first occurrences in event order of a
     (customer, invoice) among the product lines and of a (customer, stock code)
     among the purchase lines: what Redis answers the worker, line after line.
     """
     slot, ids = customer_codes(customers)
-    columns = AggregateColumns(len(ids))
-    columns.append(len(ids))
     kind = kind_codes(customers["kind"])
     purchase, product = kind == PURCHASE, kind != NON_PRODUCT
     invoice, invoice_names = codes_of(customers["invoice_no"])
     stock, stock_names = codes_of(customers["stock_code"])
-    country, countries = codes_of(customers["country"])
+    country, country_names = codes_of(customers["country"])
     product_lines = np.flatnonzero(product)
     invoices = Pairs.of(slot, invoice, len(invoice_names), product_lines)
     products = Pairs.of(slot, stock, len(stock_names), product_lines)
     times = customers["invoice_date"].to_numpy("datetime64[us]").astype(np.int64)
-    lines = LineBatch(
+    batch = LineBatch(
         slot=slot,
         kind=kind,
         quantity=customers["quantity"].to_numpy(np.int64),
         amount=customers["amount"].to_numpy(float),
         time=times,
         month=month_numbers(times),
-        country=columns.countries.codes(countries.tolist())[country],
+        country=countries.codes(country_names.tolist())[country],
         new_invoice=invoices.first(len(slot), product),
         new_product=products.first(len(slot), purchase),
     )
-    fold(columns, lines)
-    return BatchAggregates(ids, columns, slot, invoices, products)
+    return CustomerLines(ids, batch, invoices, products)
+
+
+def batch_aggregates(customers: pd.DataFrame) -> BatchAggregates:
+    """What folding every cleaned customer line (``CleanedHistory.customers``, event order) gives."""
+    columns = AggregateColumns()
+    lines = customer_lines(customers, columns.countries)
+    columns.append(len(lines.ids))
+    fold(columns, lines.batch)
+    return BatchAggregates(lines.ids, columns, lines.batch.slot, lines.invoices, lines.products)
 
 
 def guest_stats(guests: pd.DataFrame) -> GuestStats:

@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Literal
 
@@ -28,6 +28,7 @@ from shared.contracts.model_snapshot import ModelSnapshot
 from shared.exceptions import EmptyInputError
 from shared.features.clock import to_micros
 from shared.features.scaling import transform_matrix
+from shared.features.vector import FEATURE_NAMES
 from shared.state.customer_record import NO_SEGMENT
 from shared.state.keys import Keys
 from shared.state.model_stats import Statistics
@@ -36,6 +37,7 @@ from worker.bootstrap.batch_aggregates import batch_aggregates, feature_frame, g
 from worker.bootstrap.cleaning import CleaningReport, clean
 from worker.bootstrap.loading import load_history
 from worker.bootstrap.model_fit import fit_model
+from worker.bootstrap.reference_scorings import reference_scorings
 from worker.bootstrap.seed_records import build_seed
 from worker.bootstrap.seeding import (
     SeedReport,
@@ -46,7 +48,8 @@ from worker.bootstrap.seeding import (
 )
 from worker.bootstrap.settings import BootstrapSettings
 from worker.bootstrap.snapshot import build_snapshot, data_fingerprint, segment_ids
-from worker.drift.reference import reference_json
+from worker.drift import DriftSettings
+from worker.drift.reference import reference_json, scorings_json
 from worker.segmentation.assignment import nearest_centroid
 from worker.segmentation.naming import name_segments
 
@@ -116,6 +119,13 @@ def _live_segments(snapshot: ModelSnapshot, vectors: np.ndarray) -> np.ndarray:
     centroids = np.array([segment.centroid for segment in snapshot.segments])
     ids = np.array([segment.id for segment in snapshot.segments])
     return ids[nearest_centroid(vectors, centroids)]
+
+
+def _drift_scorings(customers: pd.DataFrame, until: datetime) -> str:
+    """The scorings of the reference window's last ``segment_reference_days`` days, the segment family's reference."""
+    days = DriftSettings().segment_reference_days
+    since = datetime.combine(until.date(), datetime.min.time()) - timedelta(days=days)
+    return scorings_json(reference_scorings(customers, since), list(FEATURE_NAMES))
 
 
 def run_bootstrap(
@@ -206,6 +216,7 @@ def run_bootstrap(
             keys.cutoff: until.isoformat(),
             keys.bootstrap_meta: json.dumps(meta),
             keys.drift_reference: reference_json(cleaned.customers),
+            keys.drift_scorings: _drift_scorings(cleaned.customers, until),
         }
         counted = snapshot_statistics(vectors, segments, snapshot)
         activate(client, keys, snapshot, counted, also)

@@ -6,7 +6,10 @@ invoices (:mod:`worker.drift.replays`, :mod:`worker.drift.run_length`). Given on
 snapshot's decile bins (a bootstrap from before the reference invoices were stored),
 the same is done on invoices drawn i.i.d. from the bins, and the threshold source says so.
 The customer-activity family's null is a day-block bootstrap of the reference
-invoices (:func:`activity_from_invoices`); it has no snapshot-only fallback.
+invoices (:func:`activity_from_invoices`); it has no snapshot-only fallback. The
+segment family's reference is the reference window's last scorings, as replayed
+(:func:`segments_from_assignments`) or as the bootstrap stores them, raw
+(:func:`segments_from_scorings`).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from shared.contracts.model_snapshot import ModelSnapshot, QuantileBins
+from shared.features.scaling import transform_matrix
 from worker.drift.activity_detector import ActivityReference, shortfall
 from worker.drift.invoice_detector import InvoiceReference, ScaleReference, evaluate_series, log_lines
 from worker.drift.reference import quantile_bins
@@ -215,6 +219,16 @@ def segment_reference_rows(assignments: pd.DataFrame, settings: DriftSettings) -
     """The assignments of the reference window's last ``segment_reference_days`` event days."""
     since = assignments["event_time"].max().normalize() - pd.Timedelta(days=settings.segment_reference_days - 1)
     return assignments[assignments["event_time"] >= since]
+
+
+def segments_from_scorings(
+    snapshot: ModelSnapshot, scorings: pd.DataFrame, feature_names: list[str], settings: DriftSettings
+) -> SegmentReference:
+    """:func:`segments_from_assignments` of stored raw features, scaled as a worker of ``snapshot`` scales them."""
+    raw = np.asarray(scorings["features"].tolist(), dtype=float).reshape(-1, len(feature_names))
+    columns = [feature_names.index(name) for name in snapshot.feature_names]
+    vectors = transform_matrix(raw[:, columns], snapshot.transform, snapshot.feature_names)
+    return segments_from_assignments(snapshot, scorings.assign(vector=list(vectors)), settings)
 
 
 def segments_from_assignments(

@@ -2,8 +2,12 @@
 
 Two things live here: the binning and per-invoice statistics that the detectors
 compare live windows with (:func:`bin_shares`, :func:`quantile_bins`,
-:func:`invoice_statistics`), and the reference invoice table the bootstrap
-stores in Redis (:func:`reference_json`, :func:`load_reference`).
+:func:`invoice_statistics`), and what the bootstrap stores in Redis for the drift
+monitor: the reference invoice table (:func:`reference_json`, :func:`load_reference`)
+and the reference window's last scorings with their raw features
+(:func:`scorings_json`, :func:`load_scorings`), the segment family's reference.
+Raw features, not scaled vectors: the monitor scales them with the transform of
+the model version it watches.
 
 Why the invoices and not only their bins: invoices are not independent (a
 wholesaler places several a day), so thresholds calibrated on i.i.d. draws from
@@ -13,6 +17,7 @@ reference sequence carry that clumpiness (:func:`worker.drift.calibration.from_i
 
 from __future__ import annotations
 
+import json
 from io import StringIO
 
 import numpy as np
@@ -74,3 +79,32 @@ def load_reference(client: redis.Redis, keys: Keys) -> pd.DataFrame | None:
     table = pd.read_json(StringIO(text), orient="split", dtype=False)
     table["event_time"] = pd.to_datetime(table["event_time"])
     return table
+
+
+def scorings_json(scorings: pd.DataFrame, feature_names: list[str]) -> str:
+    """Scorings (event_time, customer_id, raw ``features`` in ``feature_names`` order) as JSON columns."""
+    return json.dumps(
+        {
+            "feature_names": feature_names,
+            "event_time": [moment.isoformat() for moment in scorings["event_time"]],
+            "customer_id": [str(customer) for customer in scorings["customer_id"]],
+            "features": np.asarray(scorings["features"].tolist(), dtype=float).reshape(-1, len(feature_names)).tolist(),
+        },
+        separators=(",", ":"),
+    )
+
+
+def load_scorings(client: redis.Redis, keys: Keys) -> tuple[pd.DataFrame, list[str]] | None:
+    """The stored reference scorings and their feature names, or None (a bootstrap before they were stored)."""
+    text = client.get(keys.drift_scorings)
+    if text is None:
+        return None
+    stored = json.loads(text)
+    frame = pd.DataFrame(
+        {
+            "event_time": pd.to_datetime(stored["event_time"]),
+            "customer_id": stored["customer_id"],
+            "features": stored["features"],
+        }
+    )
+    return frame, stored["feature_names"]

@@ -35,7 +35,7 @@ from shared.state.keys import Keys
 from shared.state.model_store import load_version, require_current
 from worker.drift import DriftEngine, DriftSettings, calibration
 from worker.drift.engine import STATE_FORMAT
-from worker.drift.reference import load_reference
+from worker.drift.reference import load_reference, load_scorings
 from worker.drift_service.metrics import DriftMetrics
 from worker.drift_service.settings import MonitorSettings
 from worker.drift_service.store import MonitorStore
@@ -94,6 +94,7 @@ class DriftMonitor:
         reference = load_reference(self.redis, self.keys)
         self.references = None if reference is None else calibration.from_invoices(reference, drift)
         self.activity = None if reference is None else calibration.activity_from_invoices(reference, drift)
+        self.scorings = load_scorings(self.redis, self.keys)
         self.engine = self._engine(require_current(self.redis, self.keys))
         self.offset = -1
         self.sources: dict[str, int] = {}
@@ -261,12 +262,18 @@ class DriftMonitor:
         log.info("drift monitor now compares against model v%d", version)
 
     def _engine(self, snapshot: ModelSnapshot) -> DriftEngine:
-        """An engine for ``snapshot``, calibrated on the bootstrap's reference invoices when stored.
+        """An engine for ``snapshot``, calibrated on the bootstrap's reference invoices and scorings when stored.
 
-        Without them (a bootstrap from before they were stored) the invoice thresholds
-        come from the snapshot's bins and the customer-activity monitor is off.
+        Without the invoices (a bootstrap from before they were stored) the invoice
+        thresholds come from the snapshot's bins and the customer-activity family is
+        off; without the scorings the segment family is off. The segment family's
+        reference depends on the snapshot (its centroids and transform), so it is
+        calibrated per engine.
         """
-        return DriftEngine(snapshot, self.drift, self.references, activity=self.activity)
+        segments = (
+            None if self.scorings is None else calibration.segments_from_scorings(snapshot, *self.scorings, self.drift)
+        )
+        return DriftEngine(snapshot, self.drift, self.references, activity=self.activity, segments=segments)
 
     def _refresh(self, as_of: datetime) -> None:
         result = refit(self.redis, self.keys, as_of, self.refresh)
