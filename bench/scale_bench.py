@@ -233,12 +233,13 @@ def main() -> None:
     parser.add_argument("--stream-days", type=int, default=4)
     parser.add_argument("--file", type=Path, help="a simulated file to reuse (simulated from 2011-03-01, same --days)")
     parser.add_argument("--partitions", type=int, default=6)
+    parser.add_argument("--real-year-only", action="store_true", help="only the real year's steps (a few minutes)")
     args = parser.parse_args()
     dataset = Path(os.environ.get("SEG_DATASET", "../shared/data/online_retail.csv.xz"))
     with tempfile.TemporaryDirectory(prefix="scale-bench-") as folder:
         workdir = Path(folder)
         source = args.file
-        if source is None:
+        if source is None and not args.real_year_only:
             started = time.perf_counter()
             source = simulate(
                 SimulationConfig(out=workdir / "scale.csv", customers=args.customers, start=START, days=args.days)
@@ -246,10 +247,10 @@ def main() -> None:
             print(f"simulated {args.customers:,} customers x {args.days} days in {time.perf_counter() - started:.0f} s")
         cutoff = START + timedelta(days=args.days - args.stream_days)
         results = {}
-        for name, path, until, sample in (
-            ("real year", dataset, REAL_CUTOFF, False),
-            (f"{args.customers:,} customers", source, cutoff, True),
-        ):
+        runs = [("real year", dataset, REAL_CUTOFF, False)]
+        if source is not None:
+            runs.append((f"{args.customers:,} customers", source, cutoff, True))
+        for name, path, until, sample in runs:
             if not path.exists():
                 print(f"{name}: {path} is missing; skipped")
                 continue

@@ -64,9 +64,9 @@ The model (``{model}``): ``{model}:v{n}`` (snapshot JSON, immutable), ``{model}:
 (live version), ``{model}:stats`` (the bootstrap's or refit's statistics, used until
 every partition has its own), ``{model}:cutoff`` (ISO end of the bootstrap history),
 ``{model}:bootstrap`` (JSON summary of the last bootstrap, with the partition count the
-state was laid out for), ``{model}:drift-reference`` (reference invoices JSON),
+state was laid out for), ``{model}:drift-reference`` (reference invoices JSON, zlib-compressed in base64),
 ``{model}:drift-scorings`` (the customers scored in the reference window's last days,
-with their raw features as of each scoring, JSON: the segment family's reference).
+with their raw features as of each scoring, the same way: the segment family's reference).
 
 The drift monitor (``{drift}``): ``{drift}:state``, ``{drift}:alerts`` (recent, newest
 first), ``{drift}:incidents`` (incident id -> latest alert, open ones), ``{drift}:outbox``.
