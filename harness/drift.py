@@ -40,15 +40,14 @@ import pandas as pd
 from scipy import stats
 
 from shared.contracts.drift_alert import DriftAlert
-from shared.contracts.invoice import InvoiceLine
 from shared.contracts.model_snapshot import ModelSnapshot
-from shared.features.aggregates import CustomerAggregates, Membership, apply_line
-from shared.features.scaling import signed_log1p, transform_vector
-from shared.features.vector import compute_features
+from shared.features.scaling import signed_log1p
+from shared.features.vector import FEATURE_NAMES
 from worker.bootstrap.batch_aggregates import batch_aggregates, feature_frame
 from worker.bootstrap.cleaning import clean
 from worker.bootstrap.loading import load_history
 from worker.bootstrap.model_fit import fit_model
+from worker.bootstrap.reference_scorings import reference_scorings
 from worker.bootstrap.settings import BootstrapSettings
 from worker.bootstrap.snapshot import build_snapshot
 from worker.drift import DriftEngine, DriftSettings, calibration
@@ -111,29 +110,14 @@ Injection = Callable[[Stream, "Data", np.random.Generator, Episode], Stream]
 
 
 def scored(snapshot: ModelSnapshot, lines: pd.DataFrame) -> pd.DataFrame:
-    """Replay cleaned customer lines from the data start: each invoice scores its customer, as a worker does.
+    """Score cleaned customer lines from the data start: each invoice scores its customer, as a worker does.
 
-    The vector is the customer's scaled features as of the invoice (the bootstrap's
-    transform), what the worker sends with each assignment.
+    The bootstrap's column-wise scorings (:func:`~worker.bootstrap.reference_scorings.reference_scorings`,
+    equal to folding the lines one at a time: ``tests/test_reference_scorings.py``); the vector is the
+    customer's scaled features as of the invoice (the bootstrap's transform), what a worker sends.
     """
-    aggregates: dict[str, CustomerAggregates] = {}
-    membership = Membership.of(lines.iloc[:0])
-    rows = []
-    for (invoice_no, customer), group in lines.groupby(["invoice_no", "customer_id"], sort=False, observed=True):
-        aggregate = aggregates.setdefault(customer, CustomerAggregates(customer_id=customer))
-        for line in group.itertuples(index=False):
-            invoice_line = InvoiceLine(
-                event_id=invoice_no, invoice_no=invoice_no, customer_id=customer, stock_code=line.stock_code,
-                quantity=line.quantity, country=line.country, invoice_date=line.invoice_date,
-                unit_price=line.unit_price,
-            )  # fmt: skip
-            apply_line(aggregate, invoice_line, membership)
-        moment = group["invoice_date"].iloc[0]
-        features = compute_features(aggregate, moment)
-        if features is not None:
-            vector = transform_vector(features, snapshot.transform, snapshot.feature_names)
-            rows.append((moment, customer, vector.tolist()))
-    return pd.DataFrame(rows, columns=["event_time", "customer_id", "vector"])
+    scorings = reference_scorings(lines, lines["invoice_date"].min().to_pydatetime())
+    return calibration.scaled(snapshot, scorings, list(FEATURE_NAMES))[["event_time", "customer_id", "vector"]]
 
 
 def prepare(dataset: Path, settings: DriftSettings) -> Data:

@@ -225,10 +225,15 @@ def segments_from_scorings(
     snapshot: ModelSnapshot, scorings: pd.DataFrame, feature_names: list[str], settings: DriftSettings
 ) -> SegmentReference:
     """:func:`segments_from_assignments` of stored raw features, scaled as a worker of ``snapshot`` scales them."""
+    return segments_from_assignments(snapshot, scaled(snapshot, scorings, feature_names), settings)
+
+
+def scaled(snapshot: ModelSnapshot, scorings: pd.DataFrame, feature_names: list[str]) -> pd.DataFrame:
+    """Scorings with raw ``features`` (in ``feature_names`` order) and the ``vector`` a worker of ``snapshot`` sends."""
     raw = np.asarray(scorings["features"].tolist(), dtype=float).reshape(-1, len(feature_names))
     columns = [feature_names.index(name) for name in snapshot.feature_names]
     vectors = transform_matrix(raw[:, columns], snapshot.transform, snapshot.feature_names)
-    return segments_from_assignments(snapshot, scorings.assign(vector=list(vectors)), settings)
+    return scorings.assign(vector=vectors.tolist())
 
 
 def segments_from_assignments(
