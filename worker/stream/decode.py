@@ -86,6 +86,11 @@ class Records:
                 out[f.name] = list(pick(column)) if pick is not None else [column[i] for i in positions]
         return Records(**out)
 
+    def span(self, start: int, stop: int) -> Records:
+        """The records from ``start`` up to ``stop``: slices, far cheaper than :meth:`take` of a range
+        (a list slice copies pointers; an array slice is a view)."""
+        return Records(**{f.name: getattr(self, f.name)[start:stop] for f in fields(self)})
+
     @classmethod
     def empty(cls) -> Records:
         ints = np.zeros(0, dtype=np.int64)

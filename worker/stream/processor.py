@@ -82,13 +82,15 @@ class StepLines:
     new_product: np.ndarray
 
     def take(self, index: np.ndarray) -> StepLines:
+        return self._at(self.records.take(index), index)
+
+    def span(self, start: int, stop: int) -> StepLines:
+        """The lines from ``start`` up to ``stop`` (slices, see :meth:`Records.span`)."""
+        return self._at(self.records.span(start, stop), slice(start, stop))
+
+    def _at(self, records: Records, at: np.ndarray | slice) -> StepLines:
         return StepLines(
-            self.records.take(index),
-            self.effective[index],
-            self.slots[index],
-            self.kinds[index],
-            self.new_invoice[index],
-            self.new_product[index],
+            records, self.effective[at], self.slots[at], self.kinds[at], self.new_invoice[at], self.new_product[at]
         )
 
 
@@ -205,10 +207,10 @@ class Processor:
         for tick in self._ticks(lines.effective, sweep_until):
             if self.ticks.pass_of(tick) == 1:  # the day before is complete: apply what is left of it
                 end = int(np.searchsorted(lines.effective, day_start(tick), side="left"))
-                self._day(lines.take(np.arange(position, end)), commits)
+                self._day(lines.span(position, end), commits)
                 position = end
             self._sweep(tick, commits)
-        self._day(lines.take(np.arange(position, len(lines.slots))), commits)
+        self._day(lines.span(position, len(lines.slots)), commits)
 
     def _ticks(self, effective: np.ndarray, until: int) -> list[int]:
         """The sweep passes to run: from the owned partitions' earliest to ``until``.
