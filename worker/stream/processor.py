@@ -117,6 +117,9 @@ class Processor:
     _units: dict[tuple[int, str], int] = field(default_factory=dict)
     _observed: dict[int, tuple[list[InvoiceObservation], list[AssignmentObservation]]] = field(default_factory=dict)
     sweep_seconds: list[float] = field(default_factory=list)
+    # The last sweep pass's midnight, rows, features and vectors: a midnight's passes share them (nothing is
+    # folded between its passes); forgotten when a step starts and whenever lines are folded.
+    _at_midnight: tuple[int, np.ndarray, np.ndarray, np.ndarray] | None = None
 
     # -- statistics and centroids -------------------------------------------------------------
     def use_fallback(self, model_stats: dict[str, str]) -> None:
@@ -192,6 +195,7 @@ class Processor:
         """Apply released records (event-time order) to state, sweeping at each midnight up to ``sweep_until``
         (every record before it is among them or applied already); fill ``commits``."""
         self.sweep_seconds = []
+        self._at_midnight = None
         records, effective = released.records, released.effective
         keep = self._drop_repeats(records, reads.seen, commits)
         records, effective = records.take(keep), effective[keep]
@@ -353,6 +357,7 @@ class Processor:
             ),
         )
         book.mark(slots, AGG)
+        self._at_midnight = None
         self._observe_invoices(lines, slots, previous_purchase)
         # A moment with product lines is a customer event and is decided on; fees or postage
         # alone change no feature but time, which the daily sweep covers.
@@ -495,8 +500,7 @@ class Processor:
         book = self.book
         rows = np.flatnonzero(np.isin(book.partition[: len(book)], scope))
         rows = rows[scoreable(book.aggregates, rows)]
-        features = features_matrix(book.aggregates, rows, np.full(len(rows), midnight))
-        vectors = self.model.vectors(features)
+        features, vectors = self._midnight_vectors(midnight, rows)
         step = day_step(vectors, book.partition[rows].astype(np.int64), scope, centroids)
         for partition, stats in step.own.items():
             self._keep_statistics(partition, tick, stats, commits[partition])
@@ -505,6 +509,16 @@ class Processor:
             for partition in scope:
                 commits[partition].count("sweeps")
         self.sweep_seconds.append(time.perf_counter() - started)
+
+    def _midnight_vectors(self, midnight: int, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Features and vectors of ``rows`` at ``midnight``, computed once for a midnight's passes."""
+        cached = self._at_midnight
+        if cached is not None and cached[0] == midnight and np.array_equal(cached[1], rows):
+            return cached[2], cached[3]
+        features = features_matrix(self.book.aggregates, rows, np.full(len(rows), midnight))
+        vectors = self.model.vectors(features)
+        self._at_midnight = (midnight, rows, features, vectors)
+        return features, vectors
 
     def _decide_at_midnight(
         self,
