@@ -205,15 +205,20 @@ def decode(
     def refuse(index: int, error: RecordError) -> None:
         refused.append(Refused(partition, offsets[index], keys[index], values[index], error))
 
-    for index, value in enumerate(values):
-        if not value:
-            refuse(index, DecodeError("empty message value"))
-            continue
-        try:
-            lines.append(_fast(value))
-            kept.append(index)
-        except (msgspec.ValidationError, msgspec.DecodeError):
-            judged.append(index)
+    try:  # the usual case, every value fits the fast path: one C loop
+        lines = list(map(_fast, values))  # type: ignore[arg-type]  # a None value raises TypeError
+        kept = list(range(len(values)))
+    except (msgspec.ValidationError, msgspec.DecodeError, TypeError):
+        lines = []
+        for index, value in enumerate(values):
+            if not value:
+                refuse(index, DecodeError("empty message value"))
+                continue
+            try:
+                lines.append(_fast(value))
+                kept.append(index)
+            except (msgspec.ValidationError, msgspec.DecodeError):
+                judged.append(index)
     columns = _columns(lines)
     miss = _misses(columns) if lines else np.zeros(0, dtype=bool)
     if judged or miss.any():
