@@ -35,7 +35,7 @@ from shared.features.catalog import NON_PRODUCT_CODES, NON_PRODUCT_PREFIXES
 from shared.features.clock import MICROS_PER_DAY, NO_TIME, SECONDS_PER_DAY, day_start, from_micros, iso, month_numbers
 from shared.features.fold import CANCELLATION, NON_PRODUCT, PURCHASE, LineBatch, fold
 from shared.features.vector import FEATURE_NAMES, features_matrix, scoreable
-from shared.state.customer_record import decision_fields, pending_text
+from shared.state.customer_record import decision_columns, pending_text
 from shared.state.guests import nanos
 from shared.state.model_stats import AS_OF_FIELD, VERSION_FIELD, DayStatistics, Statistics
 from worker.segmentation.assignment import distance_to, nearest_centroid
@@ -198,7 +198,8 @@ class Processor:
         self._at_midnight = None
         records, effective = released.records, released.effective
         keep = self._drop_repeats(records, reads.seen, commits)
-        records, effective = records.take(keep), effective[keep]
+        if len(keep) < len(records):
+            records, effective = records.take(keep), effective[keep]
         priced = records.price > 0
         for partition, n in zip(*np.unique(records.partition[~priced], return_counts=True), strict=True):
             commits[int(partition)].count("lines_invalid_price", int(n))
@@ -251,11 +252,12 @@ class Processor:
                 fresh.add(event_id)
                 kept.append(index)
             keep = np.array(kept, dtype=np.int64)
+        by_row = np.array(ids, dtype=object)
         for group in groups(records.partition[keep], records.time[keep] // MICROS_PER_DAY):
             rows = keep[group]
             first = int(rows[0])
             day = day_key(int(records.time[first]) // MICROS_PER_DAY)
-            commits[int(records.partition[first])].seen.setdefault(day, []).extend(ids[row] for row in rows.tolist())
+            commits[int(records.partition[first])].seen.setdefault(day, []).extend(by_row[rows].tolist())
         return keep
 
     def _guests(self, guests: Records, commits: dict[int, PartitionCommit]) -> None:
@@ -600,9 +602,28 @@ class Processor:
         if has.any():
             features[has] = features_matrix(book.aggregates, decided[has], book.as_of[decided[has]])
             vectors[has] = self.model.vectors(features[has])
+        pending = dict(
+            zip(
+                dirty.tolist(),
+                map(pending_text, book.pending_segment[dirty].tolist(), book.pending_count[dirty].tolist()),
+                strict=True,
+            )
+        )
+        decided_rows = decided.tolist()
+        columns = decision_columns(
+            features,
+            vectors,
+            book.as_of[decided].tolist(),
+            book.segment[decided].tolist(),
+            book.published[decided].tolist(),
+            book.published_at[decided].tolist(),
+            book.seq[decided].tolist(),
+            [pending[row] for row in decided_rows],
+        )
+        names = list(columns)
         decision = {
-            row: (features[i] if has[i] else None, vectors[i] if has[i] else None)
-            for i, row in enumerate(decided.tolist())
+            row: dict(zip(names, values, strict=True))
+            for row, values in zip(decided_rows, zip(*columns.values(), strict=True), strict=True)
         }
         changed = dirty[(flags & AGG) != 0]
         aggregates = dict(zip(changed.tolist(), book.aggregates.packed(changed), strict=True))
@@ -610,21 +631,10 @@ class Processor:
             fields: dict[str, str | bytes] = {}
             if flag & AGG:
                 fields |= aggregates[row]
-            pending = pending_text(int(book.pending_segment[row]), int(book.pending_count[row]))
             if flag & DECISION:
-                feature_row, vector_row = decision[row]
-                fields |= decision_fields(
-                    feature_row.tolist() if feature_row is not None else None,
-                    vector_row.tolist() if vector_row is not None else None,
-                    int(book.as_of[row]),
-                    int(book.segment[row]),
-                    int(book.published[row]),
-                    int(book.published_at[row]),
-                    int(book.seq[row]),
-                    pending,
-                )
+                fields |= decision[row]
             else:
-                fields["pending"] = pending
+                fields["pending"] = pending[row]
             commits[int(book.partition[row])].records[book.ids[row]] = fields
         book.clean(dirty)
         self._popularity(commits)
