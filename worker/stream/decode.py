@@ -14,6 +14,7 @@ contract's message (``tests/test_decode.py`` runs a corpus through both).
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from operator import attrgetter, itemgetter
@@ -76,14 +77,12 @@ class Records:
     def take(self, index: np.ndarray) -> Records:
         """The records at ``index`` (an integer array), in that order."""
         out = {}
-        positions = index.tolist()
-        pick = itemgetter(*positions) if len(positions) > 1 else None  # a tuple in one C call
         for f in fields(self):
             column = getattr(self, f.name)
             if isinstance(column, np.ndarray):
                 out[f.name] = column[index]
-            else:
-                out[f.name] = list(pick(column)) if pick is not None else [column[i] for i in positions]
+            else:  # through an object array: numpy's take and tolist beat any Python-level pick
+                out[f.name] = np.array(column, dtype=object)[index].tolist()
         return Records(**out)
 
     def span(self, start: int, stop: int) -> Records:
@@ -109,7 +108,7 @@ class Records:
             if isinstance(columns[0], np.ndarray):
                 out[f.name] = np.concatenate(columns)
             else:
-                out[f.name] = [value for column in columns for value in column]
+                out[f.name] = list(itertools.chain.from_iterable(columns))
         return cls(**out)
 
 
