@@ -31,7 +31,7 @@ import numpy as np
 
 from shared.contracts.drift_observation import AssignmentObservation, DriftObservations, InvoiceObservation
 from shared.contracts.segment_change import ChangeReason, SegmentChange, SegmentRef
-from shared.features.catalog import NON_PRODUCT_CODES, NON_PRODUCT_PREFIXES
+from shared.features.catalog import product_mask
 from shared.features.clock import MICROS_PER_DAY, NO_TIME, SECONDS_PER_DAY, day_start, from_micros, iso, month_numbers
 from shared.features.fold import CANCELLATION, NON_PRODUCT, PURCHASE, LineBatch, fold
 from shared.features.vector import FEATURE_NAMES, features_matrix, scoreable
@@ -61,13 +61,11 @@ STEP_DAYS = KEPT_DAYS - 1
 
 def _kind_codes(records: Records) -> np.ndarray:
     """PURCHASE, CANCELLATION or NON_PRODUCT per line (the cleaning rules' classification)."""
-    codes = np.empty(len(records), dtype=np.int8)
-    for index, (code, invoice) in enumerate(zip(records.stock_code, records.invoice_no, strict=True)):
-        if code in NON_PRODUCT_CODES or code.startswith(NON_PRODUCT_PREFIXES):
-            codes[index] = NON_PRODUCT
-        else:
-            codes[index] = CANCELLATION if invoice.startswith("C") else PURCHASE
-    return codes
+    cancelled = {invoice: invoice.startswith("C") for invoice in set(records.invoice_no)}
+    cancellation = np.fromiter(map(cancelled.__getitem__, records.invoice_no), dtype=bool, count=len(records))
+    kinds = np.where(cancellation, CANCELLATION, PURCHASE).astype(np.int8)
+    kinds[~product_mask(records.stock_code)] = NON_PRODUCT
+    return kinds
 
 
 @dataclass
@@ -291,20 +289,22 @@ class Processor:
         new_product = np.zeros(len(records), dtype=bool)
         invoices, bought = reads.invoices, reads.bought
         units = self._units
-        for index, (cid, invoice, code, kind, quantity, partition) in enumerate(
-            zip(
-                records.customer_id,
-                records.invoice_no,
-                records.stock_code,
-                kinds.tolist(),
-                records.quantity.tolist(),
-                records.partition.tolist(),
-                strict=True,
-            )
+        for kind, name in enumerate(("lines_purchase", "lines_cancellation", "lines_non_product")):
+            for partition, n in zip(*np.unique(records.partition[kinds == kind], return_counts=True), strict=True):
+                commits[int(partition)].count(name, int(n))
+        product = np.flatnonzero(kinds != NON_PRODUCT)
+        for index, cid, invoice, code, kind, quantity, partition, slot in zip(
+            product.tolist(),
+            *(
+                np.array(column, dtype=object)[product].tolist()
+                for column in (records.customer_id, records.invoice_no, records.stock_code)
+            ),
+            kinds[product].tolist(),
+            records.quantity[product].tolist(),
+            records.partition[product].tolist(),
+            slots[product].tolist(),
+            strict=True,
         ):
-            commits[partition].count(("lines_purchase", "lines_cancellation", "lines_non_product")[kind])
-            if kind == NON_PRODUCT:
-                continue
             members = commits[partition].members.setdefault(cid, {})
             if (cid, invoice) not in invoices:
                 invoices.add((cid, invoice))
@@ -317,8 +317,7 @@ class Processor:
                 new_product[index] = True
                 increment += 1
             members[name] = members.get(name, 0) + increment
-            key = (int(slots[index]), code)
-            units[key] = units.get(key, 0) + quantity
+            units[slot, code] = units.get((slot, code), 0) + quantity
         return StepLines(records, effective, slots, kinds, new_invoice, new_product)
 
     # -- one event day: fold and score each customer at its own events -----------------------
@@ -430,10 +429,15 @@ class Processor:
             return
         totals: dict[tuple[int, str], list[float]] = {}
         records = lines.records
-        for index in purchases.tolist():
-            key = (int(lines.slots[index]), records.invoice_no[index])
-            entry = totals.setdefault(key, [0.0, 0, int(lines.effective[index])])
-            entry[0] += float(records.quantity[index] * records.price[index])
+        for slot, invoice, amount, moment in zip(
+            lines.slots[purchases].tolist(),
+            np.array(records.invoice_no, dtype=object)[purchases].tolist(),
+            (records.quantity[purchases] * records.price[purchases]).tolist(),
+            lines.effective[purchases].tolist(),
+            strict=True,
+        ):
+            entry = totals.setdefault((slot, invoice), [0.0, 0, moment])
+            entry[0] += amount
             entry[1] += 1
         previous_of = dict(zip(slots.tolist(), previous.tolist(), strict=True))
         for (slot, _), (value, count, moment) in totals.items():

@@ -28,7 +28,7 @@ import numpy as np
 import orjson
 import redis
 
-from shared.features.catalog import NON_PRODUCT_CODES, NON_PRODUCT_PREFIXES
+from shared.features.catalog import product_mask
 from shared.features.clock import MICROS_PER_DAY, NO_TIME, to_micros
 from shared.state.keys import Keys
 from worker.stream.decode import Records
@@ -131,15 +131,15 @@ def _questions(keys: Keys, records: Records) -> dict[int, _Question]:
         question = questions.setdefault(partition, _Question())
         question.seen.append((question.key(keys.seen(partition, day_key(day))), ids[rows].tolist()))
     wanted: dict[tuple[int, str], dict[str, None]] = {}
-    for partition, cid, invoice, code, price in zip(
+    for partition, cid, invoice, code, asked in zip(
         partitions.tolist(),
         records.customer_id,
         records.invoice_no,
         records.stock_code,
-        records.price.tolist(),
+        ((records.price > 0) & product_mask(records.stock_code)).tolist(),
         strict=True,
     ):
-        if cid is None or price <= 0 or code in NON_PRODUCT_CODES or code.startswith(NON_PRODUCT_PREFIXES):
+        if cid is None or not asked:
             continue
         names = wanted.setdefault((partition, cid), {})
         names["i:" + invoice] = None
