@@ -28,6 +28,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
 
 from shared.contracts.drift_observation import AssignmentObservation, DriftObservations, InvoiceObservation
 from shared.contracts.segment_change import ChangeReason, SegmentChange, SegmentRef
@@ -195,17 +196,15 @@ class Processor:
         self.sweep_seconds = []
         self._at_midnight = None
         records, effective = released.records, released.effective
+        # Indices into the released records, so each kind of line is taken from them once.
         keep = self._drop_repeats(records, reads.seen, commits)
-        if len(keep) < len(records):
-            records, effective = records.take(keep), effective[keep]
-        priced = records.price > 0
-        for partition, n in zip(*np.unique(records.partition[~priced], return_counts=True), strict=True):
+        priced = records.price[keep] > 0
+        for partition, n in zip(*np.unique(records.partition[keep[~priced]], return_counts=True), strict=True):
             commits[int(partition)].count("lines_invalid_price", int(n))
-        guest = priced & np.array([cid is None for cid in records.customer_id], dtype=bool)
-        self._guests(records.take(np.flatnonzero(guest)), commits)
-        lines = self._customer_lines(
-            records.take(np.flatnonzero(priced & ~guest)), effective[priced & ~guest], reads, commits
-        )
+        guest = priced & np.equal(np.array(records.customer_id, dtype=object)[keep], None)
+        self._guests(records.take(keep[guest]), commits)
+        customer = keep[priced & ~guest]
+        lines = self._customer_lines(records.take(customer), effective[customer], reads, commits)
         position = 0
         for tick in self._ticks(lines.effective, sweep_until):
             if self.ticks.pass_of(tick) == 1:  # the day before is complete: apply what is left of it
@@ -241,15 +240,11 @@ class Processor:
         if seen.isdisjoint(ids) and len(set(ids)) == len(ids):
             keep = np.arange(len(ids))
         else:
-            fresh: set[str] = set()
-            kept = []
-            for index, event_id in enumerate(ids):
-                if event_id in seen or event_id in fresh:
-                    commits[int(records.partition[index])].count("duplicates_dropped")
-                    continue
-                fresh.add(event_id)
-                kept.append(index)
-            keep = np.array(kept, dtype=np.int64)
+            applied = np.fromiter(map(seen.__contains__, ids), dtype=bool, count=len(ids))
+            repeat = applied | pd.Series(ids, dtype=object).duplicated(keep="first").to_numpy()
+            for partition, n in zip(*np.unique(records.partition[repeat], return_counts=True), strict=True):
+                commits[int(partition)].count("duplicates_dropped", int(n))
+            keep = np.flatnonzero(~repeat)
         by_row = np.array(ids, dtype=object)
         for group in groups(records.partition[keep], records.time[keep] // MICROS_PER_DAY):
             rows = keep[group]
@@ -333,6 +328,9 @@ class Processor:
         first_moment_of_customer = np.maximum.accumulate(np.where(new_customer, moment_index, 0))
         rank = np.empty(len(order), dtype=np.int64)
         rank[order] = moment_index - first_moment_of_customer
+        if not rank.any():  # one moment per customer, the usual day: every line in one round
+            self._round(lines, commits)
+            return
         for round_ in range(int(rank.max()) + 1):
             self._round(lines.take(np.flatnonzero(rank == round_)), commits)
 
