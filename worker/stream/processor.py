@@ -629,7 +629,8 @@ class Processor:
         }
         changed = dirty[(flags & AGG) != 0]
         aggregates = dict(zip(changed.tolist(), book.aggregates.packed(changed), strict=True))
-        for row, flag in zip(dirty.tolist(), flags.tolist(), strict=True):
+        ids = book.ids
+        for row, flag, partition in zip(dirty.tolist(), flags.tolist(), book.partition[dirty].tolist(), strict=True):
             fields: dict[str, str | bytes] = {}
             if flag & AGG:
                 fields |= aggregates[row]
@@ -637,7 +638,7 @@ class Processor:
                 fields |= decision[row]
             else:
                 fields["pending"] = pending[row]
-            commits[int(book.partition[row])].records[book.ids[row]] = fields
+            commits[partition].records[ids[row]] = fields
         book.clean(dirty)
         self._popularity(commits)
         self._observations(commits)
@@ -648,11 +649,13 @@ class Processor:
             after = int(book.published[row])
             if before != after:
                 commits[int(book.partition[row])].moves.append((book.ids[row], before, after))
-        for (row, code), units in self._units.items():
-            segment = int(book.published[row])
+        rows = np.fromiter((row for row, _ in self._units), dtype=np.int64, count=len(self._units))
+        for ((_, code), units), segment, partition in zip(
+            self._units.items(), book.published[rows].tolist(), book.partition[rows].tolist(), strict=True
+        ):
             if segment == NO_SEGMENT or not units:
                 continue
-            products = commits[int(book.partition[row])].products.setdefault(segment, {})
+            products = commits[partition].products.setdefault(segment, {})
             products[code] = products.get(code, 0) + units
         for commit in commits.values():
             commit.products = {s: {c: n for c, n in units.items() if n} for s, units in commit.products.items()}
