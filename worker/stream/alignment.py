@@ -222,11 +222,11 @@ class EventAligner:
                 if not cut:  # nothing of it is released: held as it is
                     kept.append((records, effective))
                     continue
-                parts.append(records.span(0, cut) if cut < len(records) else records)
+                parts.append(records.take(slice(0, cut)) if cut < len(records) else records)
                 times.append(effective[:cut])
                 lane.applied_clock = int(effective[cut - 1])
                 if cut < len(records):
-                    kept.append((records.span(cut, len(records)), effective[cut:]))
+                    kept.append((records.take(slice(cut, len(records))), effective[cut:]))
             lane.held = kept
             lane.held_count = sum(len(records) for records, _ in kept)
         records = Records.concat(parts)

@@ -14,7 +14,6 @@ contract's message (``tests/test_decode.py`` runs a corpus through both).
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from operator import attrgetter, itemgetter
@@ -58,42 +57,34 @@ _SEPARATOR = np.isin(np.arange(26), np.append(_SEPARATOR_AT[2:], 19))
 
 @dataclass
 class Records:
-    """Decoded invoice lines as aligned columns (one entry per record)."""
+    """Decoded invoice lines as aligned columns (one entry per record).
+
+    The text columns are object arrays, not lists: a step takes and reorders its
+    records several times, and numpy moves references without touching the strings.
+    """
 
     partition: np.ndarray  # int64
     offset: np.ndarray  # int64
     time: np.ndarray  # event time, µs since 1970 (int64)
     quantity: np.ndarray  # int64
     price: np.ndarray  # float64
-    event_id: list[str]
-    invoice_no: list[str]
-    stock_code: list[str]
-    customer_id: list[str | None]
-    country: list[str]
+    event_id: np.ndarray  # str (object)
+    invoice_no: np.ndarray  # str (object)
+    stock_code: np.ndarray  # str (object)
+    customer_id: np.ndarray  # str, or None for a guest line (object)
+    country: np.ndarray  # str (object)
 
     def __len__(self) -> int:
         return len(self.offset)
 
-    def take(self, index: np.ndarray) -> Records:
-        """The records at ``index`` (an integer array), in that order."""
-        out = {}
-        for f in fields(self):
-            column = getattr(self, f.name)
-            if isinstance(column, np.ndarray):
-                out[f.name] = column[index]
-            else:  # through an object array: numpy's take and tolist beat any Python-level pick
-                out[f.name] = np.array(column, dtype=object)[index].tolist()
-        return Records(**out)
-
-    def span(self, start: int, stop: int) -> Records:
-        """The records from ``start`` up to ``stop``: slices, far cheaper than :meth:`take` of a range
-        (a list slice copies pointers; an array slice is a view)."""
-        return Records(**{f.name: getattr(self, f.name)[start:stop] for f in fields(self)})
+    def take(self, index: np.ndarray | slice) -> Records:
+        """The records at ``index`` (integer array, in that order; a slice gives views)."""
+        return Records(**{f.name: getattr(self, f.name)[index] for f in fields(self)})
 
     @classmethod
     def empty(cls) -> Records:
-        ints = np.zeros(0, dtype=np.int64)
-        return cls(ints, ints, ints, ints, np.zeros(0), [], [], [], [], [])
+        ints, texts = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=object)
+        return cls(ints, ints, ints, ints, np.zeros(0), texts, texts, texts, texts, texts)
 
     @classmethod
     def concat(cls, parts: Sequence[Records]) -> Records:
@@ -102,14 +93,7 @@ class Records:
             return cls.empty()
         if len(parts) == 1:
             return parts[0]
-        out = {}
-        for f in fields(cls):
-            columns = [getattr(part, f.name) for part in parts]
-            if isinstance(columns[0], np.ndarray):
-                out[f.name] = np.concatenate(columns)
-            else:
-                out[f.name] = list(itertools.chain.from_iterable(columns))
-        return cls(**out)
+        return cls(**{f.name: np.concatenate([getattr(part, f.name) for part in parts]) for f in fields(cls)})
 
 
 @dataclass(frozen=True)
@@ -184,6 +168,11 @@ def _columns(lines: list[_Line]) -> dict[str, list]:
     return {name: list(map(attrgetter(name), lines)) for name in _COLUMNS}
 
 
+def _objects(values: list) -> np.ndarray:
+    """A one-dimensional object array of ``values``."""
+    return np.fromiter(values, dtype=object, count=len(values))
+
+
 def _misses(columns: dict[str, list]) -> np.ndarray:
     """Lines the fast path cannot take as they are (the contract judges them)."""
     miss = ~_time_shaped(columns["invoice_date"])
@@ -247,10 +236,10 @@ def decode(
         time=micros,
         quantity=np.array(columns["quantity"], dtype=np.int64),
         price=np.array(columns["unit_price"], dtype=float),
-        event_id=columns["event_id"],
-        invoice_no=columns["invoice_no"],
-        stock_code=columns["stock_code"],
-        customer_id=columns["customer_id"],
-        country=columns["country"],
+        event_id=_objects(columns["event_id"]),
+        invoice_no=_objects(columns["invoice_no"]),
+        stock_code=_objects(columns["stock_code"]),
+        customer_id=_objects(columns["customer_id"]),
+        country=_objects(columns["country"]),
     )
     return records, refused

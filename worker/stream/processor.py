@@ -80,16 +80,15 @@ class StepLines:
     new_invoice: np.ndarray
     new_product: np.ndarray
 
-    def take(self, index: np.ndarray) -> StepLines:
-        return self._at(self.records.take(index), index)
-
-    def span(self, start: int, stop: int) -> StepLines:
-        """The lines from ``start`` up to ``stop`` (slices, see :meth:`Records.span`)."""
-        return self._at(self.records.span(start, stop), slice(start, stop))
-
-    def _at(self, records: Records, at: np.ndarray | slice) -> StepLines:
+    def take(self, index: np.ndarray | slice) -> StepLines:
+        """The lines at ``index`` (see :meth:`Records.take`)."""
         return StepLines(
-            records, self.effective[at], self.slots[at], self.kinds[at], self.new_invoice[at], self.new_product[at]
+            self.records.take(index),
+            self.effective[index],
+            self.slots[index],
+            self.kinds[index],
+            self.new_invoice[index],
+            self.new_product[index],
         )
 
 
@@ -201,7 +200,7 @@ class Processor:
         priced = records.price[keep] > 0
         for partition, n in zip(*np.unique(records.partition[keep[~priced]], return_counts=True), strict=True):
             commits[int(partition)].count("lines_invalid_price", int(n))
-        guest = priced & np.equal(np.array(records.customer_id, dtype=object)[keep], None)
+        guest = priced & np.equal(records.customer_id[keep], None)
         self._guests(records.take(keep[guest]), commits)
         customer = keep[priced & ~guest]
         lines = self._customer_lines(records.take(customer), effective[customer], reads, commits)
@@ -209,10 +208,10 @@ class Processor:
         for tick in self._ticks(lines.effective, sweep_until):
             if self.ticks.pass_of(tick) == 1:  # the day before is complete: apply what is left of it
                 end = int(np.searchsorted(lines.effective, day_start(tick), side="left"))
-                self._day(lines.span(position, end), commits)
+                self._day(lines.take(slice(position, end)), commits)
                 position = end
             self._sweep(tick, commits)
-        self._day(lines.span(position, len(lines.slots)), commits)
+        self._day(lines.take(slice(position, len(lines.slots))), commits)
 
     def _ticks(self, effective: np.ndarray, until: int) -> list[int]:
         """The sweep passes to run: from the owned partitions' earliest to ``until``.
@@ -245,12 +244,11 @@ class Processor:
             for partition, n in zip(*np.unique(records.partition[repeat], return_counts=True), strict=True):
                 commits[int(partition)].count("duplicates_dropped", int(n))
             keep = np.flatnonzero(~repeat)
-        by_row = np.array(ids, dtype=object)
         for group in groups(records.partition[keep], records.time[keep] // MICROS_PER_DAY):
             rows = keep[group]
             first = int(rows[0])
             day = day_key(int(records.time[first]) // MICROS_PER_DAY)
-            commits[int(records.partition[first])].seen.setdefault(day, []).extend(by_row[rows].tolist())
+            commits[int(records.partition[first])].seen.setdefault(day, []).extend(ids[rows].tolist())
         return keep
 
     def _guests(self, guests: Records, commits: dict[int, PartitionCommit]) -> None:
@@ -290,10 +288,7 @@ class Processor:
         product = np.flatnonzero(kinds != NON_PRODUCT)
         for index, cid, invoice, code, kind, quantity, partition, slot in zip(
             product.tolist(),
-            *(
-                np.array(column, dtype=object)[product].tolist()
-                for column in (records.customer_id, records.invoice_no, records.stock_code)
-            ),
+            *(column[product].tolist() for column in (records.customer_id, records.invoice_no, records.stock_code)),
             kinds[product].tolist(),
             records.quantity[product].tolist(),
             records.partition[product].tolist(),
@@ -350,7 +345,7 @@ class Processor:
                 amount=records.quantity * records.price,
                 time=records.time,
                 month=month_numbers(records.time),
-                country=columns.countries.codes(records.country),
+                country=columns.countries.codes(records.country.tolist()),
                 new_invoice=lines.new_invoice,
                 new_product=lines.new_product,
             ),
@@ -429,7 +424,7 @@ class Processor:
         records = lines.records
         for slot, invoice, amount, moment in zip(
             lines.slots[purchases].tolist(),
-            np.array(records.invoice_no, dtype=object)[purchases].tolist(),
+            records.invoice_no[purchases].tolist(),
             (records.quantity[purchases] * records.price[purchases]).tolist(),
             lines.effective[purchases].tolist(),
             strict=True,

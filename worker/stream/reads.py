@@ -24,7 +24,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
-import numpy as np
 import orjson
 import redis
 
@@ -125,7 +124,7 @@ def _questions(keys: Keys, records: Records) -> dict[int, _Question]:
     questions: dict[int, _Question] = {}
     partitions = records.partition
     days = records.time // MICROS_PER_DAY
-    ids = np.array(records.event_id, dtype=object)
+    ids = records.event_id
     for rows in groups(partitions, days):
         partition, day = int(partitions[rows[0]]), int(days[rows[0]])
         question = questions.setdefault(partition, _Question())
