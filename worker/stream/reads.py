@@ -24,6 +24,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
+import numpy as np
 import orjson
 import redis
 
@@ -130,16 +131,16 @@ def _questions(keys: Keys, records: Records) -> dict[int, _Question]:
         question = questions.setdefault(partition, _Question())
         question.seen.append((question.key(keys.seen(partition, day_key(day))), ids[rows].tolist()))
     wanted: dict[tuple[int, str], dict[str, None]] = {}
-    for partition, cid, invoice, code, asked in zip(
-        partitions.tolist(),
-        records.customer_id,
-        records.invoice_no,
-        records.stock_code,
-        ((records.price > 0) & product_mask(records.stock_code)).tolist(),
+    asked = np.flatnonzero(
+        (records.price > 0) & product_mask(records.stock_code) & np.not_equal(records.customer_id, None)
+    )
+    for partition, cid, invoice, code in zip(
+        partitions[asked].tolist(),
+        records.customer_id[asked].tolist(),
+        records.invoice_no[asked].tolist(),
+        records.stock_code[asked].tolist(),
         strict=True,
     ):
-        if cid is None or not asked:
-            continue
         names = wanted.setdefault((partition, cid), {})
         names["i:" + invoice] = None
         if not invoice.startswith("C"):
@@ -192,17 +193,17 @@ class StepReader:
         stats = {entry: raw for entry, raw in zip(wanted, replies[2 : 2 + len(wanted)], strict=True) if raw}
         seen, invoices, bought = set(landing.event_ids), set(landing.invoices), set(landing.bought)
         for (_, question), flags in zip(asked, replies[2 + len(wanted) :], strict=True):
-            position = 0
+            # One pass over the flags (slicing them per customer copied the rest each time): each zip
+            # takes as many as its names, which come first, so it stops before taking one more.
+            answers = iter(flags)
             for _, ids in question.seen:
-                seen.update(event_id for event_id, flag in zip(ids, flags[position:], strict=False) if flag == "1")
-                position += len(ids)
+                seen.update(event_id for event_id, flag in zip(ids, answers, strict=False) if flag == "1")
             for cid, (_, names) in zip(question.customers, question.members, strict=True):
-                for name, flag in zip(names, flags[position:], strict=False):
+                for name, flag in zip(names, answers, strict=False):
                     if flag == "1":
                         invoices.add((cid, name[2:]))
                     elif flag == "b":
                         bought.add((cid, name[2:]))
-                position += len(names)
         return StepReads(
             seen=seen,
             invoices=invoices,
