@@ -12,8 +12,9 @@ the wall-clock rate.
 
 ``--code DIR`` (repeatable) measures the worker of other checkouts over the same
 topic, taking turns run by run, so a before/after shares one workload and the
-machine's moods; ``--py-spy FILE`` records the first run with
-``py-spy record -r 200 -f raw`` into FILE.
+machine's moods; ``--py-spy DIR`` records each checkout's first run with
+``py-spy record -r 200 -f raw --threads`` into DIR/<turn>.txt (turn: its place among the
+``--code`` options, from 0).
 
     git worktree add /tmp/before <commit>
     python -m bench.worker_cpu --runs 3 --code /tmp/before --code .
@@ -71,6 +72,7 @@ def measure(settings: Settings, code: Path, label: str, py_spy: Path | None) -> 
             "200",
             "-f",
             "raw",
+            "--threads",
             "-o",
             str(py_spy),
             "--",
@@ -79,7 +81,7 @@ def measure(settings: Settings, code: Path, label: str, py_spy: Path | None) -> 
     env = os.environ | as_environment(fresh) | {"PYTHONPATH": str(code)}
     lines = subprocess.run(command, env=env, cwd=code, check=True, capture_output=True, text=True).stdout.splitlines()
     summary = next(json.loads(line) for line in reversed(lines) if line.startswith('{"records"'))
-    return summary | json.loads(lines[-1])
+    return summary | next(json.loads(line) for line in reversed(lines) if line.startswith('{"steps_s"'))
 
 
 def main() -> None:
@@ -89,7 +91,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--code", type=Path, action="append", help="checkout whose worker is measured (repeatable)")
-    parser.add_argument("--py-spy", type=Path, default=None, help="record the first run's profile here")
+    parser.add_argument("--py-spy", type=Path, default=None, help="directory for each checkout's first profile")
     options = parser.parse_args()
     dataset = Path(os.environ.get("SEG_DATASET", "../shared/data/online_retail.csv.xz"))
     os.environ["SEG_DATASET"] = str(dataset)
@@ -99,7 +101,7 @@ def main() -> None:
         for run in range(options.runs):
             for turn, code in enumerate(options.code or [ROOT]):
                 load = os.getloadavg()[0]
-                profile = options.py_spy if run == turn == 0 else None
+                profile = options.py_spy / f"{turn}.txt" if options.py_spy is not None and run == 0 else None
                 got = measure(settings, code.resolve(), f"run{run}-{turn}", profile)
                 n = got["records"]
                 print(
