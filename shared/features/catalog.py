@@ -23,10 +23,6 @@ DCGS*                     dotcom gift sets booked manually
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-import numpy as np
-
 NON_PRODUCT_CODES: frozenset[str] = frozenset(
     {"POST", "DOT", "C2", "M", "m", "D", "S", "B", "BANK CHARGES", "AMAZONFEE", "CRUK", "PADS"}
 )
@@ -36,9 +32,3 @@ NON_PRODUCT_PREFIXES: tuple[str, ...] = ("gift_0001_", "DCGS")
 def is_product(stock_code: str) -> bool:
     """True for merchandise lines, False for fees, postage and bookkeeping codes."""
     return stock_code not in NON_PRODUCT_CODES and not stock_code.startswith(NON_PRODUCT_PREFIXES)
-
-
-def product_mask(stock_codes: Sequence[str]) -> np.ndarray:
-    """:func:`is_product` of each code, every distinct code judged once (a batch repeats its codes)."""
-    verdict = {code: is_product(code) for code in set(stock_codes)}
-    return np.fromiter(map(verdict.__getitem__, stock_codes), dtype=bool, count=len(stock_codes))

@@ -32,7 +32,6 @@ import pandas as pd
 
 from shared.contracts.drift_observation import AssignmentObservation, DriftObservations, InvoiceObservation
 from shared.contracts.segment_change import ChangeReason, SegmentChange, SegmentRef
-from shared.features.catalog import product_mask
 from shared.features.clock import MICROS_PER_DAY, NO_TIME, SECONDS_PER_DAY, day_start, from_micros, iso, month_numbers
 from shared.features.fold import CANCELLATION, NON_PRODUCT, PURCHASE, LineBatch, fold
 from shared.features.vector import FEATURE_NAMES, features_matrix, scoreable
@@ -49,6 +48,7 @@ from worker.stream.book import AGG, DECISION, NO_SEGMENT, PENDING, CustomerBook
 from worker.stream.checkpoint import PartitionCommit
 from worker.stream.decode import Records
 from worker.stream.grouping import groups
+from worker.stream.line_kinds import kind_codes
 from worker.stream.reads import StepReads, day_key, event_day
 
 GENERATION_SPAN = 1_000_000_000  # sequence numbers of one generation (README: Redis rollback)
@@ -58,15 +58,6 @@ GENERATION_SPAN = 1_000_000_000  # sequence numbers of one generation (README: R
 # after every pass are kept KEPT_DAYS days back (in memory and in Redis).
 KEPT_DAYS = 8
 STEP_DAYS = KEPT_DAYS - 1
-
-
-def _kind_codes(records: Records) -> np.ndarray:
-    """PURCHASE, CANCELLATION or NON_PRODUCT per line (the cleaning rules' classification)."""
-    cancelled = {invoice: invoice.startswith("C") for invoice in set(records.invoice_no)}
-    cancellation = np.fromiter(map(cancelled.__getitem__, records.invoice_no), dtype=bool, count=len(records))
-    kinds = np.where(cancellation, CANCELLATION, PURCHASE).astype(np.int8)
-    kinds[~product_mask(records.stock_code)] = NON_PRODUCT
-    return kinds
 
 
 @dataclass
@@ -277,7 +268,7 @@ class Processor:
                 commits[partition].index_add.append(cid)
                 commits[partition].count("new_customers")
         slots = book.slots(records.customer_id)
-        kinds = _kind_codes(records)
+        kinds = kind_codes(records.stock_code, records.invoice_no)
         new_invoice = np.zeros(len(records), dtype=bool)
         new_product = np.zeros(len(records), dtype=bool)
         invoices, bought = reads.invoices, reads.bought

@@ -28,11 +28,11 @@ import numpy as np
 import orjson
 import redis
 
-from shared.features.catalog import product_mask
 from shared.features.clock import MICROS_PER_DAY, NO_TIME, to_micros
 from shared.state.keys import Keys
 from worker.stream.decode import Records
 from worker.stream.grouping import groups
+from worker.stream.line_kinds import product_mask
 
 _CHUNK = 500  # values per command inside the script (Lua's unpack takes ~8,000 at most)
 
