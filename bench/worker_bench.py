@@ -87,7 +87,7 @@ def _rerun(settings: Settings, dataset: Path, workdir: Path, label: str, workers
     """The same invoices topic read again into fresh state: its own Redis prefix and output topics."""
     fresh = isolated_settings(settings.kafka.bootstrap_servers, settings.redis.url, label)
     fresh = fresh.model_copy(update={"topics": fresh.topics.model_copy(update={"invoices": settings.topics.invoices})})
-    _bootstrap(fresh, dataset, workdir / label)
+    bootstrap(fresh, dataset, workdir / label)
     env = os.environ | as_environment(fresh) | {"SEG_WORKER_BATCH_MAX_RECORDS": str(batch)}
     group = f"bench-{uuid.uuid4().hex}"
     logs = [workdir / label / f"worker{n}.log" for n in range(workers)]
@@ -123,7 +123,8 @@ def _determinism(settings: Settings, dataset: Path, workdir: Path) -> dict[str, 
     return out
 
 
-def _bootstrap(settings: Settings, dataset: Path, workdir: Path) -> None:
+def bootstrap(settings: Settings, dataset: Path, workdir: Path) -> None:
+    """The benchmarks' starting state: the bootstrap up to CUTOFF with k = 6, under ``settings``' keys."""
     workdir.mkdir(parents=True, exist_ok=True)
     options = BootstrapSettings(k=6, model_file=workdir / "model.json")
     client = make_redis(settings.redis)
@@ -271,7 +272,7 @@ def run(settings: Settings, dataset: Path) -> dict[str, float]:
     require_peer()
     with tempfile.TemporaryDirectory(prefix="worker-bench-") as tmp:
         workdir = Path(tmp)
-        _bootstrap(settings, dataset, workdir)
+        bootstrap(settings, dataset, workdir)
         sent = replay(dataset, settings, ReplayOptions(start=CUTOFF, checkpoint=workdir / "replay.json")).sent
         expected = peer_check.reference(dataset, CUTOFF)
         rate, records, peak_mb = _worker_rate(settings)

@@ -242,7 +242,15 @@ class Countries:
         return code
 
     def codes(self, names: Iterable[str]) -> np.ndarray:
-        return np.fromiter((self.code(name) for name in names), dtype=np.int32)
+        """Codes of ``names``; new names get theirs in order of first appearance, as :meth:`code` gives them.
+
+        Only the distinct names go through Python; the rest is one lookup per name in C.
+        """
+        names = list(names)
+        for name in dict.fromkeys(names):
+            if name not in self._codes:
+                self.code(name)
+        return np.fromiter(map(self._codes.__getitem__, names), dtype=np.int32, count=len(names))
 
 
 class AggregateColumns:

@@ -61,6 +61,7 @@ LOG_FEATURES: tuple[str, ...] = (
 )
 COLUMN = {name: i for i, name in enumerate(FEATURE_NAMES)}
 CHUNK_ROWS = 65_536
+_WINDOW = np.arange(MONTH_WINDOW)  # month offsets in the window, oldest first
 
 __all__ = ["FEATURE_NAMES", "LOG_FEATURES", "compute_features", "features_matrix", "month_number", "scoreable"]
 
@@ -79,36 +80,43 @@ def _monthly(columns: AggregateColumns, rows: np.ndarray, as_of: np.ndarray) -> 
 
     The series runs from the later of the first active month and ``MONTH_WINDOW - 1``
     months before ``as_of``'s month, to ``as_of``'s month, zeros filled.
+
+    The window is one (month, row) matrix, so a call costs a fixed number of numpy
+    operations (scoring calls this for a handful of customers at a time); sums run
+    over its months in month order (:func:`_sum_months`), the same bits as adding
+    month by month.
     """
     last = columns.last_month[rows]
     end = np.maximum(month_numbers(as_of), last)
     start = np.maximum(columns.first_month[rows], end - (MONTH_WINDOW - 1))
     count = (end - start + 1).astype(float)
-    ring = columns.months[rows]
-    values = []
-    for offset in range(MONTH_WINDOW):
-        month = end - (MONTH_WINDOW - 1) + offset
-        held = (month <= last) & (month > last - MONTH_WINDOW) & (month >= start)
-        values.append(np.where(held, ring[np.arange(len(rows)), month % MONTH_WINDOW], 0.0))
-    included = [end - (MONTH_WINDOW - 1) + offset >= start for offset in range(MONTH_WINDOW)]
-    total = np.zeros(len(rows))
-    for value in values:
-        total = total + value
-    mean = total / count
-    squares = np.zeros(len(rows))
-    for value, inside in zip(values, included, strict=True):
-        squares = squares + np.where(inside, (value - mean) ** 2, 0.0)
-    std = np.sqrt(squares / count)
+    month = end - (MONTH_WINDOW - 1) + _WINDOW[:, None]  # (MONTH_WINDOW, n), oldest first
+    included = month >= start
+    held = (month <= last) & (month > last - MONTH_WINDOW) & included
+    values = np.where(held, columns.months[rows[None, :], month % MONTH_WINDOW], 0.0)
+    mean = _sum_months(values) / count
+    deviation = values - mean
+    std = np.sqrt(_sum_months(np.where(included, deviation**2, 0.0)) / count)
     centre = (count - 1.0) / 2.0
-    covariance = np.zeros(len(rows))
-    spread = np.zeros(len(rows))
-    for offset, (value, inside) in enumerate(zip(values, included, strict=True)):
-        index = (end - (MONTH_WINDOW - 1) + offset - start).astype(float)
-        covariance = covariance + np.where(inside, (index - centre) * (value - mean), 0.0)
-        spread = spread + np.where(inside, (index - centre) ** 2, 0.0)
+    index = (month - start).astype(float) - centre
+    covariance = _sum_months(np.where(included, index * deviation, 0.0))
+    spread = _sum_months(np.where(included, index**2, 0.0))
     with np.errstate(divide="ignore", invalid="ignore"):
         trend = np.where(count > 1, covariance / spread, 0.0)
     return mean, std, trend
+
+
+def _sum_months(values: np.ndarray) -> np.ndarray:
+    """Sum over the month axis, ``((0 + m0) + m1) + …``, as the series' definition adds them.
+
+    One addition per month, never numpy's reduction: that sums a single customer's
+    months pairwise, so one customer alone would differ in the last bit from the
+    same customer among others.
+    """
+    total = values[0] + 0.0
+    for month in values[1:]:
+        total += month
+    return total
 
 
 def features_matrix(columns: AggregateColumns, rows: np.ndarray, as_of: np.ndarray) -> np.ndarray:

@@ -219,12 +219,14 @@ class EventAligner:
             kept: list[tuple[Records, np.ndarray]] = []
             for records, effective in lane.held:
                 cut = int(np.searchsorted(effective, low, side="left"))
-                if cut:
-                    parts.append(records.take(np.arange(cut)) if cut < len(records) else records)
-                    times.append(effective[:cut])
-                    lane.applied_clock = int(effective[cut - 1])
+                if not cut:  # nothing of it is released: held as it is
+                    kept.append((records, effective))
+                    continue
+                parts.append(records.take(slice(0, cut)) if cut < len(records) else records)
+                times.append(effective[:cut])
+                lane.applied_clock = int(effective[cut - 1])
                 if cut < len(records):
-                    kept.append((records.take(np.arange(cut, len(records))), effective[cut:]))
+                    kept.append((records.take(slice(cut, len(records))), effective[cut:]))
             lane.held = kept
             lane.held_count = sum(len(records) for records, _ in kept)
         records = Records.concat(parts)

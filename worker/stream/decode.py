@@ -57,39 +57,34 @@ _SEPARATOR = np.isin(np.arange(26), np.append(_SEPARATOR_AT[2:], 19))
 
 @dataclass
 class Records:
-    """Decoded invoice lines as aligned columns (one entry per record)."""
+    """Decoded invoice lines as aligned columns (one entry per record).
+
+    The text columns are object arrays, not lists: a step takes and reorders its
+    records several times, and numpy moves references without touching the strings.
+    """
 
     partition: np.ndarray  # int64
     offset: np.ndarray  # int64
     time: np.ndarray  # event time, µs since 1970 (int64)
     quantity: np.ndarray  # int64
     price: np.ndarray  # float64
-    event_id: list[str]
-    invoice_no: list[str]
-    stock_code: list[str]
-    customer_id: list[str | None]
-    country: list[str]
+    event_id: np.ndarray  # str (object)
+    invoice_no: np.ndarray  # str (object)
+    stock_code: np.ndarray  # str (object)
+    customer_id: np.ndarray  # str, or None for a guest line (object)
+    country: np.ndarray  # str (object)
 
     def __len__(self) -> int:
         return len(self.offset)
 
-    def take(self, index: np.ndarray) -> Records:
-        """The records at ``index`` (an integer array), in that order."""
-        out = {}
-        positions = index.tolist()
-        pick = itemgetter(*positions) if len(positions) > 1 else None  # a tuple in one C call
-        for f in fields(self):
-            column = getattr(self, f.name)
-            if isinstance(column, np.ndarray):
-                out[f.name] = column[index]
-            else:
-                out[f.name] = list(pick(column)) if pick is not None else [column[i] for i in positions]
-        return Records(**out)
+    def take(self, index: np.ndarray | slice) -> Records:
+        """The records at ``index`` (integer array, in that order; a slice gives views)."""
+        return Records(**{f.name: getattr(self, f.name)[index] for f in fields(self)})
 
     @classmethod
     def empty(cls) -> Records:
-        ints = np.zeros(0, dtype=np.int64)
-        return cls(ints, ints, ints, ints, np.zeros(0), [], [], [], [], [])
+        ints, texts = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=object)
+        return cls(ints, ints, ints, ints, np.zeros(0), texts, texts, texts, texts, texts)
 
     @classmethod
     def concat(cls, parts: Sequence[Records]) -> Records:
@@ -98,14 +93,7 @@ class Records:
             return cls.empty()
         if len(parts) == 1:
             return parts[0]
-        out = {}
-        for f in fields(cls):
-            columns = [getattr(part, f.name) for part in parts]
-            if isinstance(columns[0], np.ndarray):
-                out[f.name] = np.concatenate(columns)
-            else:
-                out[f.name] = [value for column in columns for value in column]
-        return cls(**out)
+        return cls(**{f.name: np.concatenate([getattr(part, f.name) for part in parts]) for f in fields(cls)})
 
 
 @dataclass(frozen=True)
@@ -180,6 +168,11 @@ def _columns(lines: list[_Line]) -> dict[str, list]:
     return {name: list(map(attrgetter(name), lines)) for name in _COLUMNS}
 
 
+def _objects(values: list) -> np.ndarray:
+    """A one-dimensional object array of ``values``."""
+    return np.fromiter(values, dtype=object, count=len(values))
+
+
 def _misses(columns: dict[str, list]) -> np.ndarray:
     """Lines the fast path cannot take as they are (the contract judges them)."""
     miss = ~_time_shaped(columns["invoice_date"])
@@ -200,15 +193,20 @@ def decode(
     def refuse(index: int, error: RecordError) -> None:
         refused.append(Refused(partition, offsets[index], keys[index], values[index], error))
 
-    for index, value in enumerate(values):
-        if not value:
-            refuse(index, DecodeError("empty message value"))
-            continue
-        try:
-            lines.append(_fast(value))
-            kept.append(index)
-        except (msgspec.ValidationError, msgspec.DecodeError):
-            judged.append(index)
+    try:  # the usual case, every value fits the fast path: one C loop
+        lines = list(map(_fast, values))  # type: ignore[arg-type]  # a None value raises TypeError
+        kept = list(range(len(values)))
+    except (msgspec.ValidationError, msgspec.DecodeError, TypeError):
+        lines = []
+        for index, value in enumerate(values):
+            if not value:
+                refuse(index, DecodeError("empty message value"))
+                continue
+            try:
+                lines.append(_fast(value))
+                kept.append(index)
+            except (msgspec.ValidationError, msgspec.DecodeError):
+                judged.append(index)
     columns = _columns(lines)
     miss = _misses(columns) if lines else np.zeros(0, dtype=bool)
     if judged or miss.any():
@@ -238,10 +236,10 @@ def decode(
         time=micros,
         quantity=np.array(columns["quantity"], dtype=np.int64),
         price=np.array(columns["unit_price"], dtype=float),
-        event_id=columns["event_id"],
-        invoice_no=columns["invoice_no"],
-        stock_code=columns["stock_code"],
-        customer_id=columns["customer_id"],
-        country=columns["country"],
+        event_id=_objects(columns["event_id"]),
+        invoice_no=_objects(columns["invoice_no"]),
+        stock_code=_objects(columns["stock_code"]),
+        customer_id=_objects(columns["customer_id"]),
+        country=_objects(columns["country"]),
     )
     return records, refused

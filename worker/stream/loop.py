@@ -563,17 +563,20 @@ class Worker:
         """Records whose key belongs to another partition are refused: their customer's state lives there."""
         assert self.processor is not None
         count = self.processor.partition_count
-        place: dict[str, int] = {}  # each key hashed once per batch: customers repeat
-        wrong = []
-        for index, (cid, invoice) in enumerate(zip(records.customer_id, records.invoice_no, strict=True)):
-            key = cid if cid is not None else GUEST_KEY_PREFIX + invoice
-            where = place.get(key)
-            if where is None:
-                where = place[key] = partition_of(key, count)
-            if where != partition:
-                wrong.append(index)
-        if not wrong:
+        # Each key is hashed once per batch (customers repeat); the usual batch has none misplaced.
+        present = set(records.customer_id)
+        keys = {cid for cid in present if cid is not None}
+        if None in present:
+            ids = zip(records.customer_id, records.invoice_no, strict=True)
+            keys.update(GUEST_KEY_PREFIX + invoice for cid, invoice in ids if cid is None)
+        misplaced = {key for key in keys if partition_of(key, count) != partition}
+        if not misplaced:
             return records, []
+        wrong = [
+            index
+            for index, (cid, invoice) in enumerate(zip(records.customer_id, records.invoice_no, strict=True))
+            if (cid if cid is not None else GUEST_KEY_PREFIX + invoice) in misplaced
+        ]
         refused = []
         for index in wrong:
             key = records.customer_id[index] or "guest:" + records.invoice_no[index]

@@ -28,14 +28,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
 
 from shared.contracts.drift_observation import AssignmentObservation, DriftObservations, InvoiceObservation
 from shared.contracts.segment_change import ChangeReason, SegmentChange, SegmentRef
-from shared.features.catalog import NON_PRODUCT_CODES, NON_PRODUCT_PREFIXES
 from shared.features.clock import MICROS_PER_DAY, NO_TIME, SECONDS_PER_DAY, day_start, from_micros, iso, month_numbers
 from shared.features.fold import CANCELLATION, NON_PRODUCT, PURCHASE, LineBatch, fold
 from shared.features.vector import FEATURE_NAMES, features_matrix, scoreable
-from shared.state.customer_record import decision_fields, pending_text
+from shared.state.customer_record import decision_columns, pending_text
 from shared.state.guests import nanos
 from shared.state.model_stats import AS_OF_FIELD, VERSION_FIELD, DayStatistics, Statistics
 from worker.segmentation.assignment import distance_to, nearest_centroid
@@ -48,6 +48,7 @@ from worker.stream.book import AGG, DECISION, NO_SEGMENT, PENDING, CustomerBook
 from worker.stream.checkpoint import PartitionCommit
 from worker.stream.decode import Records
 from worker.stream.grouping import groups
+from worker.stream.line_kinds import kind_codes
 from worker.stream.reads import StepReads, day_key, event_day
 
 GENERATION_SPAN = 1_000_000_000  # sequence numbers of one generation (README: Redis rollback)
@@ -57,17 +58,6 @@ GENERATION_SPAN = 1_000_000_000  # sequence numbers of one generation (README: R
 # after every pass are kept KEPT_DAYS days back (in memory and in Redis).
 KEPT_DAYS = 8
 STEP_DAYS = KEPT_DAYS - 1
-
-
-def _kind_codes(records: Records) -> np.ndarray:
-    """PURCHASE, CANCELLATION or NON_PRODUCT per line (the cleaning rules' classification)."""
-    codes = np.empty(len(records), dtype=np.int8)
-    for index, (code, invoice) in enumerate(zip(records.stock_code, records.invoice_no, strict=True)):
-        if code in NON_PRODUCT_CODES or code.startswith(NON_PRODUCT_PREFIXES):
-            codes[index] = NON_PRODUCT
-        else:
-            codes[index] = CANCELLATION if invoice.startswith("C") else PURCHASE
-    return codes
 
 
 @dataclass
@@ -81,7 +71,8 @@ class StepLines:
     new_invoice: np.ndarray
     new_product: np.ndarray
 
-    def take(self, index: np.ndarray) -> StepLines:
+    def take(self, index: np.ndarray | slice) -> StepLines:
+        """The lines at ``index`` (see :meth:`Records.take`)."""
         return StepLines(
             self.records.take(index),
             self.effective[index],
@@ -115,6 +106,9 @@ class Processor:
     _units: dict[tuple[int, str], int] = field(default_factory=dict)
     _observed: dict[int, tuple[list[InvoiceObservation], list[AssignmentObservation]]] = field(default_factory=dict)
     sweep_seconds: list[float] = field(default_factory=list)
+    # The last sweep pass's midnight, rows, features and vectors: a midnight's passes share them (nothing is
+    # folded between its passes); forgotten when a step starts and whenever lines are folded.
+    _at_midnight: tuple[int, np.ndarray, np.ndarray, np.ndarray] | None = None
 
     # -- statistics and centroids -------------------------------------------------------------
     def use_fallback(self, model_stats: dict[str, str]) -> None:
@@ -190,25 +184,25 @@ class Processor:
         """Apply released records (event-time order) to state, sweeping at each midnight up to ``sweep_until``
         (every record before it is among them or applied already); fill ``commits``."""
         self.sweep_seconds = []
+        self._at_midnight = None
         records, effective = released.records, released.effective
+        # Indices into the released records, so each kind of line is taken from them once.
         keep = self._drop_repeats(records, reads.seen, commits)
-        records, effective = records.take(keep), effective[keep]
-        priced = records.price > 0
-        for partition, n in zip(*np.unique(records.partition[~priced], return_counts=True), strict=True):
+        priced = records.price[keep] > 0
+        for partition, n in zip(*np.unique(records.partition[keep[~priced]], return_counts=True), strict=True):
             commits[int(partition)].count("lines_invalid_price", int(n))
-        guest = priced & np.array([cid is None for cid in records.customer_id], dtype=bool)
-        self._guests(records.take(np.flatnonzero(guest)), commits)
-        lines = self._customer_lines(
-            records.take(np.flatnonzero(priced & ~guest)), effective[priced & ~guest], reads, commits
-        )
+        guest = priced & np.equal(records.customer_id[keep], None)
+        self._guests(records.take(keep[guest]), commits)
+        customer = keep[priced & ~guest]
+        lines = self._customer_lines(records.take(customer), effective[customer], reads, commits)
         position = 0
         for tick in self._ticks(lines.effective, sweep_until):
             if self.ticks.pass_of(tick) == 1:  # the day before is complete: apply what is left of it
                 end = int(np.searchsorted(lines.effective, day_start(tick), side="left"))
-                self._day(lines.take(np.arange(position, end)), commits)
+                self._day(lines.take(slice(position, end)), commits)
                 position = end
             self._sweep(tick, commits)
-        self._day(lines.take(np.arange(position, len(lines.slots))), commits)
+        self._day(lines.take(slice(position, len(lines.slots))), commits)
 
     def _ticks(self, effective: np.ndarray, until: int) -> list[int]:
         """The sweep passes to run: from the owned partitions' earliest to ``until``.
@@ -236,20 +230,16 @@ class Processor:
         if seen.isdisjoint(ids) and len(set(ids)) == len(ids):
             keep = np.arange(len(ids))
         else:
-            fresh: set[str] = set()
-            kept = []
-            for index, event_id in enumerate(ids):
-                if event_id in seen or event_id in fresh:
-                    commits[int(records.partition[index])].count("duplicates_dropped")
-                    continue
-                fresh.add(event_id)
-                kept.append(index)
-            keep = np.array(kept, dtype=np.int64)
+            applied = np.fromiter(map(seen.__contains__, ids), dtype=bool, count=len(ids))
+            repeat = applied | pd.Series(ids, dtype=object).duplicated(keep="first").to_numpy()
+            for partition, n in zip(*np.unique(records.partition[repeat], return_counts=True), strict=True):
+                commits[int(partition)].count("duplicates_dropped", int(n))
+            keep = np.flatnonzero(~repeat)
         for group in groups(records.partition[keep], records.time[keep] // MICROS_PER_DAY):
             rows = keep[group]
             first = int(rows[0])
             day = day_key(int(records.time[first]) // MICROS_PER_DAY)
-            commits[int(records.partition[first])].seen.setdefault(day, []).extend(ids[row] for row in rows.tolist())
+            commits[int(records.partition[first])].seen.setdefault(day, []).extend(ids[rows].tolist())
         return keep
 
     def _guests(self, guests: Records, commits: dict[int, PartitionCommit]) -> None:
@@ -278,25 +268,24 @@ class Processor:
                 commits[partition].index_add.append(cid)
                 commits[partition].count("new_customers")
         slots = book.slots(records.customer_id)
-        kinds = _kind_codes(records)
+        kinds = kind_codes(records.stock_code, records.invoice_no)
         new_invoice = np.zeros(len(records), dtype=bool)
         new_product = np.zeros(len(records), dtype=bool)
         invoices, bought = reads.invoices, reads.bought
         units = self._units
-        for index, (cid, invoice, code, kind, quantity, partition) in enumerate(
-            zip(
-                records.customer_id,
-                records.invoice_no,
-                records.stock_code,
-                kinds.tolist(),
-                records.quantity.tolist(),
-                records.partition.tolist(),
-                strict=True,
-            )
+        for kind, name in enumerate(("lines_purchase", "lines_cancellation", "lines_non_product")):
+            for partition, n in zip(*np.unique(records.partition[kinds == kind], return_counts=True), strict=True):
+                commits[int(partition)].count(name, int(n))
+        product = np.flatnonzero(kinds != NON_PRODUCT)
+        for index, cid, invoice, code, kind, quantity, partition, slot in zip(
+            product.tolist(),
+            *(column[product].tolist() for column in (records.customer_id, records.invoice_no, records.stock_code)),
+            kinds[product].tolist(),
+            records.quantity[product].tolist(),
+            records.partition[product].tolist(),
+            slots[product].tolist(),
+            strict=True,
         ):
-            commits[partition].count(("lines_purchase", "lines_cancellation", "lines_non_product")[kind])
-            if kind == NON_PRODUCT:
-                continue
             members = commits[partition].members.setdefault(cid, {})
             if (cid, invoice) not in invoices:
                 invoices.add((cid, invoice))
@@ -309,8 +298,7 @@ class Processor:
                 new_product[index] = True
                 increment += 1
             members[name] = members.get(name, 0) + increment
-            key = (int(slots[index]), code)
-            units[key] = units.get(key, 0) + quantity
+            units[slot, code] = units.get((slot, code), 0) + quantity
         return StepLines(records, effective, slots, kinds, new_invoice, new_product)
 
     # -- one event day: fold and score each customer at its own events -----------------------
@@ -326,6 +314,9 @@ class Processor:
         first_moment_of_customer = np.maximum.accumulate(np.where(new_customer, moment_index, 0))
         rank = np.empty(len(order), dtype=np.int64)
         rank[order] = moment_index - first_moment_of_customer
+        if not rank.any():  # one moment per customer, the usual day: every line in one round
+            self._round(lines, commits)
+            return
         for round_ in range(int(rank.max()) + 1):
             self._round(lines.take(np.flatnonzero(rank == round_)), commits)
 
@@ -345,12 +336,13 @@ class Processor:
                 amount=records.quantity * records.price,
                 time=records.time,
                 month=month_numbers(records.time),
-                country=columns.countries.codes(records.country),
+                country=columns.countries.codes(records.country.tolist()),
                 new_invoice=lines.new_invoice,
                 new_product=lines.new_product,
             ),
         )
         book.mark(slots, AGG)
+        self._at_midnight = None
         self._observe_invoices(lines, slots, previous_purchase)
         # A moment with product lines is a customer event and is decided on; fees or postage
         # alone change no feature but time, which the daily sweep covers.
@@ -421,10 +413,15 @@ class Processor:
             return
         totals: dict[tuple[int, str], list[float]] = {}
         records = lines.records
-        for index in purchases.tolist():
-            key = (int(lines.slots[index]), records.invoice_no[index])
-            entry = totals.setdefault(key, [0.0, 0, int(lines.effective[index])])
-            entry[0] += float(records.quantity[index] * records.price[index])
+        for slot, invoice, amount, moment in zip(
+            lines.slots[purchases].tolist(),
+            records.invoice_no[purchases].tolist(),
+            (records.quantity[purchases] * records.price[purchases]).tolist(),
+            lines.effective[purchases].tolist(),
+            strict=True,
+        ):
+            entry = totals.setdefault((slot, invoice), [0.0, 0, moment])
+            entry[0] += amount
             entry[1] += 1
         previous_of = dict(zip(slots.tolist(), previous.tolist(), strict=True))
         for (slot, _), (value, count, moment) in totals.items():
@@ -493,8 +490,7 @@ class Processor:
         book = self.book
         rows = np.flatnonzero(np.isin(book.partition[: len(book)], scope))
         rows = rows[scoreable(book.aggregates, rows)]
-        features = features_matrix(book.aggregates, rows, np.full(len(rows), midnight))
-        vectors = self.model.vectors(features)
+        features, vectors = self._midnight_vectors(midnight, rows)
         step = day_step(vectors, book.partition[rows].astype(np.int64), scope, centroids)
         for partition, stats in step.own.items():
             self._keep_statistics(partition, tick, stats, commits[partition])
@@ -503,6 +499,16 @@ class Processor:
             for partition in scope:
                 commits[partition].count("sweeps")
         self.sweep_seconds.append(time.perf_counter() - started)
+
+    def _midnight_vectors(self, midnight: int, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Features and vectors of ``rows`` at ``midnight``, computed once for a midnight's passes."""
+        cached = self._at_midnight
+        if cached is not None and cached[0] == midnight and np.array_equal(cached[1], rows):
+            return cached[2], cached[3]
+        features = features_matrix(self.book.aggregates, rows, np.full(len(rows), midnight))
+        vectors = self.model.vectors(features)
+        self._at_midnight = (midnight, rows, features, vectors)
+        return features, vectors
 
     def _decide_at_midnight(
         self,
@@ -584,32 +590,41 @@ class Processor:
         if has.any():
             features[has] = features_matrix(book.aggregates, decided[has], book.as_of[decided[has]])
             vectors[has] = self.model.vectors(features[has])
+        pending = dict(
+            zip(
+                dirty.tolist(),
+                map(pending_text, book.pending_segment[dirty].tolist(), book.pending_count[dirty].tolist()),
+                strict=True,
+            )
+        )
+        decided_rows = decided.tolist()
+        columns = decision_columns(
+            features,
+            vectors,
+            book.as_of[decided].tolist(),
+            book.segment[decided].tolist(),
+            book.published[decided].tolist(),
+            book.published_at[decided].tolist(),
+            book.seq[decided].tolist(),
+            [pending[row] for row in decided_rows],
+        )
+        names = list(columns)
         decision = {
-            row: (features[i] if has[i] else None, vectors[i] if has[i] else None)
-            for i, row in enumerate(decided.tolist())
+            row: dict(zip(names, values, strict=True))
+            for row, values in zip(decided_rows, zip(*columns.values(), strict=True), strict=True)
         }
         changed = dirty[(flags & AGG) != 0]
         aggregates = dict(zip(changed.tolist(), book.aggregates.packed(changed), strict=True))
-        for row, flag in zip(dirty.tolist(), flags.tolist(), strict=True):
+        ids = book.ids
+        for row, flag, partition in zip(dirty.tolist(), flags.tolist(), book.partition[dirty].tolist(), strict=True):
             fields: dict[str, str | bytes] = {}
             if flag & AGG:
                 fields |= aggregates[row]
-            pending = pending_text(int(book.pending_segment[row]), int(book.pending_count[row]))
             if flag & DECISION:
-                feature_row, vector_row = decision[row]
-                fields |= decision_fields(
-                    feature_row.tolist() if feature_row is not None else None,
-                    vector_row.tolist() if vector_row is not None else None,
-                    int(book.as_of[row]),
-                    int(book.segment[row]),
-                    int(book.published[row]),
-                    int(book.published_at[row]),
-                    int(book.seq[row]),
-                    pending,
-                )
+                fields |= decision[row]
             else:
-                fields["pending"] = pending
-            commits[int(book.partition[row])].records[book.ids[row]] = fields
+                fields["pending"] = pending[row]
+            commits[partition].records[ids[row]] = fields
         book.clean(dirty)
         self._popularity(commits)
         self._observations(commits)
@@ -620,11 +635,13 @@ class Processor:
             after = int(book.published[row])
             if before != after:
                 commits[int(book.partition[row])].moves.append((book.ids[row], before, after))
-        for (row, code), units in self._units.items():
-            segment = int(book.published[row])
+        rows = np.fromiter((row for row, _ in self._units), dtype=np.int64, count=len(self._units))
+        for ((_, code), units), segment, partition in zip(
+            self._units.items(), book.published[rows].tolist(), book.partition[rows].tolist(), strict=True
+        ):
             if segment == NO_SEGMENT or not units:
                 continue
-            products = commits[int(book.partition[row])].products.setdefault(segment, {})
+            products = commits[partition].products.setdefault(segment, {})
             products[code] = products.get(code, 0) + units
         for commit in commits.values():
             commit.products = {s: {c: n for c, n in units.items() if n} for s, units in commit.products.items()}

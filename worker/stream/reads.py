@@ -29,12 +29,12 @@ import numpy as np
 import orjson
 import redis
 
-from shared.features.catalog import NON_PRODUCT_CODES, NON_PRODUCT_PREFIXES
 from shared.features.clock import MICROS_PER_DAY, NO_TIME, to_micros
 from shared.state.dedup import entry
 from shared.state.keys import Keys
 from worker.stream.decode import Records
 from worker.stream.grouping import groups
+from worker.stream.line_kinds import product_mask
 
 _CHUNK = 500  # values per command inside the script (Lua's unpack takes ~8,000 at most)
 
@@ -128,7 +128,7 @@ def _questions(keys: Keys, records: Records) -> dict[int, _Question]:
     questions: dict[int, _Question] = {}
     partitions = records.partition
     days = records.time // MICROS_PER_DAY
-    ids = np.array(records.event_id, dtype=object)
+    ids = records.event_id
     for rows in groups(partitions, days):
         partition, day = int(partitions[rows[0]]), int(days[rows[0]])
         question = questions.setdefault(partition, _Question())
@@ -143,16 +143,16 @@ def _questions(keys: Keys, records: Records) -> dict[int, _Question]:
             question.seen.append((question.key(sets[bucket]), members))
             question.seen_ids.append(asked)
     wanted: dict[tuple[int, str], dict[str, None]] = {}
-    for partition, cid, invoice, code, price in zip(
-        partitions.tolist(),
-        records.customer_id,
-        records.invoice_no,
-        records.stock_code,
-        records.price.tolist(),
+    asked = np.flatnonzero(
+        (records.price > 0) & product_mask(records.stock_code) & np.not_equal(records.customer_id, None)
+    )
+    for partition, cid, invoice, code in zip(
+        partitions[asked].tolist(),
+        records.customer_id[asked].tolist(),
+        records.invoice_no[asked].tolist(),
+        records.stock_code[asked].tolist(),
         strict=True,
     ):
-        if cid is None or price <= 0 or code in NON_PRODUCT_CODES or code.startswith(NON_PRODUCT_PREFIXES):
-            continue
         names = wanted.setdefault((partition, cid), {})
         names["i:" + invoice] = None
         if not invoice.startswith("C"):
@@ -205,17 +205,17 @@ class StepReader:
         stats = {entry: raw for entry, raw in zip(wanted, replies[2 : 2 + len(wanted)], strict=True) if raw}
         seen, invoices, bought = set(landing.event_ids), set(landing.invoices), set(landing.bought)
         for (_, question), flags in zip(asked, replies[2 + len(wanted) :], strict=True):
-            position = 0
+            # One pass over the flags (slicing them per customer copied the rest each time): each zip
+            # takes as many as its names, which come first, so it stops before taking one more.
+            answers = iter(flags)
             for ids in question.seen_ids:
-                seen.update(event_id for event_id, flag in zip(ids, flags[position:], strict=False) if flag == "1")
-                position += len(ids)
+                seen.update(event_id for event_id, flag in zip(ids, answers, strict=False) if flag == "1")
             for cid, (_, names) in zip(question.customers, question.members, strict=True):
-                for name, flag in zip(names, flags[position:], strict=False):
+                for name, flag in zip(names, answers, strict=False):
                     if flag == "1":
                         invoices.add((cid, name[2:]))
                     elif flag == "b":
                         bought.add((cid, name[2:]))
-                position += len(names)
         return StepReads(
             seen=seen,
             invoices=invoices,

@@ -1,0 +1,117 @@
+"""CPU per record of the worker's main thread on the real year: the figure speed work is judged by.
+
+Why CPU and not rows/s: on a small shared machine the wall-clock rate moves with
+whatever else runs, while the CPU a step costs moves much less. The set-up is
+``bench.worker_bench``'s (bootstrap to 2011-06-01 with k = 6, the rest of the
+year replayed into a fresh topic, 332,878 records); then, ``--runs`` times, fresh
+state and ``python -m worker run --until-caught-up`` in a child whose
+``Worker.process`` is timed with ``time.thread_time``. Printed per run: records,
+µs of main-thread CPU per record inside steps and in all (start-up included), the
+process's CPU per record (its other threads too; the fetcher process apart) and
+the wall-clock rate.
+
+``--code DIR`` (repeatable) measures the worker of other checkouts over the same
+topic, taking turns run by run, so a before/after shares one workload and the
+machine's moods; ``--py-spy DIR`` records each checkout's first run with
+``py-spy record -r 200 -f raw --threads`` into DIR/<turn>.txt (turn: its place among the
+``--code`` options, from 0).
+
+    git worktree add /tmp/before <commit>
+    python -m bench.worker_cpu --runs 3 --code /tmp/before --code .
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from bench.worker_bench import CUTOFF, ROOT, bootstrap
+from producer.replay import ReplayOptions, replay
+from shared.settings import Settings, as_environment, isolated_settings
+
+# Runs in the child, in the measured checkout: the worker as deployed, its steps' CPU summed.
+_CHILD = """
+import json, resource, runpy, sys, time
+from worker.stream.loop import Worker
+spent = [0.0]
+process = Worker.process
+def timed(self, *args, **kwargs):
+    started = time.thread_time()
+    try:
+        return process(self, *args, **kwargs)
+    finally:
+        spent[0] += time.thread_time() - started
+Worker.process = timed
+sys.argv = ["worker", "run", "--until-caught-up", "--group", sys.argv[1]]
+try:
+    runpy.run_module("worker", run_name="__main__", alter_sys=True)
+finally:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    print(json.dumps({"steps_s": spent[0], "main_s": time.thread_time(),
+                      "process_s": usage.ru_utime + usage.ru_stime}))
+"""
+
+
+def measure(settings: Settings, code: Path, label: str, py_spy: Path | None) -> dict[str, float]:
+    """One run over fresh state: the worker's summary line merged with its CPU figures."""
+    fresh = isolated_settings(settings.kafka.bootstrap_servers, settings.redis.url, label)
+    fresh = fresh.model_copy(update={"topics": fresh.topics.model_copy(update={"invoices": settings.topics.invoices})})
+    with tempfile.TemporaryDirectory(prefix="worker-cpu-") as tmp:
+        bootstrap(fresh, Path(os.environ["SEG_DATASET"]), Path(tmp))
+    command = [sys.executable, "-c", _CHILD, f"cpu-{label}"]
+    if py_spy is not None:
+        command = [
+            str(Path(sys.executable).with_name("py-spy")),
+            "record",
+            "-r",
+            "200",
+            "-f",
+            "raw",
+            "--threads",
+            "-o",
+            str(py_spy),
+            "--",
+            *command,
+        ]
+    env = os.environ | as_environment(fresh) | {"PYTHONPATH": str(code)}
+    lines = subprocess.run(command, env=env, cwd=code, check=True, capture_output=True, text=True).stdout.splitlines()
+    summary = next(json.loads(line) for line in reversed(lines) if line.startswith('{"records"'))
+    return summary | next(json.loads(line) for line in reversed(lines) if line.startswith('{"steps_s"'))
+
+
+def main() -> None:
+    """Set up once, then measure ``--runs`` times and print one line per run."""
+    from rig.local_services import RedisServer, TansuBroker
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--code", type=Path, action="append", help="checkout whose worker is measured (repeatable)")
+    parser.add_argument("--py-spy", type=Path, default=None, help="directory for each checkout's first profile")
+    options = parser.parse_args()
+    dataset = Path(os.environ.get("SEG_DATASET", "../shared/data/online_retail.csv.xz"))
+    os.environ["SEG_DATASET"] = str(dataset)
+    with TansuBroker() as broker, RedisServer(appendonly=False) as redis_server, tempfile.TemporaryDirectory() as tmp:
+        settings = isolated_settings(broker.bootstrap_servers, redis_server.url, "cpu")
+        replay(dataset, settings, ReplayOptions(start=CUTOFF, checkpoint=Path(tmp) / "replay.json"))
+        for run in range(options.runs):
+            for turn, code in enumerate(options.code or [ROOT]):
+                load = os.getloadavg()[0]
+                profile = options.py_spy / f"{turn}.txt" if options.py_spy is not None and run == 0 else None
+                got = measure(settings, code.resolve(), f"run{run}-{turn}", profile)
+                n = got["records"]
+                print(
+                    f"{code} run {run + 1}: {n:,.0f} records; "
+                    f"main thread {1e6 * got['steps_s'] / n:.1f} µs/record in steps, "
+                    f"{1e6 * got['main_s'] / n:.1f} in all; process {1e6 * got['process_s'] / n:.1f} µs/record; "
+                    f"{got['records_per_s']:,.0f} rows/s; load {load:.1f}",
+                    flush=True,
+                )
+
+
+if __name__ == "__main__":
+    main()
