@@ -47,11 +47,22 @@ FAST: dict[str, Any] = {"batch_max_records": 300, "retry_initial_s": 0.2, "retry
 WORKER = {"batch_max_records": "300"}  # the same batches, for a worker process
 
 
-def _calm(settings: Settings, client: redis.Redis, tmp_path: Path) -> tuple[dict[str, object], dict[str, list[bytes]]]:
+Calm = tuple[dict[str, object], dict[str, list[bytes]]]  # the calm run's state and changes
+
+
+def _calm(settings: Settings, client: redis.Redis, tmp_path: Path) -> Calm:
     (tmp_path / "calm").mkdir()
     prepare_simulated(settings, client, tmp_path / "calm", STREAM_DAYS)
     run_worker(settings, **FAST)
     return state(client, Keys(settings.redis.key_prefix), settings.topics.partitions), unique_changes(settings)
+
+
+def _assert_as_calm(calm: Calm, settings: Settings, client: redis.Redis, own: Settings) -> None:
+    """``own``'s run ends as the calm run: its state equal key by key, its changes byte for byte."""
+    expected_state, expected_changes = calm
+    got = state(client, Keys(own.redis.key_prefix), own.topics.partitions)
+    assert differences(expected_state, got, settings.redis.key_prefix, own.redis.key_prefix) == []
+    assert unique_changes(own) == expected_changes
 
 
 def _second_stream(
@@ -79,7 +90,7 @@ def _while_running(worker: Worker, after_batches: int, action: Callable[[], None
 def test_a_broker_stall_past_the_delivery_timeout_loses_no_change(
     settings: Settings, redis_client: redis.Redis, redis_url: str, tmp_path: Path
 ) -> None:
-    expected_state, expected_changes = _calm(settings, redis_client, tmp_path)
+    calm = _calm(settings, redis_client, tmp_path)
     with TansuBroker() as broker:
         own = isolated_settings(broker.bootstrap_servers, redis_url, "stall")
         own = own.model_copy(
@@ -96,43 +107,35 @@ def test_a_broker_stall_past_the_delivery_timeout_loses_no_change(
         thread = _while_running(worker, 3, stall)
         worker.run(until_caught_up=True)
         thread.join()
-        got_state = state(redis_client, Keys(own.redis.key_prefix), own.topics.partitions)
-        changed = differences(expected_state, got_state, settings.redis.key_prefix, own.redis.key_prefix)
-        assert changed == []
-        assert unique_changes(own) == expected_changes
+        _assert_as_calm(calm, settings, redis_client, own)
 
 
 def test_a_zombie_worker_writes_nothing_once_another_took_over(
     settings: Settings, redis_client: redis.Redis, tmp_path: Path
 ) -> None:
-    expected_state, expected_changes = _calm(settings, redis_client, tmp_path)
+    calm = _calm(settings, redis_client, tmp_path)
     own, keys, sent, landed = _second_stream(settings, redis_client, tmp_path, "zombie")
     processes = zombie(own, f"g-{keys.prefix}", tmp_path, landed, sent, **WORKER)
     _exited_cleanly(processes, ["first.log", "second.log"], tmp_path)
     assert "rejoining" in (tmp_path / "first.log").read_text(), "the first worker was never fenced"
-    got = state(redis_client, keys, own.topics.partitions)
-    assert differences(expected_state, got, settings.redis.key_prefix, keys.prefix) == []
-    assert unique_changes(own) == expected_changes
+    _assert_as_calm(calm, settings, redis_client, own)
 
 
 def test_three_workers_one_killed_one_stopped_end_as_a_calm_run(
     settings: Settings, redis_client: redis.Redis, tmp_path: Path
 ) -> None:
-    expected_state, expected_changes = _calm(settings, redis_client, tmp_path)
+    calm = _calm(settings, redis_client, tmp_path)
     own, keys, sent, landed = _second_stream(settings, redis_client, tmp_path, "three")
     workers = one_killed_one_stopped(own, f"g-{keys.prefix}", tmp_path, landed, sent, **WORKER)
     assert workers[0].returncode == -signal.SIGKILL
     _exited_cleanly(workers[1:], ["worker-1.log", "worker-2.log"], tmp_path)
-    got = state(redis_client, keys, own.topics.partitions)
-    differ = differences(expected_state, got, settings.redis.key_prefix, keys.prefix)
-    assert differ == []
-    assert unique_changes(own) == expected_changes
+    _assert_as_calm(calm, settings, redis_client, own)
 
 
 def test_a_broker_restart_mid_stream_loses_no_change(
     settings: Settings, redis_client: redis.Redis, redis_url: str, tmp_path: Path
 ) -> None:
-    expected_state, expected_changes = _calm(settings, redis_client, tmp_path)
+    calm = _calm(settings, redis_client, tmp_path)
     with ObjectStore() as store, TansuBroker(storage=store) as broker:
         own = isolated_settings(broker.bootstrap_servers, redis_url, "restart")
         prepare_simulated(own, redis_client, tmp_path, STREAM_DAYS)
@@ -147,9 +150,7 @@ def test_a_broker_restart_mid_stream_loses_no_change(
         worker.run(until_caught_up=True)
         thread.join()
         assert restarted_at[0] < worker.batches, "the restart fell in the middle of the stream"
-        got_state = state(redis_client, Keys(own.redis.key_prefix), own.topics.partitions)
-        assert differences(expected_state, got_state, settings.redis.key_prefix, own.redis.key_prefix) == []
-        assert unique_changes(own) == expected_changes
+        _assert_as_calm(calm, settings, redis_client, own)
 
 
 def _exited_cleanly(processes: Sequence[subprocess.Popen[bytes]], logs: list[str], tmp_path: Path) -> None:

@@ -6,7 +6,9 @@ contract's maximum from others), each costs about 87 bytes in a Redis hash-table
 set. Stored as signed 64-bit integers in sets of at most 512 members, Redis keeps
 each set an *intset*: 8 bytes per id. The sixteen sets of a partition's day
 (``{pn}:seen:{day}:{b}``) are picked by the digest's low bits, so each stays small
-on the busiest day of the real year. Two different ids share a digest with
+on the busiest day of the real year. The digest is the dedup identity all
+along the worker (its read, its repeats within a step, what a commit in flight
+adds), computed once per record per step. Two different ids share a digest with
 probability 2⁻⁶⁴ per pair: with a million ids in a day's sets, a new id is taken
 for a duplicate about once in 10¹³ ids.
 
@@ -23,9 +25,9 @@ SEEN_BUCKETS = 16
 
 
 def entry(event_id: str) -> tuple[int, str]:
-    """The set (bucket) and the member an event id is remembered as."""
-    digest = int.from_bytes(blake2b(event_id.encode(), digest_size=8).digest(), "little")
-    return digest % SEEN_BUCKETS, str(digest - (1 << 64) if digest >= 1 << 63 else digest)
+    """The set (bucket: the digest's low bits) and the member an event id is remembered as."""
+    digest = int.from_bytes(blake2b(event_id.encode(), digest_size=8).digest(), "little", signed=True)
+    return digest % SEEN_BUCKETS, str(digest)
 
 
 def entries(event_ids: Iterable[str]) -> list[tuple[int, str]]:
@@ -33,9 +35,9 @@ def entries(event_ids: Iterable[str]) -> list[tuple[int, str]]:
     return [entry(event_id) for event_id in event_ids]
 
 
-def by_bucket(event_ids: Iterable[str]) -> dict[int, list[str]]:
-    """The members to add per bucket (each id's own bucket), for a commit."""
+def by_bucket(remembered: Iterable[tuple[int, str]]) -> dict[int, list[str]]:
+    """The members of ``remembered`` entries per bucket, for a commit."""
     out: dict[int, list[str]] = {}
-    for bucket, member in entries(event_ids):
+    for bucket, member in remembered:
         out.setdefault(bucket, []).append(member)
     return out

@@ -168,7 +168,7 @@ class PartitionCommit:
     members: dict[str, dict[str, int]] = field(default_factory=dict)  # customer -> field -> increment
     moves: list[tuple[str, int, int]] = field(default_factory=list)  # customer, segment before (-1), after
     products: dict[int, dict[str, int]] = field(default_factory=dict)  # segment -> stock code -> units
-    seen: dict[str, list[str]] = field(default_factory=dict)  # day -> event ids
+    seen: dict[str, list[tuple[int, str]]] = field(default_factory=dict)  # day -> dedup entries (shared.state.dedup)
     seen_drop: list[str] = field(default_factory=list)  # days whose sets expire
     guest_lines: int = 0
     guest_amount_nanos: int = 0  # integer nano-pounds (shared.state.guests): sums that do not depend on batching
@@ -286,8 +286,8 @@ class Checkpoint:
             "index_add": commit.index_add,
             "seen": [
                 [key(keys.seen(p, day)[bucket]), members]
-                for day, ids in commit.seen.items()
-                for bucket, members in sorted(by_bucket(ids).items())
+                for day, remembered in commit.seen.items()
+                for bucket, members in sorted(by_bucket(remembered).items())
             ],
             "drop": [key(name) for day in commit.seen_drop for name in keys.seen(p, day)]
             + [key(keys.guest_invoices(p, day)) for day in commit.guest_drop],

@@ -836,8 +836,8 @@ def _landing(commits: list[PartitionCommit]) -> Landing:
     """What ``commits`` add to the dedup sets and members, for the next step's read."""
     landing = Landing()
     for commit in commits:
-        for ids in commit.seen.values():
-            landing.event_ids.update(ids)
+        for remembered in commit.seen.values():
+            landing.seen.update(member for _, member in remembered)
         for cid, increments in commit.members.items():
             for name, increment in increments.items():
                 if name.startswith("i:"):

@@ -187,7 +187,7 @@ class Processor:
         self._at_midnight = None
         records, effective = released.records, released.effective
         # Indices into the released records, so each kind of line is taken from them once.
-        keep = self._drop_repeats(records, reads.seen, commits)
+        keep = self._drop_repeats(records, reads, commits)
         priced = records.price[keep] > 0
         for partition, n in zip(*np.unique(records.partition[keep[~priced]], return_counts=True), strict=True):
             commits[int(partition)].count("lines_invalid_price", int(n))
@@ -221,12 +221,14 @@ class Processor:
             until = max(until, self.ticks.final(day_start(int(effective[-1]))))
         return self.ticks.between(start, until) if until != NO_TIME else []
 
-    def _drop_repeats(self, records: Records, seen: set[str], commits: dict[int, PartitionCommit]) -> np.ndarray:
+    def _drop_repeats(self, records: Records, reads: StepReads, commits: dict[int, PartitionCommit]) -> np.ndarray:
         """The lines to apply: an event id already applied, or earlier in the step, is a repeat (dropped).
 
-        The ids kept go into their partition's dedup set of their event day.
+        Ids are compared as their dedup digests (:mod:`shared.state.dedup`); the entries
+        kept go into their partition's dedup sets of their event day.
         """
-        ids = records.event_id
+        seen, remembered = reads.seen, reads.entries
+        ids = [member for _, member in remembered]
         if seen.isdisjoint(ids) and len(set(ids)) == len(ids):
             keep = np.arange(len(ids))
         else:
@@ -239,7 +241,9 @@ class Processor:
             rows = keep[group]
             first = int(rows[0])
             day = day_key(int(records.time[first]) // MICROS_PER_DAY)
-            commits[int(records.partition[first])].seen.setdefault(day, []).extend(ids[rows].tolist())
+            commits[int(records.partition[first])].seen.setdefault(day, []).extend(
+                remembered[row] for row in rows.tolist()
+            )
         return keep
 
     def _guests(self, guests: Records, commits: dict[int, PartitionCommit]) -> None:

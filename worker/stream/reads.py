@@ -30,7 +30,7 @@ import orjson
 import redis
 
 from shared.features.clock import MICROS_PER_DAY, NO_TIME, to_micros
-from shared.state.dedup import entry
+from shared.state.dedup import by_bucket, entries
 from shared.state.keys import Keys
 from worker.stream.decode import Records
 from worker.stream.grouping import groups
@@ -91,14 +91,15 @@ def event_day(micros: int) -> str:
 class Landing:
     """What the commit in flight adds; Redis does not show it yet."""
 
-    event_ids: set[str] = field(default_factory=set)
+    seen: set[str] = field(default_factory=set)  # dedup members (digests, shared.state.dedup)
     invoices: set[tuple[str, str]] = field(default_factory=set)  # (customer, invoice)
     bought: set[tuple[str, str]] = field(default_factory=set)  # (customer, stock code)
 
 
 @dataclass
 class StepReads:
-    seen: set[str]
+    entries: list[tuple[int, str]]  # each record's dedup entry (bucket, member), in record order
+    seen: set[str]  # the members already applied
     invoices: set[tuple[str, str]]
     bought: set[tuple[str, str]]
     model_version: int | None
@@ -112,7 +113,6 @@ class _Question:
 
     keys: list[str] = field(default_factory=list)
     seen: list[tuple[int, list[str]]] = field(default_factory=list)  # dedup set, members (digests)
-    seen_ids: list[list[str]] = field(default_factory=list)  # the event ids of each seen entry's members
     members: list[tuple[int, list[str]]] = field(default_factory=list)
     customers: list[str] = field(default_factory=list)  # the customer of each members entry
 
@@ -124,24 +124,16 @@ class _Question:
         return orjson.dumps({"seen": self.seen, "members": self.members})
 
 
-def _questions(keys: Keys, records: Records) -> dict[int, _Question]:
+def _questions(keys: Keys, records: Records, remembered: list[tuple[int, str]]) -> dict[int, _Question]:
     questions: dict[int, _Question] = {}
     partitions = records.partition
     days = records.time // MICROS_PER_DAY
-    ids = records.event_id
     for rows in groups(partitions, days):
         partition, day = int(partitions[rows[0]]), int(days[rows[0]])
         question = questions.setdefault(partition, _Question())
         sets = keys.seen(partition, day_key(day))
-        per_bucket: dict[int, tuple[list[str], list[str]]] = {}
-        for event_id in ids[rows].tolist():
-            bucket, member = entry(event_id)
-            members, asked = per_bucket.setdefault(bucket, ([], []))
-            members.append(member)
-            asked.append(event_id)
-        for bucket, (members, asked) in sorted(per_bucket.items()):
+        for bucket, members in sorted(by_bucket(remembered[row] for row in rows.tolist()).items()):
             question.seen.append((question.key(sets[bucket]), members))
-            question.seen_ids.append(asked)
     wanted: dict[tuple[int, str], dict[str, None]] = {}
     asked = np.flatnonzero(
         (records.price > 0) & product_mask(records.stock_code) & np.not_equal(records.customer_id, None)
@@ -186,7 +178,8 @@ class StepReader:
     def read(self, records: Records, day_stats: Iterable[tuple[int, int]], landing: Landing) -> StepReads:
         """One round trip for everything the step needs to know; ``day_stats``: (partition, sweep tick) wanted."""
         keys = self.keys
-        questions = _questions(keys, records)
+        remembered = entries(records.event_id)
+        questions = _questions(keys, records, remembered)
         pipe = self.client.pipeline(transaction=False)
         pipe.get(keys.model_current)
         pipe.hgetall(keys.model_stats)
@@ -203,13 +196,13 @@ class StepReader:
             replies += [self._ask(keys=question.keys, args=[question.payload()]) for _, question in asked]
         version, model_stats = replies[0], replies[1]
         stats = {entry: raw for entry, raw in zip(wanted, replies[2 : 2 + len(wanted)], strict=True) if raw}
-        seen, invoices, bought = set(landing.event_ids), set(landing.invoices), set(landing.bought)
+        seen, invoices, bought = set(landing.seen), set(landing.invoices), set(landing.bought)
         for (_, question), flags in zip(asked, replies[2 + len(wanted) :], strict=True):
             # One pass over the flags (slicing them per customer copied the rest each time): each zip
             # takes as many as its names, which come first, so it stops before taking one more.
             answers = iter(flags)
-            for ids in question.seen_ids:
-                seen.update(event_id for event_id, flag in zip(ids, answers, strict=False) if flag == "1")
+            for _, members in question.seen:
+                seen.update(member for member, flag in zip(members, answers, strict=False) if flag == "1")
             for cid, (_, names) in zip(question.customers, question.members, strict=True):
                 for name, flag in zip(names, answers, strict=False):
                     if flag == "1":
@@ -217,6 +210,7 @@ class StepReader:
                     elif flag == "b":
                         bought.add((cid, name[2:]))
         return StepReads(
+            entries=remembered,
             seen=seen,
             invoices=invoices,
             bought=bought,
