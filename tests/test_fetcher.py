@@ -7,21 +7,15 @@ fetched under an older order ever handed over.
 
 from __future__ import annotations
 
-from kafka import KafkaProducer, TopicPartition
+from kafka import KafkaProducer
 
 from shared.kafka_clients import ensure_topics
 from shared.settings import Settings
-from worker.stream.fetcher import FetchedBatch, FetchedRecord, Fetcher, decode, encode
+from worker.stream.fetcher import Columns, FetchedBatch, FetchedRecord, Fetcher, decode, encode
 
 
 def test_a_frame_round_trips_keys_values_and_offsets_per_partition() -> None:
-    polled = {
-        TopicPartition("t", 2): [
-            FetchedRecord("t", 2, 7, b"17850", b'{"a": 1}'),
-            FetchedRecord("t", 2, 9, None, b""),
-        ],
-        TopicPartition("t", 0): [FetchedRecord("t", 0, 0, b"k\x00", None)],
-    }
+    polled = {2: Columns([7, 9], [b"17850", None], [b'{"a": 1}', b""]), 0: Columns([0], [b"k\x00"], [None])}
     epoch, batch, highwater = decode(encode(5, polled, {2: 10}), "t")
     assert epoch == 5
     assert highwater == {2: 10}

@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import logging
 import os
 import queue
 import signal
@@ -40,13 +41,16 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import NamedTuple
 
-from kafka import KafkaConsumer, TopicPartition
-from kafka.errors import OffsetOutOfRangeError
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message
+from confluent_kafka import TopicPartition as Partition
 
 from shared.exceptions import FetcherExitedError, OffsetsBeyondLogError
-from shared.kafka_clients import make_consumer
-from shared.logs import quiet_kafka_internals
-from shared.settings import Settings, as_environment, load
+from shared.kafka_clients import librdkafka_options
+from shared.logs import configure_logging
+from shared.redaction import redact
+from shared.settings import KafkaSettings, Settings, as_environment, load
+
+log = logging.getLogger(__name__)
 
 _HEADER = struct.Struct("<qi")  # epoch, partitions in the frame
 _PARTITION = struct.Struct("<iiq")  # partition, records, high watermark (-1: unknown)
@@ -89,14 +93,20 @@ class FetchedBatch:
         return FetchedRecord(self.topic, self.partition, self.offsets[index], self.keys[index], self.values[index])
 
 
-def encode(epoch: int, polled: dict[TopicPartition, list], highwater: dict[int, int]) -> bytes:
+class Columns(NamedTuple):
+    """One partition's records of a poll in the child, column by column."""
+
+    offsets: list[int]
+    keys: list[bytes | None]
+    values: list[bytes | None]
+
+
+def encode(epoch: int, polled: dict[int, Columns], highwater: dict[int, int]) -> bytes:
     """One poll as a frame: per partition its offsets, key and value lengths (-1: None), then the bytes."""
     heads, arrays, blobs = [], [], []
-    for tp, records in polled.items():
-        heads.append(_PARTITION.pack(tp.partition, len(records), highwater.get(tp.partition, -1)))
-        keys = [r.key for r in records]
-        values = [r.value for r in records]
-        arrays.append(array("q", [r.offset for r in records]).tobytes())
+    for partition, (offsets, keys, values) in polled.items():
+        heads.append(_PARTITION.pack(partition, len(offsets), highwater.get(partition, -1)))
+        arrays.append(array("q", offsets).tobytes())
         arrays.append(array("i", [-1 if k is None else len(k) for k in keys]).tobytes())
         arrays.append(array("i", [-1 if v is None else len(v) for v in values]).tobytes())
         blobs.append(b"".join(k for k in keys if k is not None))
@@ -257,52 +267,40 @@ def serve(topic: str, frame_records: int, partition_bytes: int, orders: Connecti
     # once its last batch is in, and we exit on our own if it dies (its pipe closes).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    quiet_kafka_internals()
-    # No automatic reset: a stored offset beyond the log is reported, never silently replaced.
-    consumer = make_consumer(
-        load(Settings).kafka,
-        None,
-        max_poll_records=frame_records,
-        max_partition_fetch_bytes=partition_bytes,
-        auto_offset_reset="none",
-    )
+    configure_logging(level=logging.WARNING)
+    consumer = _consumer(load(Settings).kafka, partition_bytes)
     # Frames wait here while the worker is busy, so the consumer keeps fetching; bounded, so
     # a slow worker slows the fetching down instead of filling memory.
     frames: queue.Queue[bytes] = queue.Queue(maxsize=_QUEUED_FRAMES)
     threading.Thread(target=_send, args=(frames, batches), name="fetcher-send", daemon=True).start()
     epoch = 0
+    positions: dict[int, int] = {}  # per assigned partition, the next offset to hand over (-1: its first)
     reported: dict[int, int] = {}  # the high watermark last sent per partition
     try:
         while True:
-            idle = not consumer.assignment()
-            while orders.poll(0.5 if idle else 0):
+            while orders.poll(0 if positions else 0.5):
                 order = json.loads(orders.recv_bytes())
                 if order.get("stop"):
                     return
                 if "pause" in order:
-                    _pause(consumer, topic, set(order["pause"]))
+                    _pause(consumer, topic, set(positions), set(order["pause"]))
                     continue
                 epoch = order["epoch"]
                 reported = {}
-                _apply(consumer, topic, {int(p): offset for p, offset in order["starts"].items()})
-                idle = not consumer.assignment()
-            if idle:
+                positions = {int(p): offset for p, offset in order["starts"].items()}
+                consumer.assign([Partition(topic, p, o if o >= 0 else OFFSET_BEGINNING) for p, o in positions.items()])
+            if not positions:
                 continue
-            try:
-                polled = consumer.poll(timeout_ms=_CHILD_POLL_MS)
-            except OffsetOutOfRangeError as exc:
-                beyond = {str(tp.partition): offset for tp, offset in exc.args[0].items()}
-                frames.put(encode_error(epoch, "offsets_beyond_log", beyond))
+            polled, beyond = _take(consumer.consume(frame_records, _CHILD_POLL_MS / 1000), positions)
+            if beyond:
+                frames.put(encode_error(epoch, "offsets_beyond_log", {str(p): o for p, o in beyond.items()}))
+                positions = {}
                 consumer.assign([])
                 continue
             # Every assigned partition's high watermark once it is known or moves, with or without
             # records: the worker sees that a partition is caught up, or that its start lies beyond the log.
-            marks = {tp.partition: mark for tp in consumer.assignment() if (mark := consumer.highwater(tp)) is not None}
-            moved = {
-                tp: []
-                for tp in consumer.assignment()
-                if tp.partition in marks and reported.get(tp.partition) != marks[tp.partition]
-            }
+            marks = {p: mark for p in positions if (mark := _highwater(consumer, topic, p)) >= 0}
+            moved = {p: Columns([], [], []) for p, mark in marks.items() if reported.get(p) != mark}
             if polled or moved:
                 frames.put(encode(epoch, moved | polled, marks))
                 reported.update(marks)
@@ -310,6 +308,65 @@ def serve(topic: str, frame_records: int, partition_bytes: int, orders: Connecti
         return  # the worker is gone
     finally:
         consumer.close()
+
+
+def _consumer(settings: KafkaSettings, partition_bytes: int) -> Consumer:
+    """A consumer that never joins its group (``assign`` only) and never commits.
+
+    librdkafka needs a group id even so; no automatic reset: a start beyond the log is
+    reported (:func:`_take`), never silently replaced. It prefetches a few responses at most.
+    """
+    return Consumer(
+        librdkafka_options(settings)
+        | {
+            "group.id": f"{settings.client_id}-fetcher",
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "auto.offset.reset": "error",
+            "max.partition.fetch.bytes": partition_bytes,
+            "fetch.max.bytes": max(partition_bytes, 50 * 1024 * 1024),
+            "queued.max.messages.kbytes": 2 * partition_bytes // 1024,
+        },
+        logger=log,
+    )
+
+
+def _take(messages: list[Message], positions: dict[int, int]) -> tuple[dict[int, Columns], dict[int, int]]:
+    """The records of a consume call per partition, and the partitions whose start lies beyond the log.
+
+    A record before a partition's position was fetched under an earlier order and is
+    dropped (librdkafka drops them itself; this makes it a rule of ours too).
+    """
+    polled: dict[int, Columns] = {}
+    beyond: dict[int, int] = {}
+    for message in messages:
+        error = message.error()
+        partition = message.partition()
+        if error is not None:
+            if error.code() == KafkaError._AUTO_OFFSET_RESET and partition in positions:
+                beyond[partition] = positions[partition]
+            elif error.fatal():
+                raise KafkaException(error)
+            else:
+                log.warning("fetching %s: %s", partition, redact(error.str()))
+            continue
+        offset = message.offset()
+        position = positions.get(partition)
+        if position is None or offset < position:
+            continue
+        positions[partition] = offset + 1
+        columns = polled.get(partition)
+        if columns is None:
+            columns = polled[partition] = Columns([], [], [])
+        columns.offsets.append(offset)
+        columns.keys.append(message.key())
+        columns.values.append(message.value())
+    return polled, beyond
+
+
+def _highwater(consumer: Consumer, topic: str, partition: int) -> int:
+    """The high watermark of the partition's last fetch response; -1 before the first."""
+    return consumer.get_watermark_offsets(Partition(topic, partition), cached=True)[1]
 
 
 def _send(frames: queue.Queue[bytes], batches: Connection) -> None:
@@ -321,20 +378,9 @@ def _send(frames: queue.Queue[bytes], batches: Connection) -> None:
             os._exit(0)  # the worker is gone: nothing to flush, its next owner fetches again
 
 
-def _pause(consumer: KafkaConsumer, topic: str, partitions: set[int]) -> None:
-    owned = consumer.assignment()
-    consumer.resume(*[tp for tp in owned if tp.partition not in partitions])
-    consumer.pause(*[tp for tp in owned if tp.partition in partitions])
-
-
-def _apply(consumer: KafkaConsumer, topic: str, starts: dict[int, int]) -> None:
-    partitions = [TopicPartition(topic, p) for p in sorted(starts)]
-    consumer.assign(partitions)
-    for tp in partitions:
-        if starts[tp.partition] >= 0:
-            consumer.seek(tp, starts[tp.partition])
-        else:
-            consumer.seek_to_beginning(tp)
+def _pause(consumer: Consumer, topic: str, owned: set[int], partitions: set[int]) -> None:
+    consumer.resume([Partition(topic, p) for p in owned - partitions])
+    consumer.pause([Partition(topic, p) for p in owned & partitions])
 
 
 if __name__ == "__main__":
