@@ -349,8 +349,10 @@ def test_shortfall_is_zero_at_the_expected_pace_and_grows_when_customers_stop() 
 def test_steady_customers_open_no_activity_incident() -> None:
     settings = QUIET
     reference = calibration.activity_from_invoices(purchases(START - timedelta(days=180), 180, seed=7), settings)
-    assert abs(reference.mean) < 0.2 and reference.scale > 0
-    assert reference.threshold.source.startswith("expected run 2000 event days on 8 day-bootstraps")
+    # Above 0 at a steady pace: capping each customer at their expected count takes away their
+    # busy windows, not their quiet ones; the null carries that.
+    assert 0 < reference.mean < 0.5 and reference.scale > 0
+    assert reference.threshold.source.startswith("expected run 2000 event days on 8 customer rotations")
     assert activity_alerts(activity_engine(settings), purchases(START, 120, seed=8)) == []
 
 
