@@ -279,7 +279,7 @@ def row(scenarios: Scenarios, name: str, variant: Variant, settings: DriftSettin
     # Where the unchanged real summer sits against the level (1 = the threshold): below the null
     # replays' typical value when real customers are more regular than day-bootstraps make them.
     result["real summer median/threshold"] = round(float(np.median(control[np.isfinite(control)])), 2)
-    jittered = [jitter((summer, None), np.random.default_rng(seed))[0] for seed in SEEDS]
+    jittered = [jitter((summer, None), np.random.default_rng(seed), SUMMER_END)[0] for seed in SEEDS]
     result["jitter false (5)"] = sum(
         len(openings(real(frame, summer_days), variant, settings)[0]) for frame in jittered
     )
