@@ -3,13 +3,16 @@
 Issue #17 asks for churn of 25% of the loyal customers within 30 event days without
 more false alarms. Whether a statistic, a window or an opening rule does better is
 measured here, not guessed: every variant is calibrated as the family is (its checks
-z-scored on seed-0 day-bootstrap replays of the reference, one level by expected run
-length, :mod:`worker.drift.run_length`) and run through the scenarios of
-:mod:`harness.drift` that concern it, on the family alone:
+z-scored on seed-0 replays of the reference, one level by expected run length,
+:mod:`worker.drift.run_length`) and run through the scenarios of :mod:`harness.drift`
+that concern it, on the family alone. A variant's replays are customer rotations
+(:class:`~worker.drift.replays.CustomerCycles`, as shipped) or, to compare with the
+family before, day-bootstraps (:class:`~worker.drift.replays.DayBlocks`); its held-out
+replays and seeds are built the same way:
 
 * held-out run lengths (12 replays of 720 event days);
-* held-out seeds 6–10 (180-day day-bootstraps): control, churn of 25% and 40% of the
-  loyal customers on days 60–120;
+* held-out seeds 6–10 (180-day replays): control, churn of 25% and 40% of the loyal
+  customers on days 60–120;
 * the real summer: as is, with ±3-day jitter, the full year, churn from 2011-07-15.
 
 Vectorised over customers × days counts (seconds per variant, not minutes); the
@@ -19,16 +22,16 @@ incident rule is the family's own :class:`~worker.drift.incidents.IncidentMachin
 Statistics, per check window, over loyal customers (≥ ``activity_min_invoices`` in the
 history before the window):
 
-* ``shortfall``: the shipped one, log((expected + 1) / (observed + 1)) of their invoices;
-* ``capped``: the shortfall with each customer's invoices capped at their expected count,
-  so a busy wholesaler cannot make up for customers who stopped;
+* ``shortfall``: log((expected + 1) / (observed + 1)) of their invoices (shipped before);
+* ``capped``: the shipped one, the shortfall with each customer's invoices capped at their
+  expected count, so a busy wholesaler cannot make up for customers who stopped;
 * ``silence``: loyal customers without an invoice in the window, each weighted by how
   unlikely that is at their own pace (1 / P(no invoice), Poisson, capped at
   ``SILENCE_WEIGHT_CAP``), standardised: a churned regular weighs more than a
   customer who often pauses.
 
-Run: ``python -m harness.activity_variants [dataset] [--variants NAME ...]`` (about
-half a minute per variant).
+Run: ``python -m harness.activity_variants [dataset] [--variants NAME ...]`` (a few
+seconds per variant).
 """
 
 from __future__ import annotations
@@ -62,7 +65,7 @@ from worker.bootstrap.loading import load_history
 from worker.drift.activity_detector import MONITOR, shortfall
 from worker.drift.incidents import IncidentMachine
 from worker.drift.invoice_table import invoice_table
-from worker.drift.replays import DayBlocks
+from worker.drift.replays import CustomerCycles, DayBlocks
 from worker.drift.run_length import NullSeries, calibrate, run_lengths
 from worker.drift.settings import DriftSettings
 
@@ -73,15 +76,16 @@ SETTLE_DAYS = 14  # after the revert, as harness.drift scores the seeds
 
 @dataclass(frozen=True)
 class Variant:
-    """One way to run the family: statistics × windows, history, opening run, optional CUSUM."""
+    """One way to run the family: statistics × windows, history, opening run, optional CUSUM, its null."""
 
-    statistics: tuple[str, ...] = ("shortfall",)
+    statistics: tuple[str, ...] = ("capped",)
     windows: tuple[int, ...] = (21,)
     history: int = 60
-    open_after: int = 2
+    open_after: int = 3
     cusum: float | None = None  # allowance k of a one-sided CUSUM on the z-scores (None: the z-scores)
     run_days: float | None = None  # expected run length between false openings (None: the settings')
     replays: int | None = None  # null replays that calibrate (None: the settings')
+    null: str = "customers"  # each customer's own days rotated (CustomerCycles); "days": day-bootstraps
 
     @property
     def lead(self) -> int:
@@ -89,17 +93,29 @@ class Variant:
 
 
 VARIANTS: dict[str, Variant] = {
-    "shipped (shortfall, 21 d)": Variant(),
-    "shortfall 7/14/21 d": Variant(windows=(7, 14, 21)),
-    "shortfall 28 d": Variant(windows=(28,)),
-    "shortfall, history 90 d": Variant(history=90),
-    "shortfall, history 90 d, 96 null replays": Variant(history=90, replays=96),
-    "shortfall, CUSUM k=1": Variant(cusum=1.0),
-    "shortfall, run 120 d": Variant(run_days=120),
+    "shipped (rotations, capped, 21 d)": Variant(),
+    "shortfall 21 d": Variant(statistics=("shortfall",)),
+    "shortfall 14 d": Variant(statistics=("shortfall",), windows=(14,)),
+    "shortfall 7/14/21 d": Variant(statistics=("shortfall",), windows=(7, 14, 21)),
     "silence 21 d": Variant(statistics=("silence",)),
-    "capped 21 d": Variant(statistics=("capped",)),
     "shortfall+silence 21 d": Variant(statistics=("shortfall", "silence")),
-    "shortfall+silence, open after 7": Variant(statistics=("shortfall", "silence"), open_after=7),
+    "capped 14 d": Variant(windows=(14,)),
+    "capped 28 d": Variant(windows=(28,)),
+    "capped, history 90 d": Variant(history=90),
+    "capped, open after 2": Variant(open_after=2),
+    "capped, 96 null replays": Variant(replays=96),
+    # The family before: calibrated on day-bootstraps of the reference, and judged on day-bootstrap seeds.
+    "day-bootstraps: shortfall 21 d (shipped before)": Variant(statistics=("shortfall",), null="days", open_after=2),
+    "day-bootstraps: shortfall 7/14/21 d": Variant(
+        statistics=("shortfall",), windows=(7, 14, 21), null="days", open_after=2
+    ),
+    "day-bootstraps: shortfall, history 90 d": Variant(
+        statistics=("shortfall",), history=90, null="days", open_after=2
+    ),
+    "day-bootstraps: shortfall, CUSUM k=1": Variant(statistics=("shortfall",), cusum=1.0, null="days", open_after=2),
+    "day-bootstraps: silence 21 d": Variant(statistics=("silence",), null="days", open_after=2),
+    "day-bootstraps: capped 21 d": Variant(null="days", open_after=2),
+    "day-bootstraps: shortfall+silence 21 d": Variant(statistics=("shortfall", "silence"), null="days", open_after=2),
 }
 
 
@@ -175,6 +191,13 @@ class Scenarios:
         self.trading_days = np.zeros((len(self.customers), trading.max() + 1))
         np.add.at(self.trading_days, (self.customers.get_indexer(self.reference["customer_id"]), trading), 1.0)
         self.blocks = DayBlocks(self.reference)
+        self.cycles = CustomerCycles(self.reference)
+
+    def seed_stream(self, variant: Variant, rng: np.random.Generator) -> pd.DataFrame:
+        """A held-out stream after the cutoff, built as the variant's null is."""
+        if variant.null == "customers":
+            return self.cycles.replay(STREAM_DAYS, rng, pd.Timestamp(CUTOFF))
+        return self.blocks.replay(STREAM_DAYS, rng, pd.Timestamp(CUTOFF))
 
     def counts(self, invoices: pd.DataFrame, start: datetime, days: int) -> np.ndarray:
         """customers × calendar days from ``start``."""
@@ -185,10 +208,12 @@ class Scenarios:
         return out
 
     def null(self, variant: Variant, settings: DriftSettings, seed: int, replays: int, days: int) -> list[np.ndarray]:
-        """Checks on day-bootstraps of the reference's trading days, as the family's null."""
+        """Checks on replays of the reference's trading days (customer rotations or day-bootstraps), the null."""
         rng = np.random.default_rng(seed)
         width = self.trading_days.shape[1]
         length = variant.lead + days - 1
+        if variant.null == "customers":
+            return [checks(self.cycles.counts(length, rng), variant, settings) for _ in range(replays)]
         return [
             checks(self.trading_days[:, rng.integers(0, width, size=length)], variant, settings) for _ in range(replays)
         ]
@@ -256,7 +281,7 @@ def row(scenarios: Scenarios, name: str, variant: Variant, settings: DriftSettin
         outcomes = []
         for seed in SEEDS:
             rng = np.random.default_rng(seed)
-            invoices = scenarios.blocks.replay(STREAM_DAYS, rng, pd.Timestamp(CUTOFF))
+            invoices = scenarios.seed_stream(variant, rng)
             if share:
                 days = (invoices["event_time"] - pd.Timestamp(CUTOFF)) / pd.Timedelta(days=1)
                 gone = invoices["customer_id"].isin(churned(scenarios.loyal, share, rng))
@@ -279,7 +304,7 @@ def row(scenarios: Scenarios, name: str, variant: Variant, settings: DriftSettin
     # Where the unchanged real summer sits against the level (1 = the threshold): below the null
     # replays' typical value when real customers are more regular than day-bootstraps make them.
     result["real summer median/threshold"] = round(float(np.median(control[np.isfinite(control)])), 2)
-    jittered = [jitter((summer, None), np.random.default_rng(seed))[0] for seed in SEEDS]
+    jittered = [jitter((summer, None), np.random.default_rng(seed), SUMMER_END)[0] for seed in SEEDS]
     result["jitter false (5)"] = sum(
         len(openings(real(frame, summer_days), variant, settings)[0]) for frame in jittered
     )

@@ -1,15 +1,17 @@
 """Drift monitors on the real Online Retail data: calibration check, no-drift controls, injected drifts, the year.
 
 Reference = the bootstrap window, invoices before 2011-06-01. Every family is
-calibrated on day-bootstrap replays of it (seed 0, :mod:`worker.drift.run_length`);
-this harness measures on other data:
+calibrated on replays of it (seed 0, :mod:`worker.drift.run_length`: day-bootstraps,
+customer rotations for the activity family); this harness measures on other data:
 
 * **run lengths**: held-out replays of the reference (seeds 1000+), long ones; the event
   days between openings of each family should be roughly geometric with the configured
   mean (Q-Q quantiles and a Kolmogorov–Smirnov test against the exponential);
-* **held-out seeds** (6–10 by default): 180-day day-bootstraps of the reference after the
-  cutoff, as controls and with drifts injected from day 60 (then reverted at day 120);
-  the segment family's control is a replay of the reference window's scored customers;
+* **held-out seeds** (6–10 by default): 180-day customer rotations of the reference after
+  the cutoff (:class:`~worker.drift.replays.CustomerCycles`: each customer's own purchase
+  days rotated, so customers stay as regular as they were), as controls and with drifts
+  injected from day 60 (then reverted at day 120); the segment family's control is a
+  day-bootstrap of the reference window's scored customers;
 * **real data**: the stream after the cutoff, summer (to 2011-09-01) and the full year;
   controls are the unchanged summer, the summer with every event moved by up to ±3 days
   (time jitter), and the full year (its seasonality is reported apart); drifts are injected
@@ -54,7 +56,7 @@ from worker.drift import DriftEngine, DriftSettings, calibration
 from worker.drift.activity_detector import ActivityReference
 from worker.drift.invoice_detector import InvoiceReference
 from worker.drift.invoice_table import invoice_table
-from worker.drift.replays import DayBlocks
+from worker.drift.replays import CustomerCycles, DayBlocks
 from worker.drift.run_length import run_lengths
 from worker.drift.segment_detector import SegmentReference, label_frame
 from worker.segmentation.naming import name_segments
@@ -209,12 +211,17 @@ def cohort(stream: Stream, data: Data, rng: np.random.Generator, episode: Episod
     return merged, assignments
 
 
-def jitter(stream: Stream, rng: np.random.Generator) -> Stream:
-    """Every invoice and scoring moved by up to ±3 days (uniform): a control, nothing about behaviour changes."""
+def jitter(stream: Stream, rng: np.random.Generator, end: datetime) -> Stream:
+    """Every invoice and scoring moved by up to ±3 days (uniform): a control, nothing about behaviour changes.
+
+    What is moved past ``end`` (the stream's end) is dropped: the days after it would hold
+    only the events moved into them, half empty, a drop in activity the stream does not have.
+    """
 
     def moved(frame: pd.DataFrame) -> pd.DataFrame:
         frame = frame.copy()
         frame["event_time"] += pd.to_timedelta(rng.uniform(-3.0, 3.0, size=len(frame)), unit="D")
+        frame = frame[frame["event_time"] < end]
         return frame.sort_values("event_time", kind="stable").reset_index(drop=True)
 
     invoices, assignments = stream
@@ -318,18 +325,23 @@ def _engine(data: Data, settings: DriftSettings, segments: bool) -> DriftEngine:
 
 
 def seed_rows(data: Data, settings: DriftSettings, seeds: tuple[int, ...]) -> list[dict[str, object]]:
-    """Held-out day-bootstrap streams: control (the segment family on a replay of the reference's scorings), drifts."""
+    """Held-out streams: control (the segment family on a replay of the reference's scorings), drifts.
+
+    The invoices are customer rotations of the reference (each customer's own purchase days,
+    rotated), as the activity family's null: a day-bootstrap stream is far less regular than
+    real customers, so it would judge that family on the noisier null it no longer assumes.
+    """
     start = pd.Timestamp(CUTOFF)
     onset, revert = start + pd.Timedelta(days=ONSET_DAY), start + pd.Timedelta(days=REVERT_DAY)
     settle = revert + pd.Timedelta(days=14)
-    invoice_blocks, label_blocks = DayBlocks(data.reference), DayBlocks(data.reference_labels)
+    invoice_cycles, label_blocks = CustomerCycles(data.reference), DayBlocks(data.reference_labels)
     end = CUTOFF + timedelta(days=STREAM_DAYS)
     rows = []
     for name, inject in {"control (replayed reference)": None, **DRIFTS}.items():
         outcomes = []
         for seed in seeds:
             rng = np.random.default_rng(seed)
-            invoices = invoice_blocks.replay(STREAM_DAYS, rng, start)
+            invoices = invoice_cycles.replay(STREAM_DAYS, rng, start)
             engine = _engine(data, settings, segments=inject is None)
             if inject is None:
                 labels = label_blocks.replay(STREAM_DAYS, rng, start)
@@ -358,7 +370,7 @@ def real_rows(
     rows.append(_row("real summer (control)", [score(alerts, summer[0], CUTOFF, SUMMER_END, None, None)], False))
     jittered = []
     for seed in seeds:
-        stream = jitter(summer, np.random.default_rng(seed))
+        stream = jitter(summer, np.random.default_rng(seed), SUMMER_END)
         alerts = replay(_engine(data, settings, True), *stream)
         jittered.append(score(alerts, stream[0], CUTOFF, SUMMER_END, None, None))
     rows.append(_row("real summer ±3-day jitter", jittered, False))

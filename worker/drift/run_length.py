@@ -7,7 +7,9 @@ family here does the same in event days:
 
 1. its checks (statistic × window size) are computed on every evaluation of
    ``null_replays`` day-bootstrap replays of the reference window (whole reference
-   days drawn with replacement, so the data's own clumpiness is kept);
+   days drawn with replacement, so the data's own clumpiness is kept; the
+   customer-activity family rotates each customer's own purchase days instead,
+   :class:`~worker.drift.replays.CustomerCycles`);
 2. each check is divided by its own ``null_quantile`` on those replays, so checks of
    different units become comparable; the family's score is their maximum;
 3. the family opens after ``open_after`` consecutive evaluations above a level, so
