@@ -7,8 +7,10 @@ year replayed into a fresh topic, 332,878 records); then, ``--runs`` times, fres
 state and ``python -m worker run --until-caught-up`` in a child whose
 ``Worker.process`` is timed with ``time.thread_time``. Printed per run: records,
 µs of main-thread CPU per record inside steps and in all (start-up included), the
-process's CPU per record (its other threads too; the fetcher process apart) and
-the wall-clock rate.
+process's CPU per record (its other threads too; the fetcher process apart), the
+fetcher process's and Redis's (``INFO cpu`` of the bench's own redis-server, before
+and after) and the wall-clock rate: on a 2-core machine the sum says how fast the
+worker could go at best.
 
 ``--code DIR`` (repeatable) measures the worker of other checkouts over the same
 topic, taking turns run by run, so a before/after shares one workload and the
@@ -30,8 +32,11 @@ import sys
 import tempfile
 from pathlib import Path
 
+import redis
+
 from bench.worker_bench import CUTOFF, ROOT, bootstrap
 from producer.replay import ReplayOptions, replay
+from shared.redis_client import make_redis
 from shared.settings import Settings, as_environment, isolated_settings
 
 # Runs in the child, in the measured checkout: the worker as deployed, its steps' CPU summed.
@@ -52,13 +57,20 @@ try:
     runpy.run_module("worker", run_name="__main__", alter_sys=True)
 finally:
     usage = resource.getrusage(resource.RUSAGE_SELF)
+    fetcher = resource.getrusage(resource.RUSAGE_CHILDREN)  # the fetcher process, waited for at the end
     print(json.dumps({"steps_s": spent[0], "main_s": time.thread_time(),
-                      "process_s": usage.ru_utime + usage.ru_stime}))
+                      "process_s": usage.ru_utime + usage.ru_stime,
+                      "fetcher_s": fetcher.ru_utime + fetcher.ru_stime}))
 """
 
 
+def _redis_cpu_s(client: redis.Redis) -> float:
+    cpu = client.info("cpu")
+    return float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"])
+
+
 def measure(settings: Settings, code: Path, label: str, py_spy: Path | None) -> dict[str, float]:
-    """One run over fresh state: the worker's summary line merged with its CPU figures."""
+    """One run over fresh state: the worker's summary line merged with its CPU figures and Redis's."""
     fresh = isolated_settings(settings.kafka.bootstrap_servers, settings.redis.url, label)
     fresh = fresh.model_copy(update={"topics": fresh.topics.model_copy(update={"invoices": settings.topics.invoices})})
     with tempfile.TemporaryDirectory(prefix="worker-cpu-") as tmp:
@@ -79,9 +91,12 @@ def measure(settings: Settings, code: Path, label: str, py_spy: Path | None) -> 
             *command,
         ]
     env = os.environ | as_environment(fresh) | {"PYTHONPATH": str(code)}
+    client = make_redis(fresh.redis)
+    redis_before = _redis_cpu_s(client)
     lines = subprocess.run(command, env=env, cwd=code, check=True, capture_output=True, text=True).stdout.splitlines()
     summary = next(json.loads(line) for line in reversed(lines) if line.startswith('{"records"'))
-    return summary | next(json.loads(line) for line in reversed(lines) if line.startswith('{"steps_s"'))
+    cpu = next(json.loads(line) for line in reversed(lines) if line.startswith('{"steps_s"'))
+    return summary | cpu | {"redis_s": _redis_cpu_s(client) - redis_before}
 
 
 def main() -> None:
@@ -108,6 +123,7 @@ def main() -> None:
                     f"{code} run {run + 1}: {n:,.0f} records; "
                     f"main thread {1e6 * got['steps_s'] / n:.1f} µs/record in steps, "
                     f"{1e6 * got['main_s'] / n:.1f} in all; process {1e6 * got['process_s'] / n:.1f} µs/record; "
+                    f"fetcher {1e6 * got['fetcher_s'] / n:.1f}; Redis {1e6 * got['redis_s'] / n:.1f}; "
                     f"{got['records_per_s']:,.0f} rows/s; load {load:.1f}",
                     flush=True,
                 )

@@ -163,11 +163,14 @@ def control(services: Services) -> Run:
 def sigkills(services: Services, seed: int) -> Run:
     run = _prepare(services, "sigkill")
     rng = random.Random(seed)
+    # Random moments as shares of the stream, not of time: a faster worker must not finish first.
+    targets = sorted(rng.uniform(0.05, 0.9) for _ in range(KILLS))
     done = 0
-    for n in range(KILLS):
+    for n, target in enumerate(targets):
         process = run.worker(f"killed-{n}")
-        wait_for(functools.partial(_beyond, run, done), f"worker {n} made no progress", timeout_s=120)
-        time.sleep(rng.uniform(0.0, 1.5))
+        passed = max(done, int(run.sent * target))
+        wait_for(functools.partial(_beyond, run, passed), f"worker {n} made no progress", timeout_s=120)
+        time.sleep(rng.uniform(0.0, 0.2))  # anywhere within a step
         process.send_signal(signal.SIGKILL)
         process.wait()
         done = run.landed()
