@@ -61,6 +61,20 @@ def connection_options(settings: KafkaSettings) -> dict[str, Any]:
     return options
 
 
+# connection_options' names -> librdkafka's
+_LIBRDKAFKA_NAMES = {
+    "security_protocol": "security.protocol",
+    "client_id": "client.id",
+    "request_timeout_ms": "socket.timeout.ms",
+    "ssl_cafile": "ssl.ca.location",
+    "ssl_certfile": "ssl.certificate.location",
+    "ssl_keyfile": "ssl.key.location",
+    "sasl_mechanism": "sasl.mechanism",
+    "sasl_plain_username": "sasl.username",
+    "sasl_plain_password": "sasl.password",
+}
+
+
 def librdkafka_options(settings: KafkaSettings) -> dict[str, Any]:
     """:func:`connection_options` in librdkafka's names, for the fetcher process's consumer.
 
@@ -69,25 +83,11 @@ def librdkafka_options(settings: KafkaSettings) -> dict[str, Any]:
     in C (about 2.5 µs, its threads included), and on a small machine that core is
     the one the worker's main thread and Redis need.
     """
-    options: dict[str, Any] = {
-        "bootstrap.servers": ",".join(s.strip() for s in settings.bootstrap_servers.split(",")),
-        "security.protocol": settings.security_protocol.lower(),
-        "client.id": settings.client_id,
-        "socket.timeout.ms": settings.request_timeout_ms,
-    }
-    for name, option in (
-        ("ssl_cafile", "ssl.ca.location"),
-        ("ssl_certfile", "ssl.certificate.location"),
-        ("ssl_keyfile", "ssl.key.location"),
-    ):
-        value = getattr(settings, name)
-        if value is not None:
-            options[option] = str(value)
-    if settings.sasl_mechanism:
-        options["sasl.mechanism"] = settings.sasl_mechanism
-        options["sasl.username"] = settings.sasl_username
-        options["sasl.password"] = settings.sasl_password.get_secret_value() if settings.sasl_password else None
-    return options
+    options = connection_options(settings)
+    servers = options.pop("bootstrap_servers")
+    out = {_LIBRDKAFKA_NAMES[name]: value for name, value in options.items()}
+    out["security.protocol"] = settings.security_protocol.lower()
+    return {"bootstrap.servers": ",".join(servers)} | out
 
 
 def kafka_error(settings: KafkaSettings, exc: KafkaError) -> SegmentationError:

@@ -17,13 +17,9 @@ SECRET = "s3cr3t-pw"
 
 
 def test_tls_and_sasl_settings_map_to_librdkafka_names_and_a_client_accepts_them(tmp_path: Path) -> None:
+    secured = {"security_protocol": "SASL_PLAINTEXT", "sasl_mechanism": "SCRAM-SHA-512", "sasl_username": "worker"}
     settings = KafkaSettings(
-        bootstrap_servers="a:9092, b:9093",
-        security_protocol="SASL_PLAINTEXT",
-        sasl_mechanism="SCRAM-SHA-512",
-        sasl_username="worker",
-        sasl_password=SECRET,
-        ssl_cafile=tmp_path / "ca.pem",
+        bootstrap_servers="a:9092, b:9093", sasl_password=SECRET, ssl_cafile=tmp_path / "ca.pem", **secured
     )
     options = librdkafka_options(settings)
     assert options == {
