@@ -7,23 +7,34 @@ fetched under an older order ever handed over.
 
 from __future__ import annotations
 
+from dataclasses import fields
+
 from kafka import KafkaProducer
 
 from shared.kafka_clients import ensure_topics
 from shared.settings import Settings
-from worker.stream.fetcher import Columns, FetchedBatch, FetchedRecord, Fetcher, decode, encode
+from tests.test_decode import _value
+from worker.stream.decode import Records
+from worker.stream.decode import decode as decode_values
+from worker.stream.fetcher import Columns, Fetcher, decode, encode
 
 
-def test_a_frame_round_trips_keys_values_and_offsets_per_partition() -> None:
-    polled = {2: Columns([7, 9], [b"17850", None], [b'{"a": 1}', b""]), 0: Columns([0], [b"k\x00"], [None])}
-    epoch, batch, highwater = decode(encode(5, polled, {2: 10}), "t")
+def test_a_frame_round_trips_the_consumed_records_and_what_the_child_decoded_of_them() -> None:
+    keys: list[bytes | None] = [b"17850", b"17850", None]
+    values: list[bytes | None] = [_value(), b"{not json", _value(quantity=7)]
+    polled = {2: Columns([7, 8, 9], keys, values), 0: Columns([0], [b"k\x00"], [None]), 5: Columns([], [], [])}
+    epoch, batch, highwater = decode(encode(5, polled, {2: 10, 5: 4}), "t")
     assert epoch == 5
-    assert highwater == {2: 10}
-    assert batch == {
-        2: FetchedBatch("t", 2, [7, 9], [b"17850", None], [b'{"a": 1}', b""]),
-        0: FetchedBatch("t", 0, [0], [b"k\x00"], [None]),
-    }
-    assert batch[2].record(1) == FetchedRecord("t", 2, 9, None, b"")
+    assert highwater == {2: 10, 5: 4}  # partition 5: only its high watermark moved
+    assert (batch[2].offsets, batch[2].keys, batch[2].values) == ([7, 8, 9], keys, values)
+    expected, refused = decode_values(2, [7, 8, 9], keys, values)
+    for column in fields(Records):
+        assert getattr(batch[2].records, column.name).tolist() == getattr(expected, column.name).tolist(), column.name
+    assert [(r.offset, r.value, r.error.kind, str(r.error)) for r in batch[2].refused] == [
+        (8, b"{not json", "decode_error", str(refused[0].error))
+    ]
+    assert [(r.offset, r.value, r.error.kind) for r in batch[0].refused] == [(0, None, "decode_error")]
+    assert len(batch[0].records) == 0 and len(batch[5].records) == 0 and batch[5].offsets == []
 
 
 def _poll_all(fetcher: Fetcher, expected: int) -> dict[int, list[int]]:

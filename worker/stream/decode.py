@@ -25,6 +25,7 @@ from pydantic import ValidationError
 
 from shared.contracts.invoice import LIMITS, InvoiceLine
 from shared.exceptions import DecodeError, RecordError
+from shared.state.dedup import entries
 
 _ID = Annotated[str, msgspec.Meta(min_length=1, max_length=LIMITS.max_id_length)]
 _TEXT = Annotated[str, msgspec.Meta(min_length=1, max_length=LIMITS.max_text_length)]
@@ -73,6 +74,8 @@ class Records:
     stock_code: np.ndarray  # str (object)
     customer_id: np.ndarray  # str, or None for a guest line (object)
     country: np.ndarray  # str (object)
+    seen_bucket: np.ndarray  # the event id's dedup set (int64), see shared.state.dedup
+    seen_member: np.ndarray  # the event id's dedup digest (str, object)
 
     def __len__(self) -> int:
         return len(self.offset)
@@ -84,7 +87,7 @@ class Records:
     @classmethod
     def empty(cls) -> Records:
         ints, texts = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=object)
-        return cls(ints, ints, ints, ints, np.zeros(0), texts, texts, texts, texts, texts)
+        return cls(ints, ints, ints, ints, np.zeros(0), texts, texts, texts, texts, texts, ints, texts)
 
     @classmethod
     def concat(cls, parts: Sequence[Records]) -> Records:
@@ -168,7 +171,7 @@ def _columns(lines: list[_Line]) -> dict[str, list]:
     return {name: list(map(attrgetter(name), lines)) for name in _COLUMNS}
 
 
-def _objects(values: list) -> np.ndarray:
+def objects(values: list) -> np.ndarray:
     """A one-dimensional object array of ``values``."""
     return np.fromiter(values, dtype=object, count=len(values))
 
@@ -230,16 +233,19 @@ def decode(
         kept = [index for index, ok in zip(kept, good, strict=True) if ok]
         micros = micros[parsed]
     refused.sort(key=attrgetter("offset"))
+    remembered = entries(columns["event_id"])
     records = Records(
         partition=np.full(len(kept), partition, dtype=np.int64),
         offset=np.array([offsets[index] for index in kept], dtype=np.int64),
         time=micros,
         quantity=np.array(columns["quantity"], dtype=np.int64),
         price=np.array(columns["unit_price"], dtype=float),
-        event_id=_objects(columns["event_id"]),
-        invoice_no=_objects(columns["invoice_no"]),
-        stock_code=_objects(columns["stock_code"]),
-        customer_id=_objects(columns["customer_id"]),
-        country=_objects(columns["country"]),
+        event_id=objects(columns["event_id"]),
+        invoice_no=objects(columns["invoice_no"]),
+        stock_code=objects(columns["stock_code"]),
+        customer_id=objects(columns["customer_id"]),
+        country=objects(columns["country"]),
+        seen_bucket=np.array([bucket for bucket, _ in remembered], dtype=np.int64),
+        seen_member=objects([member for _, member in remembered]),
     )
     return records, refused

@@ -3,8 +3,8 @@
 A :class:`Worker` composes its parts in :meth:`Worker.run` (nothing connects in
 ``__init__``) and, per step:
 
-1. takes the records the fetcher process brought (:mod:`worker.stream.fetcher`),
-   decodes them (:mod:`worker.stream.decode`) and hands them to the event-time
+1. takes the records the fetcher process brought and decoded (:mod:`worker.stream.fetcher`,
+   :mod:`worker.stream.decode`) and hands them to the event-time
    aligner (:mod:`worker.stream.alignment`), which releases what may be applied
    now, in (time, partition, offset) order;
 2. reads what the step needs from Redis in one pipeline (:mod:`worker.stream.reads`);
@@ -61,7 +61,7 @@ from worker.stream.alignment import NEVER, EventAligner
 from worker.stream.book import CustomerBook
 from worker.stream.checkpoint import Checkpoint, PartitionCommit
 from worker.stream.dead_letter import dead_letter
-from worker.stream.decode import Records, Refused, decode
+from worker.stream.decode import Records, Refused
 from worker.stream.fetcher import FetchedBatch, Fetcher
 from worker.stream.inflight import InflightCommit
 from worker.stream.outbox import Outbox
@@ -532,14 +532,15 @@ class Worker:
         return min(target, processor.ticks.following(min(remote.values())))
 
     def _take(self, partition: int, fetched: FetchedBatch, commit: PartitionCommit) -> None:
-        """Decode a partition's fetched records and hand them to the aligner; refused ones are dead-lettered."""
+        """Hand a partition's decoded records to the aligner; refused ones are dead-lettered."""
         lane = self.aligner.lanes[partition]
         first = bisect.bisect_left(fetched.offsets, lane.fetched_end)
         commit.count("redelivered_skipped", first)
         if first == len(fetched.offsets):
             return
-        offsets, keys, values = fetched.offsets[first:], fetched.keys[first:], fetched.values[first:]
-        records, refused = decode(partition, offsets, keys, values)
+        start = lane.fetched_end
+        records = fetched.records.take(slice(int(np.searchsorted(fetched.records.offset, start)), None))
+        refused = [rejected for rejected in fetched.refused if rejected.offset >= start]
         records, misrouted = self._routed(partition, records)
         refused += misrouted
         if self.cutoff != NO_TIME:
@@ -547,12 +548,17 @@ class Worker:
             if before.any():
                 commit.count("before_cutoff", int(before.sum()))
                 records = records.take(np.flatnonzero(~before))
-        refused += self.aligner.accept(partition, records, offsets[-1] + 1, None)
+        refused += self.aligner.accept(partition, records, fetched.offsets[-1] + 1, None)
         for rejected in refused:
             if rejected.value is None:  # refused by time: its raw value is in the fetched batch
-                index = bisect.bisect_left(offsets, rejected.offset)
+                index = bisect.bisect_left(fetched.offsets, rejected.offset)
                 rejected = Refused(
-                    rejected.partition, rejected.offset, keys[index], values[index], rejected.error, rejected.stage
+                    rejected.partition,
+                    rejected.offset,
+                    fetched.keys[index],
+                    fetched.values[index],
+                    rejected.error,
+                    rejected.stage,
                 )
             commit.dead_letters.append(dead_letter(self.topic, rejected))
             commit.count(f"dead_lettered_{rejected.error.kind}")

@@ -30,7 +30,7 @@ import orjson
 import redis
 
 from shared.features.clock import MICROS_PER_DAY, NO_TIME, to_micros
-from shared.state.dedup import by_bucket, entries
+from shared.state.dedup import by_bucket
 from shared.state.keys import Keys
 from worker.stream.decode import Records
 from worker.stream.grouping import groups
@@ -178,7 +178,7 @@ class StepReader:
     def read(self, records: Records, day_stats: Iterable[tuple[int, int]], landing: Landing) -> StepReads:
         """One round trip for everything the step needs to know; ``day_stats``: (partition, sweep tick) wanted."""
         keys = self.keys
-        remembered = entries(records.event_id)
+        remembered = list(zip(records.seen_bucket.tolist(), records.seen_member.tolist(), strict=True))
         questions = _questions(keys, records, remembered)
         pipe = self.client.pipeline(transaction=False)
         pipe.get(keys.model_current)
