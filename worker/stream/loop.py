@@ -455,7 +455,7 @@ class Worker:
         needed = [first, *processor.ticks.between(first, sweep_until)] if first != NO_TIME else []
         wanted = [(q, tick) for q in remote for tick in needed]
         landing = self.inflight.landing.landing if self.inflight.landing is not None else Landing()
-        reads = parts.reader.read(released.records, wanted, landing)
+        reads = parts.reader.read(released.records, wanted, landing, sent=self.inflight.release)
         if reads.model_version is not None and reads.model_version != processor.model.version:
             self._switch_model(reads.model_version, commits)
         model = processor.model
@@ -628,6 +628,7 @@ class Worker:
 
         def land() -> None:
             parts.outbox.publish(to_publish)
+            self.inflight.turn()  # the next step's read goes first
             for commit in commits:
                 parts.checkpoint.commit(
                     commit, epochs[commit.partition], expected[commit.partition], parts.outbox.trims(commit.partition)

@@ -21,7 +21,7 @@ counts as already there.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
@@ -175,8 +175,17 @@ class StepReader:
             out[partition] = (to_micros(datetime.fromisoformat(swept)) if swept else NO_TIME, int(sweep_pass or 0))
         return out
 
-    def read(self, records: Records, day_stats: Iterable[tuple[int, int]], landing: Landing) -> StepReads:
-        """One round trip for everything the step needs to know; ``day_stats``: (partition, sweep tick) wanted."""
+    def read(
+        self,
+        records: Records,
+        day_stats: Iterable[tuple[int, int]],
+        landing: Landing,
+        sent: Callable[[], None] = lambda: None,
+    ) -> StepReads:
+        """One round trip for everything the step needs to know; ``day_stats``: (partition, sweep tick) wanted.
+
+        ``sent`` is called as the questions go out (the commit in flight may follow them).
+        """
         keys = self.keys
         remembered = list(zip(records.seen_bucket.tolist(), records.seen_member.tolist(), strict=True))
         questions = _questions(keys, records, remembered)
@@ -191,6 +200,7 @@ class StepReader:
         clustered = isinstance(self.client, redis.RedisCluster)
         for _, question in [] if clustered else asked:
             self._ask(keys=question.keys, args=[question.payload()], client=pipe)
+        sent()
         replies = pipe.execute()
         if clustered:
             replies += [self._ask(keys=question.keys, args=[question.payload()]) for _, question in asked]
