@@ -74,6 +74,7 @@ def zombie(
     try:
         wait_for(lambda: landed() > 0, "the first worker applied nothing")
         first.send_signal(signal.SIGSTOP)
+        time.sleep(1.0)  # a commit script it sent just before may still be running in Redis
         stopped_at = landed()
         second = worker_process(settings, group, logs / "second.log", until_caught_up=False, **environment)
         wait_for(lambda: landed() > stopped_at, "the second worker took nothing over")
