@@ -26,7 +26,18 @@ TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 _RECORD_FIELDS = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
 
 # What kafka-python says while a broker cannot be reached, and when a client closes mid-request.
-_CONNECTION_WORDS = ("connect", "bootstrap", "not ready", "broker", "node", "timed out", "timeout", "nobrokers")
+_CONNECTION_WORDS = (
+    "connect",
+    "bootstrap",
+    "not ready",
+    "broker",
+    "node",
+    "timed out",
+    "timeout",
+    "nobrokers",
+    "network data",  # a socket read failing during a stall: kafka-python logs it with a traceback
+    "socket",
+)
 _SHUTDOWN_WORDS = ("cancelled",)
 FOLDED_LOGGER = "shared.kafka"
 
@@ -60,6 +71,8 @@ class KafkaNoise(logging.Filter):
     False
     >>> noise.filter(record("kafka.cluster", "Metadata refresh: failed Cancelled"))
     False
+    >>> noise.filter(record("kafka.net.transport", "Error receiving network data closing socket"))
+    False
     >>> noise.filter(record("worker", "a message of ours"))
     True
     """
@@ -86,6 +99,7 @@ class KafkaNoise(logging.Filter):
             f" ({self._folded} more connection messages in the last {self.interval_s:.0f} s)" if self._folded else ""
         )
         record.name, record.levelno, record.levelname = FOLDED_LOGGER, logging.WARNING, "WARNING"
+        record.exc_info, record.exc_text = None, None  # kafka-python's traceback says nothing an operator can act on
         record.msg, record.args = (
             f"Kafka broker not reachable{again}: {record.getMessage()}. Retrying; check that the broker runs and "
             "that SEG_KAFKA__BOOTSTRAP_SERVERS points at it",
