@@ -162,7 +162,8 @@ def decode(frame: bytes, topic: str) -> tuple[int, dict[int, FetchedBatch], dict
         refused = []
         for offset, kind, message, field in refusals:
             at = bisect.bisect_left(offsets_, offset)
-            refused.append(Refused(partition, offset, keys_[at], values_[at], _RECORD_ERRORS[kind](message, field)))
+            error = _RECORD_ERRORS.get(kind, RecordError)(message, field)  # an unknown kind: the base error
+            refused.append(Refused(partition, offset, keys_[at], values_[at], error))
         batch[partition] = FetchedBatch(topic, partition, offsets_, keys_, values_, records, refused)
         if mark >= 0:
             highwater[partition] = mark
