@@ -15,6 +15,7 @@ import pytest
 
 from shared.contracts.invoice import InvoiceLine
 from shared.features.clock import to_micros
+from shared.state.dedup import entry
 from worker.stream.decode import decode
 
 GOOD = orjson.loads(
@@ -101,7 +102,7 @@ def test_the_batch_decode_gives_the_contracts_verdict_on_every_value(cut: int) -
         for position, offset in enumerate(records.offset.tolist()):
             line = _contract(CORPUS[offset - 100])
             assert line is not None, CORPUS[offset - 100]
-            assert records.event_id[position] == line.event_id
+            assert (records.seen_bucket[position], records.seen_member[position]) == entry(line.event_id)
             assert records.customer_id[position] == line.customer_id
             assert records.stock_code[position] == line.stock_code
             assert records.quantity[position] == line.quantity

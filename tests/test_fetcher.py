@@ -16,7 +16,7 @@ from shared.settings import Settings
 from tests.test_decode import _value
 from worker.stream.decode import Records
 from worker.stream.decode import decode as decode_values
-from worker.stream.fetcher import Columns, Fetcher, decode, encode
+from worker.stream.fetcher import Columns, FetchedBatch, Fetcher, decode, encode
 
 
 def test_a_frame_round_trips_the_consumed_records_and_what_the_child_decoded_of_them() -> None:
@@ -26,7 +26,7 @@ def test_a_frame_round_trips_the_consumed_records_and_what_the_child_decoded_of_
     epoch, batch, highwater = decode(encode(5, polled, {2: 10, 5: 4}), "t")
     assert epoch == 5
     assert highwater == {2: 10, 5: 4}  # partition 5: only its high watermark moved
-    assert (batch[2].offsets, batch[2].keys, batch[2].values) == ([7, 8, 9], keys, values)
+    assert (batch[2].offsets, list(batch[2].keys), list(batch[2].values)) == ([7, 8, 9], keys, values)
     expected, refused = decode_values(2, [7, 8, 9], keys, values)
     for column in fields(Records):
         assert getattr(batch[2].records, column.name).tolist() == getattr(expected, column.name).tolist(), column.name
@@ -35,6 +35,20 @@ def test_a_frame_round_trips_the_consumed_records_and_what_the_child_decoded_of_
     ]
     assert [(r.offset, r.value, r.error.kind) for r in batch[0].refused] == [(0, None, "decode_error")]
     assert len(batch[0].records) == 0 and len(batch[5].records) == 0 and batch[5].offsets == []
+
+
+def test_frames_of_one_partition_join_into_one_batch_in_offset_order() -> None:
+    values: list[bytes | None] = [_value(quantity=1), _value(quantity=2), _value(quantity=3), b"{not json"]
+    keys: list[bytes | None] = [b"a", None, b"ccc", b"d"]
+    frames = [
+        encode(1, {3: Columns([10, 11], keys[:2], values[:2])}, {}),
+        encode(1, {3: Columns([12, 13], keys[2:], values[2:])}, {}),
+    ]
+    joined = FetchedBatch.joined([decode(frame, "t")[1][3] for frame in frames])
+    assert (joined.offsets, list(joined.keys), list(joined.values)) == ([10, 11, 12, 13], keys, values)
+    assert joined.records.offset.tolist() == [10, 11, 12]
+    assert joined.records.quantity.tolist() == [1, 2, 3]
+    assert [(r.offset, r.key, r.value) for r in joined.refused] == [(13, b"d", b"{not json")]
 
 
 def _poll_all(fetcher: Fetcher, expected: int) -> dict[int, list[int]]:

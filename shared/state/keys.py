@@ -89,10 +89,11 @@ of up to 512 codes each stay listpacks (about 14 bytes per code) on Redis's defa
 
 # The same function in Lua, for the commit script (it moves a customer's units between segments
 # from its members hash, so it buckets codes the worker never sent); tests check both agree.
+# ``first``: where the code starts in the text (3 for a members field ``p:<code>``, without copying it).
 PRODUCT_BUCKET_LUA = f"""
-local function product_bucket(code)
+local function product_bucket(code, first)
   local h = 0
-  for i = 1, #code do h = (h * 31 + string.byte(code, i)) % 1000003 end
+  for i = first or 1, #code do h = (h * 31 + string.byte(code, i)) % 1000003 end
   return h % {PRODUCT_BUCKETS}
 end
 """

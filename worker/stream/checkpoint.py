@@ -75,48 +75,47 @@ local function add_to_fields(key, flat, drop_zero)
   end
 end
 
-local function units(members_key)
-  local flat = redis.call('HGETALL', members_key)
-  local out = {}
-  for i = 1, #flat, 2 do
-    local name = flat[i]
-    if string.sub(name, 1, 2) == 'p:' then
-      local v = tonumber(flat[i + 1])
-      local bought = v % 2
-      out[#out + 1] = {string.sub(name, 3), (v - bought) / 2}
-    end
-  end
-  return out
-end
-
 -- popularity: net units per (segment, stock code), added up in Lua first so each pair is changed once.
 -- Customers whose published segment changed move all their units (as they were before this batch).
 -- A segment is the index of its first bucket's key; the bucket of a code is product_bucket's.
+-- Codes stay members field names ('p:' .. code) until a pair is written: reading a moved customer's
+-- members then copies no string, and each name's bucket is computed once per commit.
 local net = {}
-local function add(base, code, units)
+local function add(base, name, units)
   local per = net[base]
   if not per then per = {}; net[base] = per end
-  per[code] = (per[code] or 0) + units
+  per[name] = (per[name] or 0) + units
 end
 for _, move in ipairs(p.moves) do
-  local have = units(KEYS[move[1]])
-  for _, pair in ipairs(have) do
-    if move[2] > 0 then add(move[2], pair[1], -pair[2]) end
-    add(move[3], pair[1], pair[2])
+  local flat = redis.call('HGETALL', KEYS[move[1]])
+  local before, after = move[2], move[3]
+  for i = 1, #flat, 2 do
+    local name = flat[i]
+    if string.byte(name, 1) == 112 and string.byte(name, 2) == 58 then  -- 'p:', a product: 2 * units + bought
+      local v = tonumber(flat[i + 1])
+      local units = (v - v % 2) / 2
+      if before > 0 then add(before, name, -units) end
+      add(after, name, units)
+    end
   end
 end
 for _, entry in ipairs(p.products) do
   local values = entry[2]
-  for i = 1, #values, 2 do add(entry[1], values[i], values[i + 1]) end
+  for i = 1, #values, 2 do add(entry[1], 'p:' .. values[i], values[i + 1]) end
 end
+local buckets = {}
 local changed = {}
 for base, per in pairs(net) do
-  for code, units in pairs(per) do
+  for name, units in pairs(per) do
     if units ~= 0 then
-      local index = base + product_bucket(code)
-      local flat = changed[index]
-      if not flat then flat = {}; changed[index] = flat end
-      flat[#flat + 1] = code
+      local bucket = buckets[name]
+      if not bucket then
+        bucket = product_bucket(name, 3)
+        buckets[name] = bucket
+      end
+      local flat = changed[base + bucket]
+      if not flat then flat = {}; changed[base + bucket] = flat end
+      flat[#flat + 1] = string.sub(name, 3)
       flat[#flat + 1] = units
     end
   end
@@ -275,13 +274,16 @@ class Checkpoint:
                 index[name] = len(names)
             return index[name]
 
+        segments: dict[int, int] = {}
+
         def segment(number: int) -> int:
             """The KEYS index of the segment's first popularity bucket (the others follow it)."""
-            first, *rest = keys.products(p, number)
-            base = key(first)
-            for name in rest:
-                key(name)
-            return base
+            if number not in segments:
+                first, *rest = keys.products(p, number)
+                segments[number] = key(first)
+                for name in rest:
+                    key(name)
+            return segments[number]
 
         payload = {
             "epoch": epoch,
@@ -312,8 +314,9 @@ class Checkpoint:
             ],
             "index_add": commit.index_add,
             "seen": [
-                [key(keys.seen(p, day)[bucket]), members]
+                [key(names_of_day[bucket]), members]
                 for day, remembered in commit.seen.items()
+                for names_of_day in [keys.seen(p, day)]
                 for bucket, members in sorted(by_bucket(remembered).items())
             ],
             "drop": [key(name) for day in commit.seen_drop for name in keys.seen(p, day)]

@@ -69,13 +69,12 @@ class Records:
     time: np.ndarray  # event time, µs since 1970 (int64)
     quantity: np.ndarray  # int64
     price: np.ndarray  # float64
-    event_id: np.ndarray  # str (object)
     invoice_no: np.ndarray  # str (object)
     stock_code: np.ndarray  # str (object)
     customer_id: np.ndarray  # str, or None for a guest line (object)
     country: np.ndarray  # str (object)
     seen_bucket: np.ndarray  # the event id's dedup set (int64), see shared.state.dedup
-    seen_member: np.ndarray  # the event id's dedup digest (str, object)
+    seen_member: np.ndarray  # the event id's dedup digest (str, object): all the worker needs of the event id
 
     def __len__(self) -> int:
         return len(self.offset)
@@ -87,7 +86,7 @@ class Records:
     @classmethod
     def empty(cls) -> Records:
         ints, texts = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=object)
-        return cls(ints, ints, ints, ints, np.zeros(0), texts, texts, texts, texts, texts, ints, texts)
+        return cls(ints, ints, ints, ints, np.zeros(0), texts, texts, texts, texts, ints, texts)
 
     @classmethod
     def concat(cls, parts: Sequence[Records]) -> Records:
@@ -240,7 +239,6 @@ def decode(
         time=micros,
         quantity=np.array(columns["quantity"], dtype=np.int64),
         price=np.array(columns["unit_price"], dtype=float),
-        event_id=objects(columns["event_id"]),
         invoice_no=objects(columns["invoice_no"]),
         stock_code=objects(columns["stock_code"]),
         customer_id=objects(columns["customer_id"]),
