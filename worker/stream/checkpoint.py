@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-import orjson
+import msgspec
 import redis
 
 from shared.exceptions import ConfigError, FencedError
@@ -32,10 +32,14 @@ from shared.state.keys import PRODUCT_BUCKET_LUA, Keys
 
 _CHUNK = 500  # values per command inside the script (Lua's unpack takes ~8,000 at most)
 
+script_argument = msgspec.msgpack.Encoder().encode
+"""A script's one argument, as msgpack: Redis's ``cmsgpack.unpack`` takes less of Redis's CPU than
+``cjson.decode`` of the same payload as JSON (about 9% of the commit script's)."""
+
 _COMMIT = (
     PRODUCT_BUCKET_LUA
     + """
-local p = cjson.decode(ARGV[1])
+local p = cmsgpack.unpack(ARGV[1])
 local checkpoint = KEYS[1]
 local epoch = tonumber(redis.call('HGET', checkpoint, 'epoch') or '0')
 if epoch ~= p.epoch then return {0, 'epoch', epoch} end
@@ -337,7 +341,7 @@ class Checkpoint:
             "counters": commit.counters,
             "outbox": [[trims.get(kind, 0), commit.outbox(kind)] for kind in OUTBOXES],
         }
-        ok, reason, stored = self._commit(keys=names, args=[orjson.dumps(payload)])
+        ok, reason, stored = self._commit(keys=names, args=[script_argument(payload)])
         if not ok:
             raise FencedError(p, int(stored), f"its {reason} moved (stored {reason} {stored})")
 

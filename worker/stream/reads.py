@@ -10,7 +10,7 @@
   count in the centroids of a day).
 
 The membership and dedup questions of a partition go to Redis as one script call
-with one JSON argument and come back as one string of flags: a command per
+with one msgpack argument and come back as one string of flags: a command per
 customer would cost more to encode and parse than the worker spends on the lines.
 The script declares every key it reads (one partition's: one hash slot).
 
@@ -26,12 +26,12 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 import numpy as np
-import orjson
 import redis
 
 from shared.features.clock import MICROS_PER_DAY, NO_TIME, to_micros
 from shared.state.dedup import by_bucket
 from shared.state.keys import Keys
+from worker.stream.checkpoint import script_argument
 from worker.stream.decode import Records
 from worker.stream.grouping import groups
 from worker.stream.line_kinds import product_mask
@@ -41,7 +41,7 @@ _CHUNK = 500  # values per command inside the script (Lua's unpack takes ~8,000 
 # Flags per asked value, in order: seen ids '1'/'0'; then members fields '0' absent, '1' an
 # invoice, 'b' a product bought, 'r' a product only returned.
 _ASK = """
-local p = cjson.decode(ARGV[1])
+local p = cmsgpack.unpack(ARGV[1])
 local out = {}
 for _, entry in ipairs(p.seen) do
   local key, ids = KEYS[entry[1]], entry[2]
@@ -58,7 +58,7 @@ for _, entry in ipairs(p.members) do
     for j, value in ipairs(values) do
       if not value then
         out[#out + 1] = '0'
-      elseif string.sub(fields[i + j - 1], 1, 2) == 'i:' then
+      elseif string.byte(fields[i + j - 1], 1) == 105 then  -- 'i:', an invoice
         out[#out + 1] = '1'
       elseif tonumber(value) % 2 == 1 then
         out[#out + 1] = 'b'
@@ -121,7 +121,7 @@ class _Question:
         return len(self.keys)
 
     def payload(self) -> bytes:
-        return orjson.dumps({"seen": self.seen, "members": self.members})
+        return script_argument({"seen": self.seen, "members": self.members})
 
 
 def _questions(keys: Keys, records: Records, remembered: list[tuple[int, str]]) -> dict[int, _Question]:
