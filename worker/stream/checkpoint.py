@@ -313,7 +313,7 @@ class Checkpoint:
                 for cid, increments in commit.members.items()
             ],
             "records": [
-                [key(keys.customer(p, cid)), [_text(x) for kv in fields.items() for x in kv]]
+                [key(keys.customer(p, cid)), [x for kv in fields.items() for x in kv]]  # bytes unpack as Lua strings
                 for cid, fields in commit.records.items()
             ],
             "index_add": commit.index_add,
@@ -344,7 +344,3 @@ class Checkpoint:
         ok, reason, stored = self._commit(keys=names, args=[script_argument(payload)])
         if not ok:
             raise FencedError(p, int(stored), f"its {reason} moved (stored {reason} {stored})")
-
-
-def _text(value: str | bytes) -> str:
-    return value.decode() if isinstance(value, bytes) else value
