@@ -30,8 +30,6 @@ from shared.features.clock import NO_TIME, day_start, iso
 from shared.state.dedup import by_bucket
 from shared.state.keys import PRODUCT_BUCKET_LUA, Keys
 
-_CHUNK = 500  # values per command inside the script (Lua's unpack takes ~8,000 at most)
-
 script_argument = msgspec.msgpack.Encoder().encode
 """A script's one argument, as msgpack: Redis's ``cmsgpack.unpack`` takes less of Redis's CPU than
 ``cjson.decode`` of the same payload as JSON (about 9% of the commit script's)."""
@@ -289,6 +287,7 @@ class Checkpoint:
                     key(name)
             return segments[number]
 
+        seen_names = {day: keys.seen(p, day) for day in commit.seen}  # a day's sixteen set names, named once
         payload = {
             "epoch": epoch,
             "expect": expect,
@@ -318,9 +317,8 @@ class Checkpoint:
             ],
             "index_add": commit.index_add,
             "seen": [
-                [key(names_of_day[bucket]), members]
+                [key(seen_names[day][bucket]), members]
                 for day, remembered in commit.seen.items()
-                for names_of_day in [keys.seen(p, day)]
                 for bucket, members in sorted(by_bucket(remembered).items())
             ],
             "drop": [key(name) for day in commit.seen_drop for name in keys.seen(p, day)]

@@ -36,8 +36,6 @@ from worker.stream.decode import Records
 from worker.stream.grouping import groups
 from worker.stream.line_kinds import product_mask
 
-_CHUNK = 500  # values per command inside the script (Lua's unpack takes ~8,000 at most)
-
 # Flags per asked value, in order: seen ids '1'/'0'; then members fields '0' absent, '1' an
 # invoice, 'b' a product bought, 'r' a product only returned.
 _ASK = """
