@@ -29,20 +29,20 @@ def wait_for(condition: Callable[[], bool], failure: str, timeout_s: float = 180
         time.sleep(0.01)
 
 
-def power_loss(server: RedisServer, landed: Landed, scratch: Path) -> None:
+def power_loss(server: RedisServer, landed: Landed, committed: Landed, scratch: Path) -> None:
     """A power loss under ``appendfsync everysec``: Redis comes back without its last commits.
 
-    The AOF is copied (what the disk holds), two more commits land (so Kafka's
-    committed offsets move past the copy), Redis is SIGKILLed, the copy put back
-    and Redis started again on it.
+    The AOF is copied (what the disk holds), the stream goes on until Kafka's
+    committed offsets (``committed``, summed over partitions) pass every offset the
+    copy can hold, Redis is SIGKILLed, the copy put back and Redis started again on it.
+    Waiting on Kafka's offsets rather than on Redis's makes the rollback one the
+    worker must see: Kafka's commit trails Redis's by a batch.
     """
     aof = server.workdir / "appendonlydir"
     wait_for(lambda: landed() > 0, "nothing landed")
-    copied = landed()
     shutil.copytree(aof, scratch / "aof-copy")
-    wait_for(lambda: landed() > copied, "nothing landed after the copy")
-    later = landed()
-    wait_for(lambda: landed() > later, "one commit only after the copy")
+    copied = landed()  # read after the copy: at least every offset the copy holds
+    wait_for(lambda: committed() > copied, "Kafka's committed offsets never passed the copy")
     assert server.process is not None
     server.process.kill()
     server.process.wait()

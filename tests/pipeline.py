@@ -10,16 +10,19 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import orjson
 import redis
+from kafka import TopicPartition
 
 from producer.replay import ReplayOptions, replay
 from producer.simulate import SimulationConfig, simulate
-from shared.kafka_clients import read_to_end
+from shared.kafka_clients import make_consumer, read_to_end
 from shared.settings import Settings, as_environment
 from shared.state.customer_record import CustomerRecord
 from shared.state.keys import Keys
@@ -111,6 +114,20 @@ def applied(client: redis.Redis, keys: Keys, partitions: int) -> int:
     for partition in range(partitions):
         pipe.hget(keys.checkpoint(partition), "offset")
     return sum(int(offset) for offset in pipe.execute() if offset)
+
+
+@contextmanager
+def kafka_committed(settings: Settings, group: str) -> Iterator[Callable[[], int]]:
+    """A probe of the offsets ``group`` committed to Kafka, summed over the invoice topic's partitions.
+
+    Comparable with :func:`applied`: both count the next offset to read.
+    """
+    consumer = make_consumer(settings.kafka, group_id=group)
+    partitions = [TopicPartition(settings.topics.invoices, p) for p in range(settings.topics.partitions)]
+    try:
+        yield lambda: sum(consumer.committed(tp) or 0 for tp in partitions)
+    finally:
+        consumer.close()
 
 
 def records(client: redis.Redis, keys: Keys, partitions: int) -> dict[str, CustomerRecord]:

@@ -6,9 +6,9 @@
 * A zombie: a worker is SIGSTOPped past its session timeout while another takes
   over, then SIGCONTed; nothing it still tries to write lands (owner epochs), and
   the final state equals a calm run's.
-* Redis loses its last writes (an AOF copy, three more batches, SIGKILL, the
-  copy restored, as a power loss under ``appendfsync everysec`` does): the worker sees
-  that Redis went back, moves to a new sequence generation, and no
+* Redis loses its last writes (an AOF copy, the stream on until Kafka's committed
+  offsets pass the copy, SIGKILL, the copy restored, as a power loss under
+  ``appendfsync everysec`` does): the worker sees that Redis went back, moves to a new sequence generation, and no
   (customer, sequence) pair on the topic ever carries two different events; the
   latest event of every customer is what Redis holds.
 * Stored offsets beyond the log (the broker lost its data): the worker stops with
@@ -38,7 +38,7 @@ from shared.settings import RedisSettings, Settings, as_environment, isolated_se
 from shared.state.keys import Keys
 from shared.state.layout import partition_count
 from tests.faults import Landed, one_killed_one_stopped, power_loss, zombie
-from tests.pipeline import ROOT, applied, prepare_simulated, run_worker
+from tests.pipeline import ROOT, applied, kafka_committed, prepare_simulated, run_worker
 from worker.stream.loop import Worker
 from worker.stream.settings import WorkerSettings
 
@@ -171,9 +171,10 @@ def test_redis_losing_its_last_second_never_republishes_a_used_sequence(
         worker = Worker(own, WorkerSettings(group_id=f"g-{own.redis.key_prefix}", **(FAST | {"batch_max_records": 50})))
         keys = Keys(own.redis.key_prefix)
         landed = lambda: applied(client, keys, own.topics.partitions)  # noqa: E731
-        thread = _while_running(worker, 0, lambda: power_loss(server, landed, tmp_path))
-        worker.run(until_caught_up=True)
-        thread.join()
+        with kafka_committed(own, worker.options.group_id) as committed:
+            thread = _while_running(worker, 0, lambda: power_loss(server, landed, committed, tmp_path))
+            worker.run(until_caught_up=True)
+            thread.join()
         changes = unique_changes(own)  # asserts one payload per (customer, sequence)
         generations = {orjson.loads(events[-1])["sequence"] // 1_000_000_000 for events in changes.values()}
         assert max(generations) >= 1, "the worker noticed that Redis went back"
