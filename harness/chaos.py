@@ -48,7 +48,7 @@ from shared.redis_client import make_redis
 from shared.settings import Settings, isolated_settings
 from shared.state.keys import Keys
 from tests.faults import Landed, one_killed_one_stopped, power_loss, wait_for, zombie
-from tests.pipeline import REAL_CUTOFF, applied, bootstrap, replay_file, worker_process
+from tests.pipeline import REAL_CUTOFF, applied, bootstrap, kafka_committed, replay_file, worker_process
 from tests.poison_corpus import poison_corpus, send_poison
 
 DATASET = Path(__file__).resolve().parents[2] / "shared/data/online_retail.csv.xz"
@@ -228,7 +228,12 @@ def broker_restart(services: Services) -> Run:
 def redis_power_loss(services: Services) -> Run:
     server = services.stack.enter_context(RedisServer())
     run = _prepare(services, "power-loss", redis_url=server.url)
-    _alone(run, lambda run: power_loss(server, _mid_stream(run), run.logs))
+
+    def lose_power(run: Run) -> None:
+        with kafka_committed(run.settings, run.group) as committed:
+            power_loss(server, _mid_stream(run), committed, run.logs)
+
+    _alone(run, lose_power)
     return run
 
 
