@@ -37,7 +37,7 @@ import redis
 
 from bench.worker_bench import _worker_rate, run_measured
 from producer.replay import ReplayOptions, replay
-from producer.simulate import SimulationConfig, simulate
+from producer.simulate.simulation import SimulationConfig, simulate
 from rig.local_services import RedisServer, TansuBroker
 from shared.readers import open_rows
 from shared.redis_client import make_redis

@@ -21,7 +21,6 @@ import threading
 from pathlib import Path
 from types import FrameType
 
-from producer.replay import ReplayOptions, replay
 from producer.settings import ProducerSettings
 from producer.simulate import command as simulate_command
 from shared.cli_types import iso_datetime, positive_float, positive_int
@@ -106,6 +105,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def replay_command(args: argparse.Namespace) -> int:
     """Replay as asked; on SIGINT/SIGTERM flush, save the checkpoint and exit 128 + the signal."""
+    from producer.replay import ReplayOptions, replay  # pandas: only when replaying
+
     configure_logging(level=logging.WARNING if args.quiet else logging.INFO)
     stop = threading.Event()
     received: list[int] = []

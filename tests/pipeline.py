@@ -21,7 +21,7 @@ import redis
 from kafka import TopicPartition
 
 from producer.replay import ReplayOptions, replay
-from producer.simulate import SimulationConfig, simulate
+from producer.simulate.simulation import SimulationConfig, simulate
 from shared.kafka_clients import make_consumer, read_to_end
 from shared.settings import Settings, as_environment
 from shared.state.customer_record import CustomerRecord

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from producer.simulate import SimulationConfig, simulate
 from producer.simulate.drift import DriftEpisode
+from producer.simulate.simulation import SimulationConfig, simulate
 from shared.contracts.drift_alert import Contributor, DriftAlert
 from shared.kafka_clients import read_to_end
 from shared.settings import Settings, as_environment

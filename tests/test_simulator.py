@@ -14,7 +14,8 @@ import redis
 from sklearn.metrics import adjusted_rand_score
 
 from producer.cli import main as producer_main
-from producer.simulate import ARCHETYPES, SimulationConfig, parse_drift, simulate
+from producer.simulate import ARCHETYPES, parse_drift
+from producer.simulate.simulation import SimulationConfig, simulate
 from shared.readers import open_rows
 from shared.settings import Settings
 from shared.state.keys import Keys

@@ -10,7 +10,6 @@ from pathlib import Path
 
 from producer.simulate.archetypes import ARCHETYPES
 from producer.simulate.drift import DriftEpisode, parse_drift
-from producer.simulate.simulation import SimulationConfig, simulate
 from shared.cli_types import iso_datetime, positive_int
 
 
@@ -54,6 +53,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Simulate as asked and print what was written; a bad output name or size exits 2."""
+    from producer.simulate.simulation import SimulationConfig, simulate  # pandas: only when simulating
+
     config = SimulationConfig(
         out=args.out,
         customers=args.customers,

@@ -26,7 +26,6 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 
 import numpy as np
-import pandas as pd
 
 from shared.features.aggregates import MONTH_WINDOW, AggregateColumns
 from shared.features.clock import NO_MONTH, NO_TIME
@@ -104,7 +103,8 @@ def _later_purchase(columns: AggregateColumns, slots: np.ndarray, times: np.ndar
 def _latest_country(columns: AggregateColumns, batch: LineBatch) -> None:
     """The country of the latest line by event time; ties go to the later line, as in :func:`apply_line`."""
     if (np.diff(batch.time) >= 0).all():  # event order (the usual case): the last line of each customer wins
-        winners = np.flatnonzero(~pd.Series(batch.slot).duplicated(keep="last").to_numpy())
+        _, from_end = np.unique(batch.slot[::-1], return_index=True)
+        winners = len(batch) - 1 - from_end
     else:
         order = np.lexsort((np.arange(len(batch)), batch.time, batch.slot))
         slots = batch.slot[order]

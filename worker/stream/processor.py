@@ -28,7 +28,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
-import pandas as pd
 
 from shared.contracts.drift_observation import AssignmentObservation, DriftObservations, InvoiceObservation
 from shared.contracts.segment_change import ChangeReason, SegmentChange, SegmentRef
@@ -232,8 +231,11 @@ class Processor:
         if seen.isdisjoint(ids) and len(set(ids)) == len(ids):
             keep = np.arange(len(ids))
         else:
-            applied = np.fromiter(map(seen.__contains__, ids), dtype=bool, count=len(ids))
-            repeat = applied | pd.Series(ids, dtype=object).duplicated(keep="first").to_numpy()
+            repeat = np.zeros(len(ids), dtype=bool)
+            earlier: set[str] = set()
+            for row, member in enumerate(ids):
+                repeat[row] = member in seen or member in earlier
+                earlier.add(member)
             for partition, n in zip(*np.unique(records.partition[repeat], return_counts=True), strict=True):
                 commits[int(partition)].count("duplicates_dropped", int(n))
             keep = np.flatnonzero(~repeat)
