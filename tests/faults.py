@@ -19,7 +19,7 @@ from rig.local_services import RedisServer
 from shared.settings import Settings
 from tests.pipeline import worker_process
 
-Landed = Callable[[], int]
+Landed = Callable[[], int]  # a progress probe: records applied in Redis (or committed to Kafka) so far
 
 
 def wait_for(condition: Callable[[], bool], failure: str, timeout_s: float = 180) -> None:
