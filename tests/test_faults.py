@@ -8,9 +8,9 @@
   the final state equals a calm run's.
 * Redis loses its last writes (an AOF copy, the stream on until Kafka's committed
   offsets pass the copy, SIGKILL, the copy restored, as a power loss under
-  ``appendfsync everysec`` does): the worker sees that Redis went back, moves to a new sequence generation, and no
-  (customer, sequence) pair on the topic ever carries two different events; the
-  latest event of every customer is what Redis holds.
+  ``appendfsync everysec`` does): the worker sees that Redis went back, moves to a
+  new sequence generation, and no (customer, sequence) pair on the topic ever
+  carries two different events; the latest event of every customer is what Redis holds.
 * Stored offsets beyond the log (the broker lost its data): the worker stops with
   an error that says how to recover, and ``reset-offsets`` recovers.
 """
