@@ -8,8 +8,8 @@ state and ``python -m worker run --until-caught-up`` in a child whose
 ``Worker.process`` is timed with ``time.thread_time``. Printed per run: records,
 µs of main-thread CPU per record inside steps and in all (start-up included), the
 process's CPU per record (its other threads too; the fetcher process apart), the
-fetcher process's and Redis's (``INFO cpu`` of the bench's own redis-server, before
-and after) and the wall-clock rate: on a 2-core machine the sum says how fast the
+fetcher process's, Redis's (``INFO cpu`` of the bench's own redis-server, before
+and after) and the broker's (``/proc``) and the wall-clock rate: on a 2-core machine the sum says how fast the
 worker could go at best.
 
 ``--code DIR`` (repeatable) measures the worker of other checkouts over the same
@@ -69,8 +69,14 @@ def _redis_cpu_s(client: redis.Redis) -> float:
     return float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"])
 
 
-def measure(settings: Settings, code: Path, label: str, py_spy: Path | None) -> dict[str, float]:
-    """One run over fresh state: the worker's summary line merged with its CPU figures and Redis's."""
+def _process_cpu_s(pid: int) -> float:
+    """User and system CPU of a running process (the broker), from ``/proc``."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measure(settings: Settings, code: Path, label: str, py_spy: Path | None, broker_pid: int) -> dict[str, float]:
+    """One run over fresh state: the worker's summary line merged with its CPU figures, Redis's and the broker's."""
     fresh = isolated_settings(settings.kafka.bootstrap_servers, settings.redis.url, label)
     fresh = fresh.model_copy(update={"topics": fresh.topics.model_copy(update={"invoices": settings.topics.invoices})})
     with tempfile.TemporaryDirectory(prefix="worker-cpu-") as tmp:
@@ -92,11 +98,12 @@ def measure(settings: Settings, code: Path, label: str, py_spy: Path | None) -> 
         ]
     env = os.environ | as_environment(fresh) | {"PYTHONPATH": str(code)}
     client = make_redis(fresh.redis)
-    redis_before = _redis_cpu_s(client)
+    redis_before, broker_before = _redis_cpu_s(client), _process_cpu_s(broker_pid)
     lines = subprocess.run(command, env=env, cwd=code, check=True, capture_output=True, text=True).stdout.splitlines()
     summary = next(json.loads(line) for line in reversed(lines) if line.startswith('{"records"'))
     cpu = next(json.loads(line) for line in reversed(lines) if line.startswith('{"steps_s"'))
-    return summary | cpu | {"redis_s": _redis_cpu_s(client) - redis_before}
+    redis_s, broker_s = _redis_cpu_s(client) - redis_before, _process_cpu_s(broker_pid) - broker_before
+    return summary | cpu | {"redis_s": redis_s, "broker_s": broker_s}
 
 
 def main() -> None:
@@ -117,13 +124,14 @@ def main() -> None:
             for turn, code in enumerate(options.code or [ROOT]):
                 load = os.getloadavg()[0]
                 profile = options.py_spy / f"{turn}.txt" if options.py_spy is not None and run == 0 else None
-                got = measure(settings, code.resolve(), f"run{run}-{turn}", profile)
+                got = measure(settings, code.resolve(), f"run{run}-{turn}", profile, broker.pid)
                 n = got["records"]
                 print(
                     f"{code} run {run + 1}: {n:,.0f} records; "
                     f"main thread {1e6 * got['steps_s'] / n:.1f} µs/record in steps, "
                     f"{1e6 * got['main_s'] / n:.1f} in all; process {1e6 * got['process_s'] / n:.1f} µs/record; "
                     f"fetcher {1e6 * got['fetcher_s'] / n:.1f}; Redis {1e6 * got['redis_s'] / n:.1f}; "
+                    f"broker {1e6 * got['broker_s'] / n:.1f}; "
                     f"{got['records_per_s']:,.0f} rows/s; load {load:.1f}",
                     flush=True,
                 )

@@ -86,6 +86,12 @@ class _LocalProcess:
             self.stop()
             raise
 
+    @property
+    def pid(self) -> int:
+        """The running process's id (benchmarks read its CPU time from ``/proc``)."""
+        assert self.process is not None, "not started"
+        return self.process.pid
+
     def pause(self) -> None:
         """SIGSTOP: the process keeps its sockets but answers nothing (a stalled server)."""
         assert self.process is not None
