@@ -52,10 +52,10 @@ local function chunked(command, key, values, width)
   end
 end
 
--- Adds each delta to its hash field, as one HINCRBY per field would, in an HMGET and an HSET (and
--- an HDEL of the fields that reach 0, with drop_zero) per 500 fields: a command from Lua costs
--- more than the field it changes. flat: field, delta, field, delta, ... (each field once).
-local function add_to_fields(key, flat, drop_zero)
+-- Adds each delta to its hash field, as one HINCRBY per field would, and drops the fields that reach 0,
+-- in an HMGET, an HSET and an HDEL per 500 fields: a command from Lua costs more than the field it
+-- changes. flat: field, delta, field, delta, ... (each field once).
+local function add_to_fields(key, flat)
   local n = #flat
   for i = 1, n, 1000 do
     local last = math.min(i + 999, n)
@@ -65,7 +65,7 @@ local function add_to_fields(key, flat, drop_zero)
     local set, drop = {}, {}
     for j, name in ipairs(fields) do
       local value = (tonumber(old[j]) or 0) + flat[i + 2 * j - 1]
-      if drop_zero and value == 0 then
+      if value == 0 then
         drop[#drop + 1] = name
       else
         set[#set + 1] = name
@@ -122,9 +122,9 @@ for base, per in pairs(net) do
     end
   end
 end
-for index, flat in pairs(changed) do add_to_fields(KEYS[index], flat, true) end
+for index, flat in pairs(changed) do add_to_fields(KEYS[index], flat) end
 
-for _, entry in ipairs(p.members) do add_to_fields(KEYS[entry[1]], entry[2], false) end
+for _, entry in ipairs(p.members) do chunked('HSET', KEYS[entry[1]], entry[2], 2) end
 for _, entry in ipairs(p.records) do chunked('HSET', KEYS[entry[1]], entry[2], 2) end
 if #p.index_add > 0 then chunked('SADD', KEYS[2], p.index_add, 1) end
 for _, entry in ipairs(p.seen) do chunked('SADD', KEYS[entry[1]], entry[2], 1) end
@@ -193,7 +193,7 @@ class PartitionCommit:
     swept: int = NO_TIME  # tick of the partition's last sweep pass (sweep_ticks), if this batch swept
     records: dict[str, dict[str, str | bytes]] = field(default_factory=dict)  # customer -> record fields
     index_add: list[str] = field(default_factory=list)
-    members: dict[str, dict[str, int]] = field(default_factory=dict)  # customer -> field -> increment
+    members: dict[str, dict[str, int]] = field(default_factory=dict)  # customer -> field -> its new value
     moves: list[tuple[str, int, int]] = field(default_factory=list)  # customer, segment before (-1), after
     products: dict[int, dict[str, int]] = field(default_factory=dict)  # segment -> stock code -> units
     seen: dict[str, list[tuple[int, str]]] = field(default_factory=dict)  # day -> dedup entries (shared.state.dedup)
@@ -308,8 +308,8 @@ class Checkpoint:
                 for number, units in commit.products.items()
             ],
             "members": [
-                [key(keys.members(p, cid)), [x for name, n in increments.items() for x in (name, n)]]
-                for cid, increments in commit.members.items()
+                [key(keys.members(p, cid)), [x for name, n in values.items() for x in (name, str(n))]]
+                for cid, values in commit.members.items()
             ],
             "records": [
                 [key(keys.customer(p, cid)), [x for kv in fields.items() for x in kv]]  # bytes unpack as Lua strings

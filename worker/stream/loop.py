@@ -455,7 +455,7 @@ class Worker:
         needed = [first, *processor.ticks.between(first, sweep_until)] if first != NO_TIME else []
         wanted = [(q, tick) for q in remote for tick in needed]
         landing = self.inflight.landing.landing if self.inflight.landing is not None else Landing()
-        reads = parts.reader.read(released.records, wanted, landing, sent=self.inflight.release)
+        reads = parts.reader.read(released.records, wanted, landing, answered=self.inflight.release)
         if reads.model_version is not None and reads.model_version != processor.model.version:
             self._switch_model(reads.model_version, commits)
         model = processor.model
@@ -845,12 +845,8 @@ def _landing(commits: list[PartitionCommit]) -> Landing:
     for commit in commits:
         for remembered in commit.seen.values():
             landing.seen.update(member for _, member in remembered)
-        for cid, increments in commit.members.items():
-            for name, increment in increments.items():
-                if name.startswith("i:"):
-                    landing.invoices.add((cid, name[2:]))
-                elif increment % 2:
-                    landing.bought.add((cid, name[2:]))
+        for cid, values in commit.members.items():
+            landing.stored.update(((cid, name), value) for name, value in values.items())
     return landing
 
 

@@ -277,7 +277,7 @@ class Processor:
         kinds = kind_codes(records.stock_code, records.invoice_no)
         new_invoice = np.zeros(len(records), dtype=bool)
         new_product = np.zeros(len(records), dtype=bool)
-        invoices, bought = reads.invoices, reads.bought
+        stored = reads.stored
         units = self._units
         for kind, name in enumerate(("lines_purchase", "lines_cancellation", "lines_non_product")):
             for partition, n in zip(*np.unique(records.partition[kinds == kind], return_counts=True), strict=True):
@@ -292,18 +292,22 @@ class Processor:
             slots[product].tolist(),
             strict=True,
         ):
+            # The members' values as the commit writes them: stored (or written earlier in the step) plus
+            # this line. A product's value is 2 x net units, plus 1 once bought (odd: bought).
             members = commits[partition].members.setdefault(cid, {})
-            if (cid, invoice) not in invoices:
-                invoices.add((cid, invoice))
+            name = "i:" + invoice
+            if name not in members and (cid, name) not in stored:
                 new_invoice[index] = True
-                members["i:" + invoice] = 1
+                members[name] = 1
             name = "p:" + code
-            increment = 2 * quantity
-            if kind == PURCHASE and (cid, code) not in bought:
-                bought.add((cid, code))
+            value = members.get(name)
+            if value is None:
+                value = stored.get((cid, name), 0)
+            value += 2 * quantity
+            if kind == PURCHASE and not value % 2:
                 new_product[index] = True
-                increment += 1
-            members[name] = members.get(name, 0) + increment
+                value += 1
+            members[name] = value
             units[slot, code] = units.get((slot, code), 0) + quantity
         return StepLines(records, effective, slots, kinds, new_invoice, new_product)
 

@@ -2,15 +2,16 @@
 
 * which of the step's event ids were applied already (dedup, per partition and day,
   as :mod:`shared.state.dedup` remembers them);
-* for each customer line, whether its invoice and (for purchases) its product
-  are already among the customer's members, so distinct counts stay exact while
-  the sets themselves stay in Redis;
+* for each customer line, the stored values of its invoice's and product's fields
+  among the customer's members (an invoice seen, a product's units and whether it
+  was bought), so distinct counts stay exact while the sets themselves stay in
+  Redis, and the commit writes the new values without reading them again;
 * the live model version, the model's own statistics, and other workers'
   partitions' statistics at the midnights the step crosses (every partition's
   count in the centroids of a day).
 
 The membership and dedup questions of a partition go to Redis as one script call
-with one msgpack argument and come back as one string of flags: a command per
+with one msgpack argument and come back as one string (flags, then values): a command per
 customer would cost more to encode and parse than the worker spends on the lines.
 The script declares every key it reads (one partition's: one hash slot).
 
@@ -36,37 +37,27 @@ from worker.stream.decode import Records
 from worker.stream.grouping import groups
 from worker.stream.line_kinds import product_mask
 
-# Flags per asked value, in order: seen ids '1'/'0'; then members fields '0' absent, '1' an
-# invoice, 'b' a product bought, 'r' a product only returned.
+# The reply: a flag per asked dedup id ('1' applied, '0' not), then a comma and each asked members
+# field's stored value ('' if absent), comma-separated: the worker adds its lines to these values.
 _ASK = """
 local p = cmsgpack.unpack(ARGV[1])
-local out = {}
+local seen = {}
 for _, entry in ipairs(p.seen) do
   local key, ids = KEYS[entry[1]], entry[2]
   for i = 1, #ids, 500 do
     local flags = redis.call('SMISMEMBER', key, unpack(ids, i, math.min(i + 499, #ids)))
-    for _, flag in ipairs(flags) do out[#out + 1] = (flag == 1) and '1' or '0' end
+    for _, flag in ipairs(flags) do seen[#seen + 1] = (flag == 1) and '1' or '0' end
   end
 end
+local values = {}
 for _, entry in ipairs(p.members) do
   local key, fields = KEYS[entry[1]], entry[2]
   for i = 1, #fields, 500 do
-    local last = math.min(i + 499, #fields)
-    local values = redis.call('HMGET', key, unpack(fields, i, last))
-    for j, value in ipairs(values) do
-      if not value then
-        out[#out + 1] = '0'
-      elseif string.byte(fields[i + j - 1], 1) == 105 then  -- 'i:', an invoice
-        out[#out + 1] = '1'
-      elseif tonumber(value) % 2 == 1 then
-        out[#out + 1] = 'b'
-      else
-        out[#out + 1] = 'r'
-      end
-    end
+    local got = redis.call('HMGET', key, unpack(fields, i, math.min(i + 499, #fields)))
+    for j = 1, #got do values[#values + 1] = got[j] or '' end
   end
 end
-return table.concat(out)
+return table.concat(seen) .. ',' .. table.concat(values, ',')
 """
 
 _EPOCH_DAY = date(1970, 1, 1)
@@ -90,16 +81,14 @@ class Landing:
     """What the commit in flight adds; Redis does not show it yet."""
 
     seen: set[str] = field(default_factory=set)  # dedup members (digests, shared.state.dedup)
-    invoices: set[tuple[str, str]] = field(default_factory=set)  # (customer, invoice)
-    bought: set[tuple[str, str]] = field(default_factory=set)  # (customer, stock code)
+    stored: dict[tuple[str, str], int] = field(default_factory=dict)  # (customer, members field) -> value written
 
 
 @dataclass
 class StepReads:
     entries: list[tuple[int, str]]  # each record's dedup entry (bucket, member), in record order
     seen: set[str]  # the members already applied
-    invoices: set[tuple[str, str]]
-    bought: set[tuple[str, str]]
+    stored: dict[tuple[str, str], int]  # (customer, members field) -> its value, for the fields asked and present
     model_version: int | None
     day_stats: dict[tuple[int, int], dict[str, str]]  # (partition, sweep tick) -> its statistics after it
     model_stats: dict[str, str]
@@ -145,8 +134,7 @@ def _questions(keys: Keys, records: Records, remembered: list[tuple[int, str]]) 
     ):
         names = wanted.setdefault((partition, cid), {})
         names["i:" + invoice] = None
-        if not invoice.startswith("C"):
-            names["p:" + code] = None
+        names["p:" + code] = None
     for (partition, cid), names in wanted.items():
         question = questions.setdefault(partition, _Question())
         question.members.append((question.key(keys.members(partition, cid)), list(names)))
@@ -178,11 +166,11 @@ class StepReader:
         records: Records,
         day_stats: Iterable[tuple[int, int]],
         landing: Landing,
-        sent: Callable[[], None] = lambda: None,
+        answered: Callable[[], None] = lambda: None,
     ) -> StepReads:
         """One round trip for everything the step needs to know; ``day_stats``: (partition, sweep tick) wanted.
 
-        ``sent`` is called as the questions go out (the commit in flight may follow them).
+        ``answered`` is called once the answers are in (the commit in flight may go to Redis then).
         """
         keys = self.keys
         remembered = list(zip(records.seen_bucket.tolist(), records.seen_member.tolist(), strict=True))
@@ -198,30 +186,30 @@ class StepReader:
         clustered = isinstance(self.client, redis.RedisCluster)
         for _, question in [] if clustered else asked:
             self._ask(keys=question.keys, args=[question.payload()], client=pipe)
-        sent()
         replies = pipe.execute()
         if clustered:
             replies += [self._ask(keys=question.keys, args=[question.payload()]) for _, question in asked]
+        answered()
         version, model_stats = replies[0], replies[1]
         stats = {entry: raw for entry, raw in zip(wanted, replies[2 : 2 + len(wanted)], strict=True) if raw}
-        seen, invoices, bought = set(landing.seen), set(landing.invoices), set(landing.bought)
-        for (_, question), flags in zip(asked, replies[2 + len(wanted) :], strict=True):
-            # One pass over the flags (slicing them per customer copied the rest each time): each zip
-            # takes as many as its names, which come first, so it stops before taking one more.
+        seen, stored = set(landing.seen), {}
+        for (_, question), reply in zip(asked, replies[2 + len(wanted) :], strict=True):
+            flags, _, values = (reply.decode() if isinstance(reply, bytes) else reply).partition(",")
+            # One pass over each: every zip takes as many as its names, which come first, so it
+            # stops before taking one more.
             answers = iter(flags)
             for _, members in question.seen:
                 seen.update(member for member, flag in zip(members, answers, strict=False) if flag == "1")
+            answers = iter(values.split(","))
             for cid, (_, names) in zip(question.customers, question.members, strict=True):
-                for name, flag in zip(names, answers, strict=False):
-                    if flag == "1":
-                        invoices.add((cid, name[2:]))
-                    elif flag == "b":
-                        bought.add((cid, name[2:]))
+                for name, value in zip(names, answers, strict=False):
+                    if value:
+                        stored[cid, name] = int(value)
+        stored.update(landing.stored)  # the commit in flight wrote these after the read's snapshot
         return StepReads(
             entries=remembered,
             seen=seen,
-            invoices=invoices,
-            bought=bought,
+            stored=stored,
             model_version=int(version) if version is not None else None,
             day_stats=stats,
             model_stats=model_stats,
