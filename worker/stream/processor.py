@@ -29,7 +29,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from shared.contracts.drift_observation import AssignmentObservation, DriftObservations, InvoiceObservation
 from shared.contracts.segment_change import ChangeReason, SegmentChange, SegmentRef
 from shared.features.clock import MICROS_PER_DAY, NO_TIME, SECONDS_PER_DAY, day_start, from_micros, iso, month_numbers
 from shared.features.fold import CANCELLATION, NON_PRODUCT, PURCHASE, LineBatch, fold
@@ -48,6 +47,7 @@ from worker.stream.checkpoint import PartitionCommit
 from worker.stream.decode import Records
 from worker.stream.grouping import groups
 from worker.stream.line_kinds import kind_codes
+from worker.stream.observations import Observations
 from worker.stream.reads import StepReads, day_key, event_day
 
 GENERATION_SPAN = 1_000_000_000  # sequence numbers of one generation (README: Redis rollback)
@@ -103,7 +103,7 @@ class Processor:
     previous_names: dict[int, str] = field(default_factory=dict)  # names of ids a refresh retired
     _published_before: dict[int, int] = field(default_factory=dict)
     _units: dict[tuple[int, str], int] = field(default_factory=dict)
-    _observed: dict[int, tuple[list[InvoiceObservation], list[AssignmentObservation]]] = field(default_factory=dict)
+    _observed: dict[int, Observations] = field(default_factory=dict)  # per partition
     sweep_seconds: list[float] = field(default_factory=list)
     # The last sweep pass's midnight, rows, features and vectors: a midnight's passes share them (nothing is
     # folded between its passes); forgotten when a step starts and whenever lines are folded.
@@ -396,15 +396,8 @@ class Processor:
             vectors.tolist(),
             strict=True,
         ):
-            self._observed_by(int(book.partition[row]))[1].append(
-                AssignmentObservation(
-                    event_time=from_micros(moment),
-                    customer_id=book.ids[row],
-                    before=None if before == NO_SEGMENT else before,
-                    after=after,
-                    distance=gap,
-                    vector=vector,
-                )
+            self._observed_by(int(book.partition[row])).assignment(
+                from_micros(moment), book.ids[row], None if before == NO_SEGMENT else before, after, gap, vector
             )
         book.segment[rows] = assigned
         book.pending_segment[rows] = NO_SEGMENT
@@ -437,18 +430,15 @@ class Processor:
         for (slot, _), (value, count, moment) in totals.items():
             before = previous_of[slot]
             days = None if before == NO_TIME else (moment - before) / 1_000_000 / SECONDS_PER_DAY
-            self._observed_by(int(self.book.partition[slot]))[0].append(
-                InvoiceObservation(
-                    event_time=from_micros(moment),
-                    customer_id=self.book.ids[slot],
-                    order_value=value,
-                    lines=int(count),
-                    days_since_previous=days,
-                )
+            self._observed_by(int(self.book.partition[slot])).invoice(
+                from_micros(moment), self.book.ids[slot], value, int(count), days
             )
 
-    def _observed_by(self, partition: int) -> tuple[list[InvoiceObservation], list[AssignmentObservation]]:
-        return self._observed.setdefault(partition, ([], []))
+    def _observed_by(self, partition: int) -> Observations:
+        observed = self._observed.get(partition)
+        if observed is None:
+            observed = self._observed[partition] = Observations()
+        return observed
 
     # -- publishing -----------------------------------------------------------------------------
     def _publish(
@@ -660,17 +650,10 @@ class Processor:
         self._units = {}
 
     def _observations(self, commits: dict[int, PartitionCommit]) -> None:
-        for partition, (invoices, assignments) in self._observed.items():
+        for partition, observed in self._observed.items():
             commit = commits[partition]
             commit.observations.append(
-                DriftObservations(
-                    source_partition=partition,
-                    end_offset=max(commit.offset, 0),
-                    partition_time=from_micros(max(commit.clock, 0)),
-                    model_version=self.model.version,
-                    invoices=invoices,
-                    assignments=assignments,
-                ).model_dump_json()
+                observed.encode(partition, max(commit.offset, 0), from_micros(max(commit.clock, 0)), self.model.version)
             )
         self._observed = {}
 
