@@ -12,10 +12,12 @@ from Redis, where the stored offsets say whether the batch landed.
 
 Turns: Redis runs one script at a time, and the next step's read would queue behind
 the commit scripts. A task waits for its :meth:`~InflightCommit.turn` before it sends
-them, until the worker has sent that read (:meth:`~InflightCommit.release`; waiting,
-settling or closing release too, and the wait is bounded): the read answers at once
-and the commit runs in Redis while the worker computes. The read already counts
-what the commit in flight adds as there (``landing``), so the order changes no answer.
+them, until the worker has that read's answers (:meth:`~InflightCommit.release`;
+waiting, settling or closing release too, and the wait is bounded): the read answers
+at once (a commit sent while the read was still arriving could run between its
+scripts) and the commit runs in Redis while the worker computes. The read already
+counts what the commit in flight writes as there (``landing``), so the order changes
+no answer.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from threading import Event
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
-TURN_S = 0.5  # the longest a task waits for its turn (the worker releases it within a step's fetch)
+TURN_S = 0.5  # the longest a task waits for its turn (the worker releases it within a step's fetch and read)
 
 
 class InflightCommit(Generic[T]):
@@ -56,7 +58,7 @@ class InflightCommit(Generic[T]):
         self._go.wait(TURN_S)
 
     def release(self) -> None:
-        """Let the task in flight go on (the worker's read is out, or it waits for the task)."""
+        """Let the task in flight go on (the worker has its read's answers, or it waits for the task)."""
         self._go.set()
 
     def wait(self) -> None:
