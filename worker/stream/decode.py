@@ -25,7 +25,7 @@ from pydantic import ValidationError
 
 from shared.contracts.invoice import LIMITS, InvoiceLine
 from shared.exceptions import DecodeError, RecordError
-from shared.state.dedup import entries
+from shared.state.dedup import entry_columns
 
 _ID = Annotated[str, msgspec.Meta(min_length=1, max_length=LIMITS.max_id_length)]
 _TEXT = Annotated[str, msgspec.Meta(min_length=1, max_length=LIMITS.max_text_length)]
@@ -232,7 +232,7 @@ def decode(
         kept = [index for index, ok in zip(kept, good, strict=True) if ok]
         micros = micros[parsed]
     refused.sort(key=attrgetter("offset"))
-    remembered = entries(columns["event_id"])
+    buckets, members = entry_columns(columns["event_id"])
     records = Records(
         partition=np.full(len(kept), partition, dtype=np.int64),
         offset=np.array([offsets[index] for index in kept], dtype=np.int64),
@@ -243,7 +243,7 @@ def decode(
         stock_code=objects(columns["stock_code"]),
         customer_id=objects(columns["customer_id"]),
         country=objects(columns["country"]),
-        seen_bucket=np.array([bucket for bucket, _ in remembered], dtype=np.int64),
-        seen_member=objects([member for _, member in remembered]),
+        seen_bucket=buckets.astype(np.int64),
+        seen_member=objects(members),
     )
     return records, refused
