@@ -56,6 +56,7 @@ COUNT_FIELDS = (
 AMOUNT_FIELDS = ("gross_spend", "cancel_amount", "non_product_amount")
 TIME_FIELDS = ("first_seen", "last_seen", "first_purchase", "last_purchase")
 MONTH_FIELDS = ("first_month", "last_month")
+MONTHLY_CACHE = ("monthly_month", "monthly")  # columns kept in memory only (AggregateColumns)
 
 
 def classify(line: InvoiceLine) -> LineKind:
@@ -280,6 +281,11 @@ class AggregateColumns:
     last_month: np.ndarray
     country: np.ndarray
     months: np.ndarray
+    # The monthly features (mean, std, trend) of each row as last computed, and for which month
+    # (NO_MONTH: none, or the row changed since): a daily sweep re-scores every customer, and
+    # within a month those three change only with the customer's own lines (shared.features.vector).
+    monthly_month: np.ndarray
+    monthly: np.ndarray
 
     def __init__(self, capacity: int = 0, countries: Countries | None = None) -> None:
         self.size = 0
@@ -297,9 +303,11 @@ class AggregateColumns:
             setattr(self, name, np.full(capacity, NO_MONTH, dtype=np.int64))
         self.country = np.zeros(capacity, dtype=np.int32)
         self.months = np.zeros((capacity, MONTH_WINDOW))
+        self.monthly_month = np.full(capacity, NO_MONTH, dtype=np.int64)
+        self.monthly = np.zeros((capacity, 3))
 
     def column_names(self) -> tuple[str, ...]:
-        return (*COUNT_FIELDS, *AMOUNT_FIELDS, *TIME_FIELDS, *MONTH_FIELDS, "country", "months")
+        return (*COUNT_FIELDS, *AMOUNT_FIELDS, *TIME_FIELDS, *MONTH_FIELDS, "country", "months", *MONTHLY_CACHE)
 
     @property
     def capacity(self) -> int:
@@ -335,6 +343,7 @@ class AggregateColumns:
         self.months[row] = 0.0
         for month, value in aggregates.months.items():
             self.months[row, month % MONTH_WINDOW] = value
+        self.monthly_month[row] = NO_MONTH
 
     def get_row(self, row: int, customer_id: str) -> CustomerAggregates:
         values: dict[str, Any] = {name: int(getattr(self, name)[row]) for name in COUNT_FIELDS}
@@ -386,6 +395,7 @@ class AggregateColumns:
             getattr(self, name)[rows] = record[name]
         self.months[rows] = record["months"]
         self.country[rows] = self.countries.codes(countries)
+        self.monthly_month[rows] = NO_MONTH
 
 
 PIECE = 64  # characters per packed field: the default hash-max-listpack-value

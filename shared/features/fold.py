@@ -63,6 +63,7 @@ def fold(columns: AggregateColumns, batch: LineBatch) -> None:
     if not len(batch):
         return
     slot, kind = batch.slot, batch.kind
+    columns.monthly_month[slot] = NO_MONTH  # their monthly features are computed again when next asked for
     _count(columns.lines, slot)
     _earliest(columns.first_seen, slot, batch.time, NO_TIME)
     _latest_country(columns, batch)

@@ -75,7 +75,26 @@ def scoreable(columns: AggregateColumns, rows: np.ndarray) -> np.ndarray:
     return (columns.invoices[rows] > 0) & (columns.first_purchase[rows] != NO_TIME)
 
 
-def _monthly(columns: AggregateColumns, rows: np.ndarray, as_of: np.ndarray) -> tuple[np.ndarray, ...]:
+def _monthly(columns: AggregateColumns, rows: np.ndarray, as_of: np.ndarray) -> np.ndarray:
+    """:func:`_monthly_series` of ``rows`` (one row each), kept per row for the month of ``as_of``.
+
+    They depend on nothing but the row's aggregates and that month, so a daily sweep
+    computes them for a customer once a month, or again after the customer's lines
+    (:func:`shared.features.fold.fold` and every load of a row forget them).
+    """
+    month = month_numbers(as_of)
+    stale = columns.monthly_month[rows] != month
+    if not stale.any():
+        return columns.monthly[rows]
+    computed = np.column_stack(_monthly_series(columns, rows[stale], as_of[stale]))
+    columns.monthly[rows[stale]] = computed
+    columns.monthly_month[rows[stale]] = month[stale]
+    out = columns.monthly[rows]
+    out[stale] = computed  # a row asked for twice in different months holds the last; each gets its own
+    return out
+
+
+def _monthly_series(columns: AggregateColumns, rows: np.ndarray, as_of: np.ndarray) -> tuple[np.ndarray, ...]:
     """Mean, population std and least-squares slope of the monthly spend series.
 
     The series runs from the later of the first active month and ``MONTH_WINDOW - 1``
@@ -147,7 +166,7 @@ def _features(columns: AggregateColumns, rows: np.ndarray, as_of: np.ndarray) ->
         span = _days(last, first)
         gross = columns.gross_spend[rows]
         cancels = columns.cancel_invoices[rows].astype(float)
-        mean, std, trend = _monthly(columns, rows, as_of)
+        monthly = _monthly(columns, rows, as_of)
         out = np.column_stack(
             [
                 np.maximum(0.0, _days(as_of, last)),
@@ -159,9 +178,7 @@ def _features(columns: AggregateColumns, rows: np.ndarray, as_of: np.ndarray) ->
                 np.where(frequency > 1, span / (frequency - 1.0), tenure),
                 tenure,
                 cancels / (frequency + cancels),
-                mean,
-                std,
-                trend,
+                monthly,
             ]
         )
     out[~scoreable(columns, rows)] = np.nan
