@@ -845,8 +845,7 @@ def _landing(commits: list[PartitionCommit]) -> Landing:
     for commit in commits:
         for remembered in commit.seen.values():
             landing.seen.update(member for _, member in remembered)
-        for cid, values in commit.members.items():
-            landing.stored.update(((cid, name), value) for name, value in values.items())
+        landing.members.update(commit.members)  # each customer's fields are in one partition's commit
     return landing
 
 

@@ -24,8 +24,9 @@ fixed point. So the same log gives the same bytes (README, "Event time").
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 
 import numpy as np
 
@@ -57,6 +58,7 @@ GENERATION_SPAN = 1_000_000_000  # sequence numbers of one generation (README: R
 # after every pass are kept KEPT_DAYS days back (in memory and in Redis).
 KEPT_DAYS = 8
 STEP_DAYS = KEPT_DAYS - 1
+_NOTHING: Mapping[str, int] = MappingProxyType({})  # a customer with no stored members fields
 
 
 @dataclass
@@ -295,14 +297,15 @@ class Processor:
             # The members' values as the commit writes them: stored (or written earlier in the step) plus
             # this line. A product's value is 2 x net units, plus 1 once bought (odd: bought).
             members = commits[partition].members.setdefault(cid, {})
+            known = stored.get(cid, _NOTHING)
             name = "i:" + invoice
-            if name not in members and (cid, name) not in stored:
+            if name not in members and name not in known:
                 new_invoice[index] = True
                 members[name] = 1
             name = "p:" + code
             value = members.get(name)
             if value is None:
-                value = stored.get((cid, name), 0)
+                value = known.get(name, 0)
             value += 2 * quantity
             if kind == PURCHASE and not value % 2:
                 new_product[index] = True

@@ -81,14 +81,14 @@ class Landing:
     """What the commit in flight adds; Redis does not show it yet."""
 
     seen: set[str] = field(default_factory=set)  # dedup members (digests, shared.state.dedup)
-    stored: dict[tuple[str, str], int] = field(default_factory=dict)  # (customer, members field) -> value written
+    members: dict[str, dict[str, int]] = field(default_factory=dict)  # customer -> members field -> value written
 
 
 @dataclass
 class StepReads:
     entries: list[tuple[int, str]]  # each record's dedup entry (bucket, member), in record order
     seen: set[str]  # the members already applied
-    stored: dict[tuple[str, str], int]  # (customer, members field) -> its value, for the fields asked and present
+    stored: dict[str, dict[str, int]]  # customer -> members field -> its value, for the fields asked and present
     model_version: int | None
     day_stats: dict[tuple[int, int], dict[str, str]]  # (partition, sweep tick) -> its statistics after it
     model_stats: dict[str, str]
@@ -192,7 +192,8 @@ class StepReader:
         answered()
         version, model_stats = replies[0], replies[1]
         stats = {entry: raw for entry, raw in zip(wanted, replies[2 : 2 + len(wanted)], strict=True) if raw}
-        seen, stored = set(landing.seen), {}
+        seen: set[str] = set(landing.seen)
+        stored: dict[str, dict[str, int]] = {}
         for (_, question), reply in zip(asked, replies[2 + len(wanted) :], strict=True):
             flags, _, values = (reply.decode() if isinstance(reply, bytes) else reply).partition(",")
             # One pass over each: every zip takes as many as its names, which come first, so it
@@ -202,10 +203,11 @@ class StepReader:
                 seen.update(member for member, flag in zip(members, answers, strict=False) if flag == "1")
             answers = iter(values.split(","))
             for cid, (_, names) in zip(question.customers, question.members, strict=True):
-                for name, value in zip(names, answers, strict=False):
-                    if value:
-                        stored[cid, name] = int(value)
-        stored.update(landing.stored)  # the commit in flight wrote these after the read's snapshot
+                known = {name: int(value) for name, value in zip(names, answers, strict=False) if value}
+                written = landing.members.get(cid)
+                if written:  # the commit in flight wrote these after the read's snapshot
+                    known.update(written)
+                stored[cid] = known
         return StepReads(
             entries=remembered,
             seen=seen,
