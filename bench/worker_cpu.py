@@ -9,8 +9,8 @@ state and ``python -m worker run --until-caught-up`` in a child whose
 µs of main-thread CPU per record inside steps and in all (start-up included), the
 process's CPU per record (its other threads too; the fetcher process apart), the
 fetcher process's, Redis's (``INFO cpu`` of the bench's own redis-server, before
-and after) and the broker's (``/proc``) and the wall-clock rate: on a 2-core machine the sum says how fast the
-worker could go at best.
+and after) and the broker's (``/proc``), and the wall-clock rate: on a 2-core
+machine the sum says how fast the worker could go at best.
 
 ``--code DIR`` (repeatable) measures the worker of other checkouts over the same
 topic, taking turns run by run, so a before/after shares one workload and the
