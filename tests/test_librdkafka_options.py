@@ -10,7 +10,7 @@ from pathlib import Path
 
 from confluent_kafka import Consumer
 
-from shared.kafka_clients import connection_options, librdkafka_options
+from shared.kafka_options import connection_options, librdkafka_options
 from shared.settings import KafkaSettings
 
 SECRET = "s3cr3t-pw"

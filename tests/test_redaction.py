@@ -13,7 +13,8 @@ from kafka.errors import (
 )
 
 from shared.exceptions import AuthenticationFailedError, ConfigError, ServiceUnavailableError
-from shared.kafka_clients import connection_options, kafka_error
+from shared.kafka_clients import kafka_error
+from shared.kafka_options import connection_options
 from shared.redaction import SecretText, has_credentials, redact, redact_url
 from shared.settings import KafkaSettings, RedisSettings, Settings, load
 

@@ -4,7 +4,7 @@ Why: consuming (Kafka's wire format) and decoding the values into columns
 (:func:`worker.stream.decode.decode`, the dedup digests included) are per-record
 work that needs nothing the worker holds, and in one process everything shares one
 core (the GIL). So a child process consumes the owned partitions with librdkafka
-(:func:`shared.kafka_clients.librdkafka_options`), decodes each poll and hands it
+(:func:`shared.kafka_options.librdkafka_options`), decodes each poll and hands it
 over as one frame: the records as consumed (a dead letter carries the original),
 the decoded columns, and each refusal with its reason. The worker unpacks a frame
 in about half a microsecond per record.
@@ -52,7 +52,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaExcepti
 from confluent_kafka import TopicPartition as Partition
 
 from shared.exceptions import FetcherExitedError, OffsetsBeyondLogError, RecordError
-from shared.kafka_clients import librdkafka_options
+from shared.kafka_options import librdkafka_options
 from shared.logs import configure_logging
 from shared.redaction import redact
 from shared.settings import KafkaSettings, Settings, as_environment, load
