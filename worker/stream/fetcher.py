@@ -312,7 +312,7 @@ def serve(topic: str, frame_records: int, partition_bytes: int, orders: Connecti
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     configure_logging(level=logging.WARNING)
-    consumer = _consumer(load(Settings).kafka, partition_bytes)
+    consumer = _consumer(load(Settings).kafka, partition_bytes, frame_records)
     # Frames wait here while the worker is busy, so the consumer keeps fetching; bounded, so
     # a slow worker slows the fetching down instead of filling memory.
     frames: queue.Queue[bytes] = queue.Queue(maxsize=_QUEUED_FRAMES)
@@ -354,11 +354,14 @@ def serve(topic: str, frame_records: int, partition_bytes: int, orders: Connecti
         consumer.close()
 
 
-def _consumer(settings: KafkaSettings, partition_bytes: int) -> Consumer:
+def _consumer(settings: KafkaSettings, partition_bytes: int, frame_records: int) -> Consumer:
     """A consumer that never joins its group (``assign`` only) and never commits.
 
     librdkafka needs a group id even so; no automatic reset: a start beyond the log is
-    reported (:func:`_take`), never silently replaced. It prefetches a few responses at most.
+    reported (:func:`_take`), never silently replaced. It prefetches one response's bytes, or
+    two frames' records per partition, at most (librdkafka's defaults hold 100,000 records per
+    partition); when that is full it fetches again 10 ms later, not after librdkafka's default
+    second, so a small queue does not starve the worker.
     """
     return Consumer(
         librdkafka_options(settings)
@@ -369,7 +372,9 @@ def _consumer(settings: KafkaSettings, partition_bytes: int) -> Consumer:
             "auto.offset.reset": "error",
             "max.partition.fetch.bytes": partition_bytes,
             "fetch.max.bytes": max(partition_bytes, 50 * 1024 * 1024),
-            "queued.max.messages.kbytes": 2 * partition_bytes // 1024,
+            "queued.max.messages.kbytes": partition_bytes // 1024,
+            "queued.min.messages": 2 * frame_records,
+            "fetch.queue.backoff.ms": 10,
         },
         logger=log,
     )
