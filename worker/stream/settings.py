@@ -64,10 +64,10 @@ class WorkerSettings(BaseSettings):
         "event-time order back (live operation; see README, Event time)",
     )
     held_records_limit: int = Field(
-        200_000,
+        20_000,
         ge=1_000,
         description="records a partition may hold while it waits for the others' event time; beyond it, its "
-        "fetching pauses",
+        "fetching pauses (Kafka keeps the rest: a larger limit only costs memory)",
     )
     publish_timeout_s: float = Field(
         30.0, gt=0, description="how long one publish of an outbox waits for Kafka's acknowledgements before retrying"
