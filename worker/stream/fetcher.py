@@ -139,9 +139,13 @@ class Columns(NamedTuple):
     values: list[bytes | None]
 
 
-# A decoded column's place in a frame: numbers as their bytes, texts as msgpack lists.
+# A decoded column's place in a frame: numbers as their bytes; texts that repeat (an invoice's lines,
+# a customer's, a country's) as their distinct values and an int32 index into them each, so the worker
+# makes one string per distinct value and holds one (not one per record) while records wait; the
+# dedup digests, unique per record, as a msgpack list.
 _NUMBERS = {"offset": "q", "time": "q", "quantity": "q", "price": "d", "seen_bucket": "q"}
-_TEXTS = ("invoice_no", "stock_code", "customer_id", "country", "seen_member")
+_CODED = ("invoice_no", "stock_code", "customer_id", "country")
+_TEXTS = ("seen_member",)
 _RECORD_ERRORS = {kind.kind: kind for kind in (RecordError, *RecordError.__subclasses__())}
 _pack = msgspec.msgpack.Encoder().encode
 _unpack = msgspec.msgpack.Decoder().decode
@@ -167,11 +171,19 @@ def encode(epoch: int, polled: dict[int, Columns], highwater: dict[int, int]) ->
                 b"".join(k for k in keys if k is not None),
                 b"".join(v for v in values if v is not None),
                 [getattr(records, name).tobytes() for name in _NUMBERS],
+                [_coded(getattr(records, name).tolist()) for name in _CODED],
                 [getattr(records, name).tolist() for name in _TEXTS],
                 [[r.offset, r.error.kind, str(r.error), r.error.field] for r in refused],
             ]
         )
     return _HEADER.pack(epoch, len(parts)) + _pack(parts)
+
+
+def _coded(column: list[str | None]) -> list:
+    """A text column as [its distinct values, each entry's index into them as int32 bytes]."""
+    index: dict[str | None, int] = {}
+    codes = array("i", [index.setdefault(value, len(index)) for value in column])
+    return [list(index), codes.tobytes()]
 
 
 def encode_error(epoch: int, kind: str, detail: dict) -> bytes:
@@ -191,12 +203,16 @@ def decode(frame: bytes, topic: str) -> tuple[int, dict[int, FetchedBatch], dict
     batch: dict[int, FetchedBatch] = {}
     highwater: dict[int, int] = {}
     for part in _unpack(memoryview(frame)[_HEADER.size :]):
-        partition, mark, offsets, key_lengths, value_lengths, keys, values, numbers, texts, refusals = part
+        partition, mark, offsets, key_lengths, value_lengths, keys, values, numbers, coded, texts, refusals = part
         offsets_ = _column("q", offsets)
         keys_ = RawColumn(keys, np.frombuffer(key_lengths, dtype=np.int32))
         values_ = RawColumn(values, np.frombuffer(value_lengths, dtype=np.int32))
         numeric = zip(_NUMBERS.items(), numbers, strict=True)
         columns = {name: np.frombuffer(raw, dtype=code) for (name, code), raw in numeric}
+        columns |= {
+            name: objects(distinct)[np.frombuffer(codes, dtype=np.int32)]
+            for name, (distinct, codes) in zip(_CODED, coded, strict=True)
+        }
         columns |= {name: objects(column) for name, column in zip(_TEXTS, texts, strict=True)}
         records = Records(partition=np.full(len(columns["offset"]), partition, dtype=np.int64), **columns)
         refused = []
