@@ -60,7 +60,12 @@ finally:
     fetcher = resource.getrusage(resource.RUSAGE_CHILDREN)  # the fetcher process, waited for at the end
     print(json.dumps({"steps_s": spent[0], "main_s": time.thread_time(),
                       "process_s": usage.ru_utime + usage.ru_stime,
-                      "fetcher_s": fetcher.ru_utime + fetcher.ru_stime}))
+                      "fetcher_s": fetcher.ru_utime + fetcher.ru_stime,
+                      # ru_maxrss carries the parent's peak over fork and exec: the worker's own is VmHWM;
+                      # the fetcher's is at least the worker's RSS when it started it (below its own peak)
+                      "worker_mb": next(int(line.split()[1]) for line in open("/proc/self/status")
+                                        if line.startswith("VmHWM:")) / 1024,
+                      "fetcher_mb": fetcher.ru_maxrss / 1024}))
 """
 
 
@@ -99,7 +104,12 @@ def measure(settings: Settings, code: Path, label: str, py_spy: Path | None, bro
     env = os.environ | as_environment(fresh) | {"PYTHONPATH": str(code)}
     client = make_redis(fresh.redis)
     redis_before, broker_before = _redis_cpu_s(client), _process_cpu_s(broker_pid)
-    lines = subprocess.run(command, env=env, cwd=code, check=True, capture_output=True, text=True).stdout.splitlines()
+    # py-spy may exit 1 after a complete profile ("No child process": it waits for a child already reaped),
+    # so under it the run is judged by its summary lines instead of the exit status.
+    done = subprocess.run(command, env=env, cwd=code, check=py_spy is None, capture_output=True, text=True)
+    lines = done.stdout.splitlines()
+    if not any(line.startswith('{"steps_s"') for line in lines):
+        raise SystemExit(f"the worker run failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
     summary = next(json.loads(line) for line in reversed(lines) if line.startswith('{"records"'))
     cpu = next(json.loads(line) for line in reversed(lines) if line.startswith('{"steps_s"'))
     redis_s, broker_s = _redis_cpu_s(client) - redis_before, _process_cpu_s(broker_pid) - broker_before
@@ -117,6 +127,8 @@ def main() -> None:
     options = parser.parse_args()
     dataset = Path(os.environ.get("SEG_DATASET", "../shared/data/online_retail.csv.xz"))
     os.environ["SEG_DATASET"] = str(dataset)
+    if options.py_spy is not None:
+        options.py_spy.mkdir(parents=True, exist_ok=True)
     with TansuBroker() as broker, RedisServer(appendonly=False) as redis_server, tempfile.TemporaryDirectory() as tmp:
         settings = isolated_settings(broker.bootstrap_servers, redis_server.url, "cpu")
         replay(dataset, settings, ReplayOptions(start=CUTOFF, checkpoint=Path(tmp) / "replay.json"))
@@ -132,7 +144,8 @@ def main() -> None:
                     f"{1e6 * got['main_s'] / n:.1f} in all; process {1e6 * got['process_s'] / n:.1f} µs/record; "
                     f"fetcher {1e6 * got['fetcher_s'] / n:.1f}; Redis {1e6 * got['redis_s'] / n:.1f}; "
                     f"broker {1e6 * got['broker_s'] / n:.1f}; "
-                    f"{got['records_per_s']:,.0f} rows/s; load {load:.1f}",
+                    f"{got['records_per_s']:,.0f} rows/s; peak RSS worker {got['worker_mb']:.0f} MB, "
+                    f"fetcher {got['fetcher_mb']:.0f} MB; load {load:.1f}",
                     flush=True,
                 )
 
