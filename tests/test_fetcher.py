@@ -20,14 +20,16 @@ from worker.stream.fetcher import Columns, FetchedBatch, Fetcher, decode, encode
 
 
 def test_a_frame_round_trips_the_consumed_records_and_what_the_child_decoded_of_them() -> None:
-    keys: list[bytes | None] = [b"17850", b"17850", None]
-    values: list[bytes | None] = [_value(), b"{not json", _value(quantity=7)]
-    polled = {2: Columns([7, 8, 9], keys, values), 0: Columns([0], [b"k\x00"], [None]), 5: Columns([], [], [])}
-    epoch, batch, highwater = decode(encode(5, polled, {2: 10, 5: 4}), "t")
+    keys: list[bytes | None] = [b"17850", b"17850", None, None]
+    # a guest line (no customer) among them: the coded text columns carry None too
+    values: list[bytes | None] = [_value(), b"{not json", _value(quantity=7), _value(customer_id=None, quantity=2)]
+    polled = {2: Columns([7, 8, 9, 10], keys, values), 0: Columns([0], [b"k\x00"], [None]), 5: Columns([], [], [])}
+    epoch, batch, highwater = decode(encode(5, polled, {2: 11, 5: 4}), "t")
     assert epoch == 5
-    assert highwater == {2: 10, 5: 4}  # partition 5: only its high watermark moved
-    assert (batch[2].offsets, list(batch[2].keys), list(batch[2].values)) == ([7, 8, 9], keys, values)
-    expected, refused = decode_values(2, [7, 8, 9], keys, values)
+    assert highwater == {2: 11, 5: 4}  # partition 5: only its high watermark moved
+    assert (batch[2].offsets, list(batch[2].keys), list(batch[2].values)) == ([7, 8, 9, 10], keys, values)
+    expected, refused = decode_values(2, [7, 8, 9, 10], keys, values)
+    assert expected.customer_id.tolist() == ["17850", "17850", None]
     for column in fields(Records):
         assert getattr(batch[2].records, column.name).tolist() == getattr(expected, column.name).tolist(), column.name
     assert [(r.offset, r.value, r.error.kind, str(r.error)) for r in batch[2].refused] == [
