@@ -9,8 +9,9 @@ state and ``python -m worker run --until-caught-up`` in a child whose
 µs of main-thread CPU per record inside steps and in all (start-up included), the
 process's CPU per record (its other threads too; the fetcher process apart), the
 fetcher process's, Redis's (``INFO cpu`` of the bench's own redis-server, before
-and after) and the broker's (``/proc``), and the wall-clock rate: on a 2-core
-machine the sum says how fast the worker could go at best.
+and after) and the broker's (``/proc``), their sum and the rate it allows at
+best (every core busy with nothing else), the wall-clock rate, and the peak RSS
+of the worker and its fetcher.
 
 ``--code DIR`` (repeatable) measures the worker of other checkouts over the same
 topic, taking turns run by run, so a before/after shares one workload and the
@@ -38,6 +39,8 @@ from bench.worker_bench import CUTOFF, ROOT, bootstrap
 from producer.replay import ReplayOptions, replay
 from shared.redis_client import make_redis
 from shared.settings import Settings, as_environment, isolated_settings
+
+CORES = os.cpu_count() or 1
 
 # Runs in the child, in the measured checkout: the worker as deployed, its steps' CPU summed.
 _CHILD = """
@@ -138,12 +141,14 @@ def main() -> None:
                 profile = options.py_spy / f"{turn}.txt" if options.py_spy is not None and run == 0 else None
                 got = measure(settings, code.resolve(), f"run{run}-{turn}", profile, broker.pid)
                 n = got["records"]
+                spent = sum(got[part] for part in ("process_s", "fetcher_s", "redis_s", "broker_s"))
                 print(
                     f"{code} run {run + 1}: {n:,.0f} records; "
                     f"main thread {1e6 * got['steps_s'] / n:.1f} µs/record in steps, "
                     f"{1e6 * got['main_s'] / n:.1f} in all; process {1e6 * got['process_s'] / n:.1f} µs/record; "
                     f"fetcher {1e6 * got['fetcher_s'] / n:.1f}; Redis {1e6 * got['redis_s'] / n:.1f}; "
-                    f"broker {1e6 * got['broker_s'] / n:.1f}; "
+                    f"broker {1e6 * got['broker_s'] / n:.1f}; all {1e6 * spent / n:.1f} µs/record, at most "
+                    f"{CORES * n / spent:,.0f} rows/s on {CORES} cores; "
                     f"{got['records_per_s']:,.0f} rows/s; peak RSS worker {got['worker_mb']:.0f} MB, "
                     f"fetcher {got['fetcher_mb']:.0f} MB; load {load:.1f}",
                     flush=True,
