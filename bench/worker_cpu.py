@@ -143,7 +143,7 @@ def main() -> None:
                 n = got["records"]
                 spent = sum(got[part] for part in ("process_s", "fetcher_s", "redis_s", "broker_s"))
                 print(
-                    f"{code} run {run + 1}: {n:,.0f} records; "
+                    f"{code} run {run + 1}: {n:,.0f} records in {got['batches']:,.0f} steps; "
                     f"main thread {1e6 * got['steps_s'] / n:.1f} µs/record in steps, "
                     f"{1e6 * got['main_s'] / n:.1f} in all; process {1e6 * got['process_s'] / n:.1f} µs/record; "
                     f"fetcher {1e6 * got['fetcher_s'] / n:.1f}; Redis {1e6 * got['redis_s'] / n:.1f}; "
