@@ -219,7 +219,8 @@ def _high_water_kb(pid: int) -> int:
     return own + sum(_high_water_kb(int(child)) for child in children)
 
 
-def _raw_consume_rate(settings: Settings, topic: str) -> float:
+def raw_consume_rate(settings: Settings, topic: str) -> float:
+    """Records/s of a bare kafka-python consume loop over ``topic``, from the first record: the speed baseline."""
     consumer = make_consumer(settings.kafka, group_id=None, max_poll_records=5_000)
     partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
     consumer.assign(partitions)
@@ -295,7 +296,7 @@ def _rounds(first: Rates, settings: Settings, dataset: Path, workdir: Path, reco
         fresh = _fresh(settings, dataset, workdir, f"speed{n}")
         worker, _, _ = _worker_rate(fresh)
         quix, _ = _quix_rate(settings, records, [])
-        rounds.append(Rates(worker, quix["records_per_s"], _raw_consume_rate(settings, settings.topics.invoices)))
+        rounds.append(Rates(worker, quix["records_per_s"], raw_consume_rate(settings, settings.topics.invoices)))
     return rounds
 
 
@@ -310,7 +311,7 @@ def run(settings: Settings, dataset: Path) -> dict[str, float]:
         rate, records, peak_mb = _worker_rate(settings)
         same = _determinism(settings, dataset, workdir)
         quix, quix_peak_mb = _quix_rate(settings, sent, list(expected))
-        first = Rates(rate, quix["records_per_s"], _raw_consume_rate(settings, settings.topics.invoices))
+        first = Rates(rate, quix["records_per_s"], raw_consume_rate(settings, settings.topics.invoices))
         rounds = _rounds(first, settings, dataset, workdir, sent)
     result = {
         "records": records,

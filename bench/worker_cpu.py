@@ -11,7 +11,9 @@ process's CPU per record (its other threads too; the fetcher process apart), the
 fetcher process's, Redis's (``INFO cpu`` of the bench's own redis-server, before
 and after) and the broker's (``/proc``), their sum and the rate it allows at
 best (every core busy with nothing else), the wall-clock rate, and the peak RSS
-of the worker and its fetcher.
+of the worker and its fetcher; after each run's turns, the rate of
+``bench.worker_bench``'s raw kafka-python consume loop over the same topic, the
+baseline the worker's speed goal is set against.
 
 ``--code DIR`` (repeatable) measures the worker of other checkouts over the same
 topic, taking turns run by run, so a before/after shares one workload and the
@@ -35,7 +37,7 @@ from pathlib import Path
 
 import redis
 
-from bench.worker_bench import CUTOFF, ROOT, bootstrap
+from bench.worker_bench import CUTOFF, ROOT, bootstrap, raw_consume_rate
 from producer.replay import ReplayOptions, replay
 from shared.redis_client import make_redis
 from shared.settings import Settings, as_environment, isolated_settings
@@ -153,6 +155,8 @@ def main() -> None:
                     f"fetcher {got['fetcher_mb']:.0f} MB; load {load:.1f}",
                     flush=True,
                 )
+            raw = raw_consume_rate(settings, settings.topics.invoices)
+            print(f"run {run + 1}: raw kafka-python consume loop {raw:,.0f} rows/s, 0.8x {0.8 * raw:,.0f}", flush=True)
 
 
 if __name__ == "__main__":
