@@ -87,3 +87,25 @@ def test_each_order_replaces_partitions_and_offsets_and_drops_older_fetches(sett
         assert fetcher.highwater == {0: 150, 1: 150}
     finally:
         fetcher.close()
+
+
+def test_a_new_order_fetches_partitions_an_earlier_order_paused(settings: Settings) -> None:
+    """After a rebalance the worker starts its new order unpaused; librdkafka keeps a partition's
+    pause across ``assign``, so the child must resume what the order names, or it never fetches again."""
+    topic = settings.topics.invoices
+    ensure_topics(settings.kafka, [topic], 2, 1)
+    producer = KafkaProducer(bootstrap_servers=settings.kafka.bootstrap_servers)
+    for i in range(200):
+        producer.send(topic, partition=i % 2, key=str(i).encode(), value=f"v{i}".encode())
+    producer.flush()
+    producer.close()
+    fetcher = Fetcher(settings, topic, max_records=100, partition_bytes=64 * 1024)
+    try:
+        fetcher.assign({1: -1})
+        assert fetcher.poll(10.0)
+        fetcher.pause({1})
+        fetcher.poll(1.0)  # the pause is in force in the child by now
+        fetcher.assign({0: -1, 1: -1})  # a new order (a rebalance): nothing paused
+        assert _poll_all(fetcher, 200) == {0: list(range(100)), 1: list(range(100))}
+    finally:
+        fetcher.close()

@@ -349,6 +349,8 @@ def serve(topic: str, frame_records: int, partition_bytes: int, orders: Connecti
                 reported = {}
                 positions = {int(p): offset for p, offset in order["starts"].items()}
                 consumer.assign([Partition(topic, p, o if o >= 0 else OFFSET_BEGINNING) for p, o in positions.items()])
+                if positions:  # an order starts unpaused, but librdkafka keeps a partition's pause across assign
+                    consumer.resume([Partition(topic, p) for p in positions])
             if not positions:
                 continue
             polled, beyond = _take(consumer.consume(frame_records, _CHILD_POLL_MS / 1000), positions)
