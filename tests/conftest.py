@@ -24,6 +24,7 @@ import redis
 from rig.local_services import RedisClusterServers, RedisServer, TansuBroker
 from shared.redis_client import make_redis
 from shared.settings import Settings, isolated_settings
+from tests.pipeline import kill_leftover_workers
 
 # A test that asks for any of these (directly or through another fixture) is marked
 # ``services``; ``pytest -m "not services"`` runs the rest: pure logic, no broker, Redis or data file.
@@ -36,6 +37,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if SERVICE_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.services)
+
+
+@pytest.fixture(autouse=True)
+def _no_leftover_workers() -> Iterator[None]:
+    yield
+    kill_leftover_workers()
 
 
 def _docker_answers() -> bool:

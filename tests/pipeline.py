@@ -99,13 +99,28 @@ def worker_process(
     """
     env = os.environ | as_environment(settings) | {f"SEG_WORKER_{k.upper()}": v for k, v in environment.items()}
     sink = open(log, "ab") if log is not None else subprocess.DEVNULL  # noqa: SIM115 - the child owns it
-    return subprocess.Popen(
+    process = subprocess.Popen(
         [sys.executable, "-m", "worker", "run", "--group", group] + (["--until-caught-up"] if until_caught_up else []),
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=sink,
     )
+    _STARTED.append(process)
+    return process
+
+
+_STARTED: list[subprocess.Popen[bytes]] = []
+
+
+def kill_leftover_workers() -> None:
+    """Kill the worker processes a test started and left running (it failed, or timed out waiting):
+    a stuck worker would otherwise keep fetching and writing through the tests after it."""
+    while _STARTED:
+        process = _STARTED.pop()
+        if process.poll() is None:
+            process.kill()
+            process.wait()
 
 
 def applied(client: redis.Redis, keys: Keys, partitions: int) -> int:
