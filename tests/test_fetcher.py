@@ -63,15 +63,20 @@ def _poll_all(fetcher: Fetcher, expected: int) -> dict[int, list[int]]:
     return offsets
 
 
-def test_each_order_replaces_partitions_and_offsets_and_drops_older_fetches(settings: Settings) -> None:
+def _fetcher_over_two_partitions(settings: Settings, records: int) -> Fetcher:
+    """A fetcher of the invoices topic, two partitions of ``records`` / 2 records each (offsets from 0)."""
     topic = settings.topics.invoices
     ensure_topics(settings.kafka, [topic], 2, 1)
     producer = KafkaProducer(bootstrap_servers=settings.kafka.bootstrap_servers)
-    for i in range(300):
+    for i in range(records):
         producer.send(topic, partition=i % 2, key=str(i).encode(), value=f"v{i}".encode())
     producer.flush()
     producer.close()
-    fetcher = Fetcher(settings, topic, max_records=100, partition_bytes=64 * 1024)
+    return Fetcher(settings, topic, max_records=100, partition_bytes=64 * 1024)
+
+
+def test_each_order_replaces_partitions_and_offsets_and_drops_older_fetches(settings: Settings) -> None:
+    fetcher = _fetcher_over_two_partitions(settings, 300)
     try:
         fetcher.assign({0: -1, 1: -1})
         first = fetcher.poll(10.0)
@@ -92,14 +97,7 @@ def test_each_order_replaces_partitions_and_offsets_and_drops_older_fetches(sett
 def test_a_new_order_fetches_partitions_an_earlier_order_paused(settings: Settings) -> None:
     """After a rebalance the worker starts its new order unpaused; librdkafka keeps a partition's
     pause across ``assign``, so the child must resume what the order names, or it never fetches again."""
-    topic = settings.topics.invoices
-    ensure_topics(settings.kafka, [topic], 2, 1)
-    producer = KafkaProducer(bootstrap_servers=settings.kafka.bootstrap_servers)
-    for i in range(200):
-        producer.send(topic, partition=i % 2, key=str(i).encode(), value=f"v{i}".encode())
-    producer.flush()
-    producer.close()
-    fetcher = Fetcher(settings, topic, max_records=100, partition_bytes=64 * 1024)
+    fetcher = _fetcher_over_two_partitions(settings, 200)
     try:
         fetcher.assign({1: -1})
         assert fetcher.poll(10.0)
